@@ -1,0 +1,236 @@
+/* tasker/core.h — the C interface of the tasker orchestration core.
+ *
+ * The core owns all durable state of a workflow engine: pipelines (DAGs of
+ * steps), tasks (runs of a pipeline), step states, leases, retries and
+ * results. Workers drive it through this interface: they poll ready steps in
+ * batches, run them, and complete them in batches. Any language with a C FFI
+ * can be a worker; the C++ runtime of this project is one.
+ *
+ * Conventions
+ * - Every function that can fail returns a tk_status and, when `err` is not
+ *   NULL, fills it with the same code and a readable message. No exception
+ *   ever crosses this interface.
+ * - All functions are thread-safe. A tk_worker handle (poll/complete) is meant
+ *   to be used by one thread at a time, since the events of a poll live in it.
+ * - Strings are UTF-8 and NUL-terminated. JSON passed in is validated
+ *   strictly (RFC 8259) and its size is capped (option "max_json_bytes").
+ * - Times are milliseconds since the Unix epoch, read from the core's clock
+ *   (the system clock unless tk_set_clock installed another).
+ * - Memory returned as `char*` is the caller's: free it with tk_free().
+ */
+#ifndef TASKER_CORE_H
+#define TASKER_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define TK_API __attribute__((visibility("default")))
+#else
+#define TK_API
+#endif
+
+/** Status codes; every value is documented because scripts and other
+ *  languages switch on them. */
+typedef enum tk_status {
+  TK_OK = 0,               /**< success */
+  TK_INVALID_ARGUMENT = 1, /**< a null pointer, an empty name, a bad value */
+  TK_MALFORMED_JSON = 2,   /**< a JSON input does not parse */
+  /** well-formed input that breaks a rule (cycle, unknown dependency…) */
+  TK_VALIDATION = 3,
+  TK_NOT_FOUND = 4, /**< unknown task, step or pipeline */
+  /** the request contradicts stored state (e.g. an idempotency key of another pipeline) */
+  TK_CONFLICT = 5,
+  TK_TOO_LARGE = 6,   /**< an input exceeds the configured size cap */
+  TK_STORE_ERROR = 7, /**< the store failed (I/O, corrupt file, lock timeout) */
+  TK_UNSUPPORTED = 8, /**< unknown store URL scheme or option */
+  TK_INTERNAL = 9,    /**< a bug or an out-of-memory condition inside the core */
+  /* Per-item outcomes of tk_complete and tk_heartbeat (never returned as a
+   * call's status): */
+  /** the fencing token is not the step's current claim: rejected, nothing changed */
+  TK_STALE = 20,
+  TK_DUPLICATE = 21 /**< this claim was already completed: a no-op */
+} tk_status;
+
+/** Error details. `message` is always NUL-terminated. */
+typedef struct tk_error {
+  int code;          /**< a tk_status */
+  char message[512]; /**< what went wrong, naming the offending item */
+} tk_error;
+
+/** An opened store with its engine. */
+typedef struct tk_core tk_core;
+/** A worker's claim handle: its identity and the pooled memory of its events. */
+typedef struct tk_worker tk_worker;
+
+/** Opens a core on a store.
+ *  url: "memory:" (nothing persists), "sqlite:PATH" (embedded, the default for
+ *       workers; WAL mode, safe for several processes on one machine).
+ *  options_json: NULL or a JSON object with any of
+ *       "max_json_bytes"  (default 4194304) cap on every JSON input,
+ *       "default_lease_ms" (default 30000) lease when tk_poll gets 0,
+ *       "busy_timeout_ms" (default 5000) SQLite lock wait,
+ *       "synchronous"     ("normal" default, "full", "off") SQLite durability,
+ *       "seed"            (default: random) seed of the retry jitter.
+ *  Returns NULL on failure with `err` filled. */
+TK_API tk_core* tk_open(const char* url, const char* options_json, tk_error* err);
+/** Closes the core; a NULL core is ignored. Workers of it must be closed first. */
+TK_API void tk_close(tk_core* core);
+/** Frees memory returned by the core. */
+TK_API void tk_free(void* p);
+/** The core's version, e.g. "0.1.0". */
+TK_API const char* tk_version(void);
+
+/* ---- time and wake-up ----------------------------------------------- */
+
+/** A clock: returns milliseconds since the epoch. */
+typedef int64_t (*tk_clock_fn)(void* user);
+/** Replaces the core's clock (NULL restores the system clock). For tests: a
+ *  manual clock lets retry and lease tests run without sleeping. */
+TK_API tk_status tk_set_clock(tk_core* core, tk_clock_fn fn, void* user, tk_error* err);
+/** Reads the core's clock. */
+TK_API int64_t tk_now_ms(tk_core* core);
+
+/** Called when new work may be ready: a task was created, a step was
+ *  released, a failed step is ready to retry now, a task was cancelled. It is
+ *  called from the thread that made the change, after the core dropped its
+ *  locks, so it may call back into the core; keep it cheap (signal, don't work). */
+typedef void (*tk_wakeup_fn)(void* user);
+/** Installs (or with NULL removes) the wake-up callback. */
+TK_API tk_status tk_set_wakeup(tk_core* core, tk_wakeup_fn fn, void* user, tk_error* err);
+/** Milliseconds until the next timed event of the given namespaces (a retry
+ *  backoff or a lease running out): 0 if something is claimable now, -1 if
+ *  nothing is scheduled. A poller sets one timer for it instead of polling. */
+TK_API tk_status tk_next_due(tk_core* core, const char* const* namespaces, size_t namespace_count,
+                             int64_t* delay_ms, tk_error* err);
+
+/* ---- pipelines and tasks --------------------------------------------- */
+
+/** Registers a pipeline (task template). JSON:
+ *  {"namespace": "...", "name": "...", "version": "...",
+ *   "steps": [{"name": "...", "handler": "...", "config": {...},
+ *              "dependencies": ["..."],
+ *              "retry": {"max_attempts": 3, "backoff": "none|linear|exponential",
+ *                        "base_ms": 1000, "cap_ms": 30000, "jitter": 0.15,
+ *                        "retryable": true},
+ *              "timeout_ms": 0}]}
+ *  Registering the same namespace/name/version again with the same steps is a
+ *  no-op; with different steps it is TK_CONFLICT (publish a new version). */
+TK_API tk_status tk_register_pipeline(tk_core* core, const char* pipeline_json, tk_error* err);
+
+/** What to run. */
+typedef struct tk_task_spec {
+  const char* namespace_name;  /**< pipeline namespace */
+  const char* name;            /**< pipeline name */
+  const char* version;         /**< pipeline version */
+  const char* context_json;    /**< a JSON object: the task's input; NULL means {} */
+  const char* idempotency_key; /**< NULL or a key: the same key returns the same task */
+  int32_t priority;            /**< higher runs first; default 0 */
+} tk_task_spec;
+
+/** Creates a task; `*task_id` receives its id and `*created` (if not NULL) 1,
+ *  or 0 when the idempotency key named an existing task, which is returned. */
+TK_API tk_status tk_create_task(tk_core* core, const tk_task_spec* spec, int64_t* task_id,
+                                int* created, tk_error* err);
+
+/** The task's status as JSON (caller frees with tk_free): its state, priority,
+ *  context, timestamps and every step's state, attempts, result, last error
+ *  and timestamps. */
+TK_API tk_status tk_task_status(tk_core* core, int64_t task_id, char** status_json, tk_error* err);
+
+/** Cancels a task: its unfinished steps become `cancelled`, none is handed out
+ *  again, and completions of steps still running are rejected as TK_STALE.
+ *  Cancelling a finished task is TK_CONFLICT. */
+TK_API tk_status tk_cancel_task(tk_core* core, int64_t task_id, tk_error* err);
+
+/** Lists tasks, newest id last. filter_json: NULL or
+ *  {"state": "running", "namespace": "...", "after": <task id>, "limit": 100}
+ *  (limit 1..1000, default 100). Result: {"tasks": [{"id", "namespace", "name",
+ *  "version", "state", "priority", "created_at", "updated_at"}...],
+ *  "next": <id to pass as "after", or null when this was the last page>}. */
+TK_API tk_status tk_list_tasks(tk_core* core, const char* filter_json, char** list_json,
+                               tk_error* err);
+
+/* ---- the worker interface -------------------------------------------- */
+
+/** One claimed step. All pointers stay valid until the next tk_poll on the
+ *  same worker or tk_worker_close; the strings are NUL-terminated and their
+ *  lengths are given. */
+typedef struct tk_step_event {
+  int64_t task_id;
+  int64_t step_id;
+  const char* namespace_name;
+  const char* step_name;
+  const char* handler;
+  const char* handler_config;     /**< JSON object ({} when none) */
+  const char* task_context;       /**< JSON object */
+  const char* dependency_results; /**< JSON object: every ancestor's result keyed by step name */
+  size_t step_name_len, handler_len, handler_config_len, task_context_len, dependency_results_len;
+  int32_t attempt; /**< 1 on the first execution */
+  int32_t max_attempts;
+  int64_t fencing_token;       /**< pass back in tk_step_result */
+  int64_t lease_expires_at_ms; /**< heartbeat before this, or the step is claimable again */
+  int64_t timeout_ms;          /**< the step's timeout, 0 = none */
+} tk_step_event;
+
+/** Opens a worker handle. `name` (1 to 255 bytes, required) identifies it in
+ *  step status (claimed_by) and in lease-expiry errors. */
+TK_API tk_worker* tk_worker_open(tk_core* core, const char* name, tk_error* err);
+/** Closes a worker handle; its steps keep their leases until they run out. */
+TK_API void tk_worker_close(tk_worker* worker);
+
+/** Claims up to `max_events` ready steps of the given namespaces (all when
+ *  namespace_count is 0), highest task priority first, then those ready
+ *  longest. Each claim counts an attempt and holds a lease of `lease_ms`
+ *  (0 = the core's default). `*events` points into the worker's pooled
+ *  memory. Before claiming, the poll makes due retries of those namespaces
+ *  ready and takes back steps whose lease ran out (ready again if attempts
+ *  remain, else error "lease_expired"). */
+TK_API tk_status tk_poll(tk_worker* worker, const char* const* namespaces, size_t namespace_count,
+                         size_t max_events, int64_t lease_ms, const tk_step_event** events,
+                         size_t* event_count, tk_error* err);
+
+/** How a step ended. */
+typedef enum tk_result_kind {
+  TK_RESULT_SUCCESS = 0, /**< result_json holds the step's result */
+  TK_RESULT_FAILURE = 1  /**< error_* fields say why */
+} tk_result_kind;
+
+/** One step's result. */
+typedef struct tk_step_result {
+  int64_t step_id;
+  int64_t fencing_token; /**< from the event */
+  tk_result_kind kind;
+  const char* result_json;   /**< success: any JSON value; NULL means null */
+  const char* error_message; /**< failure: readable message */
+  const char* error_type;    /**< failure: e.g. "retryable_error", "permanent_error" */
+  int retryable;             /**< failure: nonzero lets the step's retry policy retry it */
+  int64_t retry_after_ms;    /**< failure: > 0 overrides the policy's backoff */
+} tk_step_result;
+
+/** Completes steps, each atomically with the release of its children. A
+ *  failure the policy retries waits in `waiting_for_retry` for its backoff
+ *  (or is `ready` at once when the delay is 0). For
+ *  each result, `outcomes[i]` (if not NULL) receives TK_OK, TK_DUPLICATE
+ *  (already completed by this claim: no-op), TK_STALE (not the current claim:
+ *  rejected), TK_NOT_FOUND, or an input error code (malformed result JSON,
+ *  too large) — one bad result does not stop the others. The call's status
+ *  is TK_OK unless the call itself failed. */
+TK_API tk_status tk_complete(tk_worker* worker, const tk_step_result* results, size_t count,
+                             int* outcomes, tk_error* err);
+
+/** Extends the leases of running steps to now + lease_ms. outcomes[i] as for
+ *  tk_complete (TK_STALE when the claim is no longer current). */
+TK_API tk_status tk_heartbeat(tk_worker* worker, const int64_t* step_ids,
+                              const int64_t* fencing_tokens, size_t count, int64_t lease_ms,
+                              int* outcomes, tk_error* err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TASKER_CORE_H */

@@ -1,0 +1,47 @@
+#include "event_buffer.hpp"
+
+namespace tasker::core {
+
+void event_buffer::clear() {
+  events_.clear();
+  spans_.clear();
+  arena_.clear();
+}
+
+tk_step_event& event_buffer::add() {
+  events_.emplace_back();
+  spans_.emplace_back();
+  return events_.back();
+}
+
+void event_buffer::end_context() {
+  spans_.back().context = start_;
+  spans_.back().context_len = arena_.size() - start_;
+  arena_.push_back('\0');
+}
+
+void event_buffer::end_dependency_results() {
+  spans_.back().deps = start_;
+  spans_.back().deps_len = arena_.size() - start_;
+  arena_.push_back('\0');
+}
+
+void event_buffer::drop_last() {
+  events_.pop_back();
+  spans_.pop_back();
+}
+
+const tk_step_event* event_buffer::finish() {
+  const char* base = arena_.data();
+  for (std::size_t i = 0; i < events_.size(); ++i) {
+    auto& e = events_[i];
+    const auto& s = spans_[i];
+    e.task_context = base + s.context;
+    e.task_context_len = s.context_len;
+    e.dependency_results = base + s.deps;
+    e.dependency_results_len = s.deps_len;
+  }
+  return events_.data();
+}
+
+}  // namespace tasker::core

@@ -1,0 +1,104 @@
+// The state machine of steps and tasks, written once and used by every
+// store: a store loads rows, applies these transitions, and persists what
+// changed. This is what keeps the stores' behaviour identical.
+#pragma once
+
+#include <random>
+#include <string_view>
+
+#include "store.hpp"
+
+namespace tasker::core {
+
+/// True when steps of the task may still be handed out.
+inline bool task_active(const task_row& t) {
+  return t.state == task_state::pending || t.state == task_state::running;
+}
+
+/// True when the state is final for a step.
+inline bool step_finished(step_state s) {
+  return s == step_state::complete || s == step_state::error || s == step_state::cancelled;
+}
+
+/// Marks a ready step claimed: attempt counted, new fencing token, lease set.
+void claim_step(step_row& s, task_row& t, millis now, millis lease_ms, std::string_view worker);
+
+/// Whether a completion or heartbeat with `token` applies to the step's
+/// current claim: TK_OK, TK_DUPLICATE (this claim already ended) or TK_STALE.
+int check_claim(const step_row& s, const task_row& t, std::int64_t token);
+
+/// Records a success. Returns true when the task thereby completed. The
+/// caller releases the children (release_parent) unless the task completed.
+bool apply_success(step_row& s, task_row& t, std::string_view result_json, millis now);
+
+/// One parent of `child` completed; true when the child became ready (only
+/// while the task is active).
+bool release_parent(step_row& child, const task_row& t, millis now);
+
+/// What a failed attempt did to the step.
+enum class failure_effect {
+  retry_now,    ///< ready again immediately
+  retry_later,  ///< waiting_for_retry until s.due_at
+  failed        ///< step error, task error: the store then parks the task's
+                ///< unstarted steps (park_unstarted)
+};
+
+/// After a task failed: a ready or waiting step goes back to pending, since
+/// it will not run. True when the step changed.
+bool park_unstarted(step_row& s);
+
+/// Records a failure under the step's retry policy.
+failure_effect apply_failure(step_row& s, task_row& t, const tk_step_result& r, millis now,
+                             std::mt19937_64& rng);
+
+/// A running step's lease ran out (s.due_at <= now): ready again with its
+/// token invalidated if attempts remain, else error (type lease_expired).
+failure_effect expire_lease(step_row& s, task_row& t, millis now);
+
+/// A due retry becomes ready.
+void retry_due(step_row& s);
+
+/// Cancels the task and every unfinished step in [steps, steps+count).
+void cancel(task_row& t, step_row* steps, std::size_t count, millis now);
+
+/// Appends the event for a just-claimed step to `out`; `ancestor_result(i)`
+/// returns the stored result JSON of step index i (empty: null).
+template <class AncestorResult>
+void add_event(event_buffer& out, const step_row& s, const task_row& t, millis lease_until,
+               AncestorResult&& ancestor_result) {
+  const auto& p = *t.pipeline;
+  const auto& d = p.steps[static_cast<std::size_t>(s.index)];
+  auto& e = out.add();
+  e.task_id = s.task_id;
+  e.step_id = s.id;
+  e.namespace_name = p.namespace_name.c_str();
+  e.step_name = d.name.c_str();
+  e.step_name_len = d.name.size();
+  e.handler = d.handler.c_str();
+  e.handler_len = d.handler.size();
+  e.handler_config = d.config.c_str();
+  e.handler_config_len = d.config.size();
+  e.attempt = s.attempts;
+  e.max_attempts = d.retry.max_attempts;
+  e.fencing_token = s.claim_seq;
+  e.lease_expires_at_ms = lease_until;
+  e.timeout_ms = d.timeout_ms;
+  out.begin_string();
+  out.append(t.context);
+  out.end_context();
+  out.begin_string();
+  out.append('{');
+  bool first = true;
+  for (int a : d.ancestors) {
+    if (!first)
+      out.append(',');
+    first = false;
+    out.append(p.steps[static_cast<std::size_t>(a)].result_key);
+    std::string_view r = ancestor_result(a);
+    out.append(r.empty() ? std::string_view{"null"} : r);
+  }
+  out.append('}');
+  out.end_dependency_results();
+}
+
+}  // namespace tasker::core
