@@ -1,0 +1,279 @@
+// core_loop: how fast the core hands out and takes back steps, through the C
+// ABI only. For each store and batch size it creates T tasks (half a linear
+// 4-step pipeline, half a diamond), then polls and completes with no-op
+// results until nothing is left, and checks every task ended complete.
+//
+//   core_loop [--tasks N] [--store memory|sqlite|all] [--batch N[,N...]]...
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <sstream>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "tasker/core.h"
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+using nlohmann::json;
+
+struct options {
+  long tasks = 0;  ///< 0: the store's default
+  std::vector<std::string> stores{"memory", "sqlite"};
+  std::vector<std::size_t> batches;
+};
+
+struct run_stats {
+  std::int64_t steps = 0;
+  double create_seconds = 0;
+  double loop_seconds = 0;
+  bool verified = false;
+};
+
+double seconds_since(clock_type::time_point start) {
+  return std::chrono::duration<double>(clock_type::now() - start).count();
+}
+
+[[noreturn]] void usage(const char* why) {
+  std::fprintf(stderr,
+               "core_loop: %s\n"
+               "usage: core_loop [--tasks N] [--store memory|sqlite|all] [--batch N[,N...]]...\n",
+               why);
+  std::exit(2);
+}
+
+long parse_positive(const std::string& text, const char* what) {
+  char* end = nullptr;
+  const long v = std::strtol(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || v <= 0)
+    usage((std::string("bad ") + what + ": " + text).c_str());
+  return v;
+}
+
+options parse_args(int argc, char** argv) {
+  options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h")
+      usage("help");
+    if (i + 1 >= argc)
+      usage(("missing value for " + arg).c_str());
+    const std::string value = argv[++i];
+    if (arg == "--tasks") {
+      o.tasks = parse_positive(value, "--tasks");
+    } else if (arg == "--store") {
+      if (value == "all")
+        o.stores = {"memory", "sqlite"};
+      else if (value == "memory" || value == "sqlite")
+        o.stores = {value};
+      else
+        usage(("unknown store " + value).c_str());
+    } else if (arg == "--batch") {
+      std::stringstream list(value);
+      std::string item;
+      while (std::getline(list, item, ','))
+        o.batches.push_back(static_cast<std::size_t>(parse_positive(item, "--batch")));
+    } else {
+      usage(("unknown option " + arg).c_str());
+    }
+  }
+  if (o.batches.empty())
+    o.batches = {1, 64};
+  return o;
+}
+
+bool check(tk_status status, const tk_error& err, const char* what) {
+  if (status == TK_OK)
+    return true;
+  std::fprintf(stderr, "core_loop: %s failed (%d): %s\n", what, static_cast<int>(status),
+               err.message);
+  return false;
+}
+
+std::string pipeline(const char* name, bool diamond) {
+  json steps = json::array();
+  auto step = [&](const char* n, std::vector<std::string> deps) {
+    steps.push_back({{"name", n}, {"handler", "noop"}, {"dependencies", deps}});
+  };
+  step("a", {});
+  step("b", {"a"});
+  step("c", {diamond ? "a" : "b"});
+  step("d", diamond ? std::vector<std::string>{"b", "c"} : std::vector<std::string>{"c"});
+  return json{{"namespace", "bench"}, {"name", name}, {"version", "1"}, {"steps", steps}}.dump();
+}
+
+/// Counts tasks in `state` by paging through tk_list_tasks.
+long count_tasks(tk_core* core, const char* state) {
+  long count = 0;
+  json after = nullptr;
+  for (;;) {
+    json filter{{"state", state}, {"limit", 1000}};
+    if (!after.is_null())
+      filter["after"] = after;
+    tk_error err{};
+    char* text = nullptr;
+    if (!check(tk_list_tasks(core, filter.dump().c_str(), &text, &err), err, "tk_list_tasks"))
+      return -1;
+    json page = json::parse(text, nullptr, false);
+    tk_free(text);
+    if (page.is_discarded())
+      return -1;
+    count += static_cast<long>(page.at("tasks").size());
+    after = page.at("next");
+    if (after.is_null())
+      return count;
+  }
+}
+
+bool verify(tk_core* core, const std::vector<std::int64_t>& ids, const run_stats& stats) {
+  bool ok = true;
+  const auto expected_steps = static_cast<std::int64_t>(ids.size()) * 4;
+  if (stats.steps != expected_steps) {
+    std::fprintf(stderr, "core_loop: ran %lld steps, expected %lld\n",
+                 static_cast<long long>(stats.steps), static_cast<long long>(expected_steps));
+    ok = false;
+  }
+  const long complete = count_tasks(core, "complete");
+  if (complete != static_cast<long>(ids.size())) {
+    std::fprintf(stderr, "core_loop: %ld tasks complete, expected %zu\n", complete, ids.size());
+    ok = false;
+  }
+  for (std::size_t i = 0; i < ids.size(); i += std::max<std::size_t>(1, ids.size() / 7)) {
+    tk_error err{};
+    char* text = nullptr;
+    if (!check(tk_task_status(core, ids[i], &text, &err), err, "tk_task_status"))
+      return false;
+    json status = json::parse(text, nullptr, false);
+    tk_free(text);
+    if (status.is_discarded() || status.at("state") != "complete") {
+      std::fprintf(stderr, "core_loop: task %lld is not complete\n",
+                   static_cast<long long>(ids[i]));
+      ok = false;
+    }
+  }
+  return ok;
+}
+
+struct temp_dir {
+  std::filesystem::path path;
+  temp_dir() {
+    auto pattern = (std::filesystem::temp_directory_path() / "tasker-bench-XXXXXX").string();
+    std::vector<char> buf(pattern.begin(), pattern.end());
+    buf.push_back('\0');
+    if (::mkdtemp(buf.data()) == nullptr) {
+      std::perror("core_loop: mkdtemp");
+      std::exit(1);
+    }
+    path = buf.data();
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
+bool run(const std::string& store, std::size_t batch, long tasks, run_stats& stats) {
+  temp_dir dir;
+  const std::string url =
+      store == "memory" ? "memory:" : "sqlite:" + (dir.path / "bench.db").string();
+  tk_error err{};
+  tk_core* core = tk_open(url.c_str(), nullptr, &err);
+  if (core == nullptr) {
+    check(static_cast<tk_status>(err.code), err, "tk_open");
+    return false;
+  }
+  bool ok = check(tk_register_pipeline(core, pipeline("linear", false).c_str(), &err), err,
+                  "tk_register_pipeline")
+            && check(tk_register_pipeline(core, pipeline("diamond", true).c_str(), &err), err,
+                     "tk_register_pipeline");
+
+  std::vector<std::int64_t> ids;
+  ids.reserve(static_cast<std::size_t>(tasks));
+  auto start = clock_type::now();
+  for (long i = 0; ok && i < tasks; ++i) {
+    tk_task_spec spec{};
+    spec.namespace_name = "bench";
+    spec.name = i % 2 == 0 ? "linear" : "diamond";
+    spec.version = "1";
+    std::int64_t id = 0;
+    ok = check(tk_create_task(core, &spec, &id, nullptr, &err), err, "tk_create_task");
+    ids.push_back(id);
+  }
+  stats.create_seconds = seconds_since(start);
+
+  tk_worker* worker = ok ? tk_worker_open(core, "bench", &err) : nullptr;
+  ok = ok && worker != nullptr;
+  std::vector<tk_step_result> results(batch);
+  std::vector<int> outcomes(batch);
+  start = clock_type::now();
+  auto last_report = start;
+  while (ok) {
+    const tk_step_event* events = nullptr;
+    std::size_t count = 0;
+    ok = check(tk_poll(worker, nullptr, 0, batch, 60000, &events, &count, &err), err, "tk_poll");
+    if (!ok || count == 0)
+      break;
+    for (std::size_t i = 0; i < count; ++i) {
+      results[i] = tk_step_result{};
+      results[i].step_id = events[i].step_id;
+      results[i].fencing_token = events[i].fencing_token;
+      results[i].kind = TK_RESULT_SUCCESS;
+      results[i].result_json = "{}";
+    }
+    ok = check(tk_complete(worker, results.data(), count, outcomes.data(), &err), err,
+               "tk_complete");
+    for (std::size_t i = 0; ok && i < count; ++i)
+      if (outcomes[i] != TK_OK) {
+        std::fprintf(stderr, "core_loop: step %lld completed with outcome %d\n",
+                     static_cast<long long>(results[i].step_id), outcomes[i]);
+        ok = false;
+      }
+    stats.steps += static_cast<std::int64_t>(count);
+    if (std::chrono::duration<double>(clock_type::now() - last_report).count() > 3.0) {
+      last_report = clock_type::now();
+      const double elapsed = seconds_since(start);
+      std::printf("  ... %s batch %zu: %lld of %ld steps, %.1f s, %.0f steps/s\n", store.c_str(),
+                  batch, static_cast<long long>(stats.steps), tasks * 4, elapsed,
+                  static_cast<double>(stats.steps) / elapsed);
+      std::fflush(stdout);
+    }
+  }
+  stats.loop_seconds = seconds_since(start);
+  tk_worker_close(worker);
+  stats.verified = ok && verify(core, ids, stats);
+  tk_close(core);
+  return stats.verified;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const options opts = parse_args(argc, argv);
+  std::printf("tasker core %s\n", tk_version());
+  std::printf("%-7s %6s %7s %8s %10s %11s %9s %10s\n", "store", "batch", "tasks", "steps",
+              "create_s", "tasks/s", "loop_s", "steps/s");
+  bool all_ok = true;
+  for (const auto& store : opts.stores) {
+    const long tasks = opts.tasks > 0 ? opts.tasks : store == "memory" ? 20000 : 5000;
+    for (std::size_t batch : opts.batches) {
+      run_stats stats;
+      const bool ok = run(store, batch, tasks, stats);
+      all_ok = all_ok && ok;
+      std::printf("%-7s %6zu %7ld %8lld %10.3f %11.0f %9.3f %10.0f%s\n", store.c_str(), batch,
+                  tasks, static_cast<long long>(stats.steps), stats.create_seconds,
+                  static_cast<double>(tasks) / stats.create_seconds, stats.loop_seconds,
+                  static_cast<double>(stats.steps) / stats.loop_seconds,
+                  ok ? "" : "  FAILED verification");
+      std::fflush(stdout);
+    }
+  }
+  return all_ok ? 0 : 1;
+}

@@ -1,0 +1,275 @@
+// The C ABI's contract at its edges: null pointers, bad JSON, size caps,
+// unknown ids and URLs. Every failure must come back as a status and a
+// message, never as a crash.
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core_test_support.hpp"
+
+using namespace tasker::test;
+
+namespace {
+
+/// Checks a failed call: the status, the same code in `err`, and a message.
+void check_failed(tk_status status, const tk_error& err, tk_status expected) {
+  INFO("message: ", err.message);
+  CHECK(status == expected);
+  CHECK(err.code == expected);
+  CHECK(std::strlen(err.message) > 0);
+  CHECK(std::strlen(err.message) < sizeof err.message);
+}
+
+/// A memory core with test/flow@1 (a -> b) registered.
+struct abi_env {
+  manual_clock clock;
+  core_handle core;
+  explicit abi_env(const char* options = nullptr) {
+    core.open("memory:", options);
+    core.use_clock(clock);
+    register_pipeline(core, pipeline_json("test", "flow", {{"a"}, {"b", {"a"}}}));
+  }
+};
+
+std::string padded_object(std::size_t bytes) {
+  // {"pad":"xxxx...."} of exactly `bytes` bytes
+  std::string s = R"({"pad":")";
+  s.append(bytes - s.size() - 2, 'x');
+  s += "\"}";
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("the version is a non-empty string" * doctest::timeout(5)) {
+  REQUIRE(tk_version() != nullptr);
+  CHECK(std::strlen(tk_version()) > 0);
+}
+
+TEST_CASE("null pointers are invalid arguments and never crash" * doctest::timeout(10)) {
+  abi_env env;
+  tk_core* core = env.core;
+  tk_error err{};
+
+  SUBCASE("opening and closing") {
+    CHECK(tk_open(nullptr, nullptr, &err) == nullptr);
+    check_failed(static_cast<tk_status>(err.code), err, TK_INVALID_ARGUMENT);
+    tk_close(nullptr);
+    tk_free(nullptr);
+    tk_worker_close(nullptr);
+  }
+  SUBCASE("clock and wake-up") {
+    check_failed(tk_set_clock(nullptr, &manual_clock::read, &env.clock, &err), err,
+                 TK_INVALID_ARGUMENT);
+    check_failed(tk_set_wakeup(nullptr, nullptr, nullptr, &err), err, TK_INVALID_ARGUMENT);
+    std::int64_t delay = 0;
+    check_failed(tk_next_due(nullptr, nullptr, 0, &delay, &err), err, TK_INVALID_ARGUMENT);
+    check_failed(tk_next_due(core, nullptr, 0, nullptr, &err), err, TK_INVALID_ARGUMENT);
+    check_failed(tk_next_due(core, nullptr, 2, &delay, &err), err, TK_INVALID_ARGUMENT);
+    const char* with_null[] = {"test", nullptr};
+    check_failed(tk_next_due(core, with_null, 2, &delay, &err), err, TK_INVALID_ARGUMENT);
+    // NULL restores the system clock.
+    CHECK(tk_set_clock(core, nullptr, nullptr, &err) == TK_OK);
+    CHECK(tk_now_ms(core) > clock_start_ms);
+  }
+  SUBCASE("pipelines and tasks") {
+    check_failed(tk_register_pipeline(nullptr, "{}", &err), err, TK_INVALID_ARGUMENT);
+    check_failed(tk_register_pipeline(core, nullptr, &err), err, TK_INVALID_ARGUMENT);
+
+    tk_task_spec spec{};
+    spec.namespace_name = "test";
+    spec.name = "flow";
+    spec.version = "1";
+    std::int64_t id = 0;
+    check_failed(tk_create_task(nullptr, &spec, &id, nullptr, &err), err, TK_INVALID_ARGUMENT);
+    check_failed(tk_create_task(core, nullptr, &id, nullptr, &err), err, TK_INVALID_ARGUMENT);
+    check_failed(tk_create_task(core, &spec, nullptr, nullptr, &err), err, TK_INVALID_ARGUMENT);
+    for (int field = 0; field < 3; ++field) {
+      INFO("null field ", field);
+      tk_task_spec broken = spec;
+      (field == 0 ? broken.namespace_name : field == 1 ? broken.name : broken.version) = nullptr;
+      check_failed(tk_create_task(core, &broken, &id, nullptr, &err), err, TK_INVALID_ARGUMENT);
+    }
+    REQUIRE(tk_create_task(core, &spec, &id, nullptr, &err) == TK_OK);  // created may be NULL
+
+    char* text = nullptr;
+    check_failed(tk_task_status(nullptr, id, &text, &err), err, TK_INVALID_ARGUMENT);
+    check_failed(tk_task_status(core, id, nullptr, &err), err, TK_INVALID_ARGUMENT);
+    check_failed(tk_cancel_task(nullptr, id, &err), err, TK_INVALID_ARGUMENT);
+    check_failed(tk_list_tasks(nullptr, nullptr, &text, &err), err, TK_INVALID_ARGUMENT);
+    check_failed(tk_list_tasks(core, nullptr, nullptr, &err), err, TK_INVALID_ARGUMENT);
+    CHECK(text == nullptr);
+  }
+  SUBCASE("the worker interface") {
+    CHECK(tk_worker_open(nullptr, "w", &err) == nullptr);
+    check_failed(static_cast<tk_status>(err.code), err, TK_INVALID_ARGUMENT);
+    err = tk_error{};
+    tk_worker* unnamed = tk_worker_open(core, nullptr, &err);
+    CHECK(unnamed == nullptr);
+    check_failed(static_cast<tk_status>(err.code), err, TK_INVALID_ARGUMENT);
+    tk_worker_close(unnamed);
+
+    create_task(core);
+    worker_handle w(core, "w1");
+    const tk_step_event* events = nullptr;
+    std::size_t count = 0;
+    check_failed(tk_poll(nullptr, nullptr, 0, 1, 0, &events, &count, &err), err,
+                 TK_INVALID_ARGUMENT);
+    check_failed(tk_poll(w, nullptr, 1, 1, 0, &events, &count, &err), err, TK_INVALID_ARGUMENT);
+    check_failed(tk_poll(w, nullptr, 0, 1, 0, nullptr, &count, &err), err, TK_INVALID_ARGUMENT);
+    check_failed(tk_poll(w, nullptr, 0, 1, 0, &events, nullptr, &err), err, TK_INVALID_ARGUMENT);
+    // None of the failed polls claimed anything.
+    auto a = poll_one(w);
+    CHECK(a.attempt == 1);
+
+    check_failed(tk_complete(nullptr, nullptr, 0, nullptr, &err), err, TK_INVALID_ARGUMENT);
+    check_failed(tk_complete(w, nullptr, 1, nullptr, &err), err, TK_INVALID_ARGUMENT);
+    const std::int64_t ids[] = {a.step_id};
+    const std::int64_t tokens[] = {a.fencing_token};
+    int outcome = -1;
+    check_failed(tk_heartbeat(nullptr, ids, tokens, 1, 1000, &outcome, &err), err,
+                 TK_INVALID_ARGUMENT);
+    check_failed(tk_heartbeat(w, nullptr, tokens, 1, 1000, &outcome, &err), err,
+                 TK_INVALID_ARGUMENT);
+    check_failed(tk_heartbeat(w, ids, nullptr, 1, 1000, &outcome, &err), err, TK_INVALID_ARGUMENT);
+    // Outcomes may be NULL.
+    CHECK(tk_heartbeat(w, ids, tokens, 1, 1000, nullptr, &err) == TK_OK);
+    auto done = success_result(a, "{}");
+    CHECK(tk_complete(w, &done, 1, nullptr, &err) == TK_OK);
+    CHECK(step_status(task_status(core, a.task_id), "a").at("state") == "complete");
+  }
+}
+
+TEST_CASE("the error pointer may be null" * doctest::timeout(10)) {
+  abi_env env;
+  CHECK(tk_open("nosuchscheme:x", nullptr, nullptr) == nullptr);
+  CHECK(tk_open(nullptr, nullptr, nullptr) == nullptr);
+  CHECK(tk_register_pipeline(env.core, "{", nullptr) == TK_MALFORMED_JSON);
+  CHECK(tk_register_pipeline(env.core, nullptr, nullptr) == TK_INVALID_ARGUMENT);
+  CHECK(tk_cancel_task(env.core, 424242, nullptr) == TK_NOT_FOUND);
+  char* text = nullptr;
+  CHECK(tk_task_status(env.core, 424242, &text, nullptr) == TK_NOT_FOUND);
+  CHECK(tk_worker_open(nullptr, "w", nullptr) == nullptr);
+  worker_handle w(env.core, "w1");
+  const tk_step_event* events = nullptr;
+  std::size_t count = 0;
+  CHECK(tk_poll(w, nullptr, 0, 1, 0, &events, &count, nullptr) == TK_OK);
+  CHECK(count == 0);
+}
+
+TEST_CASE("unknown ids are not found" * doctest::timeout(10)) {
+  abi_env env;
+  tk_error err{};
+  char* text = nullptr;
+  check_failed(tk_task_status(env.core, 424242, &text, &err), err, TK_NOT_FOUND);
+  CHECK(text == nullptr);
+  check_failed(tk_cancel_task(env.core, 424242, &err), err, TK_NOT_FOUND);
+  check_failed(tk_cancel_task(env.core, -1, &err), err, TK_NOT_FOUND);
+
+  worker_handle w(env.core, "w1");
+  tk_step_result r{};
+  r.step_id = 424242;
+  r.fencing_token = 1;
+  r.kind = TK_RESULT_SUCCESS;
+  int outcome = -1;
+  CHECK(tk_complete(w, &r, 1, &outcome, &err) == TK_OK);
+  CHECK(outcome == TK_NOT_FOUND);
+  CHECK(heartbeat(w, 424242, 1, 1000) == TK_NOT_FOUND);
+}
+
+TEST_CASE("an unknown store scheme or option is unsupported" * doctest::timeout(10)) {
+  tk_error err{};
+  for (const char* url : {"redis://localhost:6379", "nosuchscheme:x", "memory", ""}) {
+    INFO("url '", std::string(url), "'");
+    err = tk_error{};
+    CHECK(tk_open(url, nullptr, &err) == nullptr);
+    CHECK(err.code != TK_OK);
+    CHECK(std::strlen(err.message) > 0);
+  }
+  err = tk_error{};
+  CHECK(tk_open("redis://localhost:6379", nullptr, &err) == nullptr);
+  check_failed(static_cast<tk_status>(err.code), err, TK_UNSUPPORTED);
+
+  err = tk_error{};
+  CHECK(tk_open("memory:", R"({"no_such_option":1})", &err) == nullptr);
+  check_failed(static_cast<tk_status>(err.code), err, TK_UNSUPPORTED);
+
+  err = tk_error{};
+  CHECK(tk_open("memory:", R"({"max_json_bytes":)", &err) == nullptr);
+  check_failed(static_cast<tk_status>(err.code), err, TK_MALFORMED_JSON);
+}
+
+TEST_CASE("malformed JSON is rejected wherever it comes in" * doctest::timeout(10)) {
+  abi_env env;
+  tk_error err{};
+  SUBCASE("a pipeline") {
+    for (const char* bad :
+         {"{", "", "{\"namespace\":\"x\",}", "[1 2]", "{\"a\":\"\xff\"}", "{} trailing"}) {
+      INFO("pipeline '", std::string(bad), "'");
+      check_failed(tk_register_pipeline(env.core, bad, &err), err, TK_MALFORMED_JSON);
+    }
+  }
+  SUBCASE("a task context") {
+    for (const char* bad : {"{\"a\":", "{'a':1}", "{\"a\":01}", "{} {}"}) {
+      INFO("context '", std::string(bad), "'");
+      task_args args;
+      args.context = bad;
+      std::int64_t id = 0;
+      check_failed(try_create_task(env.core, args, id, nullptr, err), err, TK_MALFORMED_JSON);
+    }
+    CHECK(list_tasks(env.core, nullptr).at("tasks").empty());
+  }
+  SUBCASE("a list filter") {
+    char* text = nullptr;
+    check_failed(tk_list_tasks(env.core, "{\"state\":", &text, &err), err, TK_MALFORMED_JSON);
+  }
+  SUBCASE("a completion's result, alone in its batch") {
+    create_task(env.core);
+    create_task(env.core);
+    worker_handle w(env.core, "w1");
+    auto steps = poll(w, 2);
+    REQUIRE(steps.size() == 2);
+    auto outcomes = complete(w, {success_result(steps[0], "[1,"), success_result(steps[1], "7")});
+    CHECK(outcomes == std::vector<int>{TK_MALFORMED_JSON, TK_OK});
+    auto rejected = step_status(task_status(env.core, steps[0].task_id), "a");
+    CHECK(rejected.at("state") == "running");
+    CHECK(rejected.at("result").is_null());
+    auto applied = step_status(task_status(env.core, steps[1].task_id), "a");
+    CHECK(applied.at("state") == "complete");
+    CHECK(applied.at("result") == 7);
+    // The rejected step can still be completed properly.
+    CHECK(succeed(w, steps[0], "8") == TK_OK);
+  }
+}
+
+TEST_CASE("input over max_json_bytes is too large" * doctest::timeout(10)) {
+  abi_env env(R"({"max_json_bytes":1024})");
+  tk_error err{};
+  SUBCASE("a pipeline") {
+    json p = json::parse(pipeline_json("test", "big", {{"a"}}));
+    p["steps"][0]["config"] = json::parse(padded_object(2000));
+    check_failed(tk_register_pipeline(env.core, p.dump().c_str(), &err), err, TK_TOO_LARGE);
+  }
+  SUBCASE("a task context") {
+    task_args ok;
+    ok.context = padded_object(1000);
+    create_task(env.core, ok);
+    task_args big;
+    big.context = padded_object(1025);
+    std::int64_t id = 0;
+    check_failed(try_create_task(env.core, big, id, nullptr, err), err, TK_TOO_LARGE);
+  }
+  SUBCASE("a completion's result, alone in its batch") {
+    create_task(env.core);
+    create_task(env.core);
+    worker_handle w(env.core, "w1");
+    auto steps = poll(w, 2);
+    REQUIRE(steps.size() == 2);
+    const auto big = padded_object(4096);
+    auto outcomes =
+        complete(w, {success_result(steps[0], "{}"), success_result(steps[1], big.c_str())});
+    CHECK(outcomes == std::vector<int>{TK_OK, TK_TOO_LARGE});
+    CHECK(step_status(task_status(env.core, steps[0].task_id), "a").at("state") == "complete");
+    CHECK(step_status(task_status(env.core, steps[1].task_id), "a").at("state") == "running");
+  }
+}
