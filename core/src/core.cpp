@@ -476,4 +476,12 @@ TK_API tk_status tk_heartbeat(tk_worker* worker, const int64_t* step_ids,
   });
 }
 
+TK_API tk_status tk_inject_store_fault(tk_core* core, int64_t after_statements, tk_error* err) {
+  return guarded(err, [&] {
+    require(core, "core");
+    std::lock_guard<std::mutex> g{core->mu};
+    core->st->inject_fault(after_statements < 0 ? -1 : after_statements);
+  });
+}
+
 }  // extern "C"

@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "error.hpp"
+
 namespace tasker::core {
 
 /// A prepared statement, owned and cached by its connection.
@@ -59,6 +61,20 @@ public:
   virtual void commit() = 0;
   virtual void rollback() noexcept = 0;
   virtual const sql_dialect& dialect() const = 0;
+
+  /// Testing hook: the n-th next statement or exec (0 = the very next) fails
+  /// with TK_STORE_ERROR as a real database error would; -1 disables.
+  void fail_after(std::int64_t n) { fail_countdown_ = n; }
+
+protected:
+  /// Drivers call this before running anything.
+  void count_statement() {
+    if (fail_countdown_ >= 0 && fail_countdown_-- == 0)
+      fail(TK_STORE_ERROR, "injected store fault (testing hook)");
+  }
+
+private:
+  std::int64_t fail_countdown_ = -1;
 };
 
 /// Commits explicitly, rolls back if left by an exception.

@@ -376,6 +376,8 @@ public:
     return due;
   }
 
+  void inject_fault(std::int64_t n) override { db_->fail_after(n); }
+
 private:
   struct candidate {
     step_row step;

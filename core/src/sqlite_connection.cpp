@@ -14,9 +14,12 @@ namespace {
   fail(TK_STORE_ERROR, "sqlite: " + what + ": " + (db ? sqlite3_errmsg(db) : "cannot allocate"));
 }
 
+class sqlite_connection;
+
 class sqlite_statement final : public sql_statement {
 public:
-  sqlite_statement(sqlite3* db, const std::string& sql) : db_(db) {
+  sqlite_statement(sqlite_connection& owner, sqlite3* db, const std::string& sql)
+    : owner_(owner), db_(db) {
     if (sqlite3_prepare_v3(db, sql.c_str(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT,
                            &stmt_, nullptr)
         != SQLITE_OK)
@@ -34,7 +37,8 @@ public:
                             SQLITE_TRANSIENT));
   }
   void bind_null(int index) override { check(sqlite3_bind_null(stmt_, index)); }
-  bool step() override {
+  bool step() override;
+  bool step_now() {
     int rc = sqlite3_step(stmt_);
     if (rc == SQLITE_ROW)
       return true;
@@ -59,6 +63,7 @@ public:
   }
 
 private:
+  sqlite_connection& owner_;
   sqlite3* db_;
   sqlite3_stmt* stmt_ = nullptr;
 
@@ -103,12 +108,13 @@ public:
   sql_statement& prepare(const std::string& sql) override {
     auto it = statements_.find(sql);
     if (it == statements_.end())
-      it = statements_.emplace(sql, std::make_unique<sqlite_statement>(db_, sql)).first;
+      it = statements_.emplace(sql, std::make_unique<sqlite_statement>(*this, db_, sql)).first;
     it->second->reset();
     return *it->second;
   }
 
   void exec(const std::string& sql) override {
+    count_statement();
     char* msg = nullptr;
     if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &msg) != SQLITE_OK) {
       std::string text = msg ? msg : "unknown error";
@@ -126,10 +132,17 @@ public:
     return d;
   }
 
+  using sql_connection::count_statement;
+
 private:
   sqlite3* db_ = nullptr;
   std::unordered_map<std::string, std::unique_ptr<sqlite_statement>> statements_;
 };
+
+bool sqlite_statement::step() {
+  owner_.count_statement();
+  return step_now();
+}
 
 }  // namespace
 

@@ -1,5 +1,6 @@
 #include "store.hpp"
 
+#include "error.hpp"
 #include "json.hpp"
 
 namespace tasker::core {
@@ -150,6 +151,10 @@ void render_list_entry(std::string& out, const task_row& t) {
   append_json_string(out, to_string(t.state));
   out += ",\"priority\":" + std::to_string(t.priority) + ",\"created_at\":"
          + std::to_string(t.created_at) + ",\"updated_at\":" + std::to_string(t.updated_at) + '}';
+}
+
+void store::inject_fault(std::int64_t) {
+  fail(TK_UNSUPPORTED, "this store has no database to inject faults into");
 }
 
 std::string make_error_json(std::string_view message, std::string_view type, bool retryable,

@@ -108,6 +108,10 @@ public:
   /// Earliest due_at of waiting or running steps in the namespaces (all if
   /// empty), now if a step is ready, or -1.
   virtual millis next_due(const std::vector<std::string>& namespaces, millis now) = 0;
+
+  /// Testing hook (tk_inject_store_fault): fail the n-th next database
+  /// statement. Stores without a database answer TK_UNSUPPORTED.
+  virtual void inject_fault(std::int64_t n);
 };
 
 /// A task as every store records it; the memory store keeps these directly.

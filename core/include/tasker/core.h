@@ -229,6 +229,14 @@ TK_API tk_status tk_heartbeat(tk_worker* worker, const int64_t* step_ids,
                               const int64_t* fencing_tokens, size_t count, int64_t lease_ms,
                               int* outcomes, tk_error* err);
 
+/* ---- testing hooks ---------------------------------------------------- */
+
+/** Makes the store fail its n-th next database statement (0 = the very next)
+ *  with TK_STORE_ERROR, as a lost connection or a full disk would; -1 clears
+ *  it. For fault-sweep tests of atomicity: a call that fails must leave the
+ *  store as it was. The memory store has no database: TK_UNSUPPORTED. */
+TK_API tk_status tk_inject_store_fault(tk_core* core, int64_t after_statements, tk_error* err);
+
 #ifdef __cplusplus
 }
 #endif

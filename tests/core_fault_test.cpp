@@ -1,0 +1,134 @@
+// Fault sweeps: every SQLite-backed call is made to fail at its 0th, 1st,
+// 2nd… database statement, until it gets through. Each failed attempt must
+// report TK_STORE_ERROR and leave the store exactly as it was (atomicity);
+// the attempt that gets through must then behave normally.
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core_test_support.hpp"
+
+using namespace tasker::test;
+
+namespace {
+
+/// Everything a client can observe: every task's full status, in id order.
+json snapshot(tk_core* core) {
+  json all = json::array();
+  auto page = list_tasks(core, R"({"limit":1000})");
+  for (const auto& t : page.at("tasks"))
+    all.push_back(task_status(core, t.at("id").get<std::int64_t>()));
+  return all;
+}
+
+void inject(tk_core* core, std::int64_t n) {
+  tk_error err{};
+  REQUIRE(tk_inject_store_fault(core, n, &err) == TK_OK);
+}
+
+/// Runs `op` with a fault at statement 0, 1, 2… until it succeeds; returns
+/// how many faulty runs were swept. `op` must be repeatable after a failure.
+int sweep(tk_core* core, const char* what, const std::function<tk_status()>& op) {
+  for (int n = 0; n < 200; ++n) {
+    const json before = snapshot(core);
+    inject(core, n);
+    const tk_status status = op();
+    inject(core, -1);
+    if (status == TK_OK)
+      return n;
+    INFO(what, " with a fault at statement ", n);
+    REQUIRE(status == TK_STORE_ERROR);
+    CHECK(snapshot(core) == before);
+  }
+  FAIL(what, " never succeeded");
+  return -1;
+}
+
+}  // namespace
+
+TEST_CASE("a store failure at any statement leaves the SQLite store as it was"
+          * doctest::timeout(60)) {
+  temp_dir dir;
+  core_handle core("sqlite:" + dir.file("fault.db"));
+  manual_clock clock;
+  core.use_clock(clock);
+  worker_handle w(core, "sweeper");
+  tk_error err{};
+
+  const auto pipeline =
+      pipeline_json("test", "flow", diamond_steps(retry_policy(3, "linear", 100)));
+  CHECK(sweep(core, "register", [&] { return tk_register_pipeline(core, pipeline.c_str(), &err); })
+        > 0);
+
+  std::vector<std::int64_t> tasks;
+  for (int i = 0; i < 3; ++i) {
+    std::int64_t id = 0;
+    CHECK(
+        sweep(core, "create", [&] { return try_create_task(core, task_args{}, id, nullptr, err); })
+        > 0);
+    tasks.push_back(id);
+  }
+
+  // Claim the three roots in one poll.
+  const tk_step_event* events = nullptr;
+  std::size_t count = 0;
+  CHECK(sweep(core, "poll", [&] { return tk_poll(w, nullptr, 0, 3, 1000, &events, &count, &err); })
+        > 0);
+  REQUIRE(count == 3);
+  std::vector<claimed_step> roots;
+  for (std::size_t i = 0; i < count; ++i)
+    roots.push_back(copy_event(events[i]));
+
+  // One batch: two successes (each releases two children) and one failure
+  // the policy retries.
+  std::vector<tk_step_result> batch{success_result(roots[0], R"({"n":1})"),
+                                    success_result(roots[1], R"({"n":2})"),
+                                    failure_result(roots[2], "flaky", "retryable_error", true)};
+  std::vector<int> outcomes(batch.size(), -1);
+  CHECK(sweep(core, "complete",
+              [&] { return tk_complete(w, batch.data(), batch.size(), outcomes.data(), &err); })
+        > 3);
+  CHECK(outcomes == std::vector<int>{TK_OK, TK_OK, TK_OK});
+  CHECK(step_status(task_status(core, roots[2].task_id), "a").at("state") == "waiting_for_retry");
+
+  // Heartbeat nothing-yet-claimed children is stale; claim them, heartbeat them.
+  std::vector<claimed_step> children = poll(w, 10, 1000);
+  REQUIRE(children.size() == 4);
+  std::vector<std::int64_t> ids, tokens;
+  for (const auto& c : children) {
+    ids.push_back(c.step_id);
+    tokens.push_back(c.fencing_token);
+  }
+  std::vector<int> beats(ids.size(), -1);
+  CHECK(sweep(core, "heartbeat",
+              [&] {
+                return tk_heartbeat(w, ids.data(), tokens.data(), ids.size(), 5000, beats.data(),
+                                    &err);
+              })
+        > 0);
+  CHECK(beats == std::vector<int>(ids.size(), TK_OK));
+
+  // Time passes: the retry becomes due and a lease is taken back, in one poll.
+  clock.advance(100);
+  CHECK(sweep(core, "poll with due retry",
+              [&] { return tk_poll(w, nullptr, 0, 10, 1000, &events, &count, &err); })
+        > 0);
+  REQUIRE(count == 1);
+  CHECK(events[0].step_id == roots[2].step_id);
+  CHECK(events[0].attempt == 2);
+  clock.advance(10000);  // every lease runs out
+  CHECK(sweep(core, "poll after leases ran out",
+              [&] { return tk_poll(w, nullptr, 0, 10, 1000, &events, &count, &err); })
+        > 0);
+  CHECK(count == 5);
+
+  CHECK(sweep(core, "cancel", [&] { return tk_cancel_task(core, tasks[0], &err); }) > 0);
+  CHECK(task_state(core, tasks[0]) == "cancelled");
+}
+
+TEST_CASE("the memory store has no database to inject faults into" * doctest::timeout(10)) {
+  core_handle core("memory:");
+  tk_error err{};
+  CHECK(tk_inject_store_fault(core, 0, &err) == TK_UNSUPPORTED);
+  CHECK(tk_inject_store_fault(nullptr, 0, &err) == TK_INVALID_ARGUMENT);
+}
