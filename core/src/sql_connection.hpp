@@ -53,8 +53,10 @@ struct sql_dialect {
 class sql_connection {
 public:
   virtual ~sql_connection() = default;
-  /// Prepared once per SQL text, reset before being returned.
-  virtual sql_statement& prepare(const std::string& sql) = 0;
+  /// The statement prepared for `slot`, or null. Callers reset it before use.
+  virtual sql_statement* cached(std::size_t slot) = 0;
+  /// Prepares `sql` and keeps it in `slot` (slots are the caller's numbering).
+  virtual sql_statement& prepare(std::size_t slot, const std::string& sql) = 0;
   virtual void exec(const std::string& sql) = 0;
   /// Starts a write transaction (SQLite: BEGIN IMMEDIATE).
   virtual void begin() = 0;

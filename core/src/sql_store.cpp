@@ -46,8 +46,10 @@ public:
 
   pipeline_ptr register_pipeline(std::shared_ptr<pipeline_def> p) override {
     sql_transaction tx{*db_};
-    auto& find = db_->prepare(
-        "SELECT id, definition FROM tk_pipelines WHERE namespace = ? AND name = ? AND version = ?");
+    auto& find = stmt(0, [&] {
+      return std::string("SELECT id, definition FROM tk_pipelines WHERE namespace = ? AND name = ? "
+                         "AND version = ?");
+    });
     find.bind(1, p->namespace_name);
     find.bind(2, p->name);
     find.bind(3, p->version);
@@ -61,9 +63,11 @@ public:
       tx.commit();
       return pipeline_by_id(id);
     }
-    auto& insert = db_->prepare(
-        "INSERT INTO tk_pipelines (namespace, name, version, definition) VALUES (?, ?, ?, ?) "
-        "RETURNING id");
+    auto& insert = stmt(1, [&] {
+      return std::string(
+          "INSERT INTO tk_pipelines (namespace, name, version, definition) VALUES (?, ?, ?, ?) "
+          "RETURNING id");
+    });
     insert.bind(1, p->namespace_name);
     insert.bind(2, p->name);
     insert.bind(3, p->version);
@@ -80,8 +84,10 @@ public:
 
   create_outcome create_task(const task_request& r, millis now, effects& fx) override {
     sql_transaction tx{*db_};
-    auto& find = db_->prepare(
-        "SELECT id FROM tk_pipelines WHERE namespace = ? AND name = ? AND version = ?");
+    auto& find = stmt(2, [&] {
+      return std::string(
+          "SELECT id FROM tk_pipelines WHERE namespace = ? AND name = ? AND version = ?");
+    });
     find.bind(1, r.namespace_name);
     find.bind(2, r.name);
     find.bind(3, r.version);
@@ -91,7 +97,9 @@ public:
     auto p = pipeline_by_id(find.get_int(0));
     find.reset();
     if (!r.idempotency_key.empty()) {
-      auto& idem = db_->prepare("SELECT id, pipeline_id FROM tk_tasks WHERE idempotency_key = ?");
+      auto& idem = stmt(3, [&] {
+        return std::string("SELECT id, pipeline_id FROM tk_tasks WHERE idempotency_key = ?");
+      });
       idem.bind(1, r.idempotency_key);
       if (idem.step()) {
         auto id = idem.get_int(0);
@@ -105,10 +113,13 @@ public:
         return {id, false};
       }
     }
-    auto& insert = db_->prepare(
-        "INSERT INTO tk_tasks (pipeline_id, namespace, state, priority, context, idempotency_key, "
-        "created_at, updated_at, steps_done) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, 0) "
-        "RETURNING id");
+    auto& insert = stmt(4, [&] {
+      return std::string(
+          "INSERT INTO tk_tasks (pipeline_id, namespace, state, priority, context, "
+          "idempotency_key, "
+          "created_at, updated_at, steps_done) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, 0) "
+          "RETURNING id");
+    });
     insert.bind(1, p->id);
     insert.bind(2, p->namespace_name);
     insert.bind(3, std::int64_t{r.priority});
@@ -120,10 +131,12 @@ public:
       fail(TK_STORE_ERROR, "inserting a task returned no id");
     auto task_id = insert.get_int(0);
     insert.reset();
-    auto& step =
-        db_->prepare("INSERT INTO tk_steps (task_id, idx, namespace, priority, state, attempts, "
-                     "pending_parents, "
-                     "claim_seq, due_at, created_at) VALUES (?, ?, ?, ?, ?, 0, ?, 0, ?, ?)");
+    auto& step = stmt(5, [&] {
+      return std::string(
+          "INSERT INTO tk_steps (task_id, idx, namespace, priority, state, attempts, "
+          "pending_parents, "
+          "claim_seq, due_at, created_at) VALUES (?, ?, ?, ?, ?, 0, ?, 0, ?, ?)");
+    });
     for (std::size_t i = 0; i < p->steps.size(); ++i) {
       auto parents = static_cast<std::int64_t>(p->steps[i].parents.size());
       step.reset();
@@ -180,7 +193,8 @@ public:
       sql += " AND namespace = ?";
     sql += " ORDER BY id LIMIT ?";
     sql_transaction tx{*db_};
-    auto& q = db_->prepare(sql);
+    auto& q = stmt(26 + (r.state.empty() ? 0 : 1) + (r.namespace_name.empty() ? 0 : 2),
+                   [&] { return sql; });
     int i = 1;
     q.bind(i++, r.after);
     if (!r.state.empty())
@@ -216,11 +230,13 @@ public:
     // query walks the claim index in order, so no sort of the backlog.
     candidates_.clear();
     task_cache_.clear();
-    auto& q = db_->prepare("SELECT " + step_columns("s.") + ", " + task_columns("t.")
-                           + " FROM tk_steps s JOIN tk_tasks t ON t.id = s.task_id"
-                             " WHERE s.namespace = ? AND s.state = 'ready'"
-                             " ORDER BY s.priority DESC, s.due_at, s.id LIMIT ?"
-                           + db_->dialect().claim_suffix);
+    auto& q = stmt(7, [&] {
+      return std::string("SELECT " + step_columns("s.") + ", " + task_columns("t.")
+                         + " FROM tk_steps s JOIN tk_tasks t ON t.id = s.task_id"
+                           " WHERE s.namespace = ? AND s.state = 'ready'"
+                           " ORDER BY s.priority DESC, s.due_at, s.id LIMIT ?"
+                         + db_->dialect().claim_suffix);
+    });
     for (const auto& ns : namespaces) {
       q.reset();
       q.bind(1, ns);
@@ -254,8 +270,10 @@ public:
       const auto& d = t.pipeline->steps[static_cast<std::size_t>(s.index)];
       ancestor_results_.assign(t.pipeline->steps.size(), std::string{});
       if (!d.ancestors.empty()) {
-        auto& a = db_->prepare(
-            "SELECT idx, result FROM tk_steps WHERE task_id = ? AND state = 'complete'");
+        auto& a = stmt(8, [&] {
+          return std::string(
+              "SELECT idx, result FROM tk_steps WHERE task_id = ? AND state = 'complete'");
+        });
         a.bind(1, s.task_id);
         while (a.step()) {
           auto idx = static_cast<std::size_t>(a.get_int(0));
@@ -333,7 +351,8 @@ public:
       int c = check_claim(s, cached_task(s.task_id), tokens[i]);
       outcomes[i] = c == TK_OK ? TK_OK : TK_STALE;
       if (c == TK_OK && lease_until > s.due_at) {
-        auto& u = db_->prepare("UPDATE tk_steps SET due_at = ? WHERE id = ?");
+        auto& u =
+            stmt(9, [&] { return std::string("UPDATE tk_steps SET due_at = ? WHERE id = ?"); });
         u.bind(1, lease_until);
         u.bind(2, s.id);
         u.step();
@@ -345,8 +364,9 @@ public:
   millis next_due(const std::vector<std::string>& namespaces, millis now) override {
     sql_transaction tx{*db_};
     const auto ns = namespaces.empty() ? all_namespaces() : namespaces;
-    auto& ready =
-        db_->prepare("SELECT 1 FROM tk_steps WHERE namespace = ? AND state = 'ready' LIMIT 1");
+    auto& ready = stmt(10, [&] {
+      return std::string("SELECT 1 FROM tk_steps WHERE namespace = ? AND state = 'ready' LIMIT 1");
+    });
     for (const auto& n : ns) {
       ready.reset();
       ready.bind(1, n);
@@ -357,10 +377,11 @@ public:
       }
     }
     millis due = -1;
-    for (const char* sql :
-         {"SELECT MIN(due_at) FROM tk_steps WHERE namespace = ? AND state = 'waiting_for_retry'",
-          "SELECT MIN(due_at) FROM tk_steps WHERE namespace = ? AND state = 'running'"}) {
-      auto& q = db_->prepare(sql);
+    static const char* const timed[] = {
+        "SELECT MIN(due_at) FROM tk_steps WHERE namespace = ? AND state = 'waiting_for_retry'",
+        "SELECT MIN(due_at) FROM tk_steps WHERE namespace = ? AND state = 'running'"};
+    for (std::size_t k = 0; k < 2; ++k) {
+      auto& q = stmt(k == 0 ? 11 : 30, [&] { return std::string(timed[k]); });
       for (const auto& n : ns) {
         q.reset();
         q.bind(1, n);
@@ -390,6 +411,19 @@ private:
   };
 
   std::unique_ptr<sql_connection> db_;
+
+  // Each call site owns a statement slot; its SQL is built only the first
+  // time, so a hot call neither allocates nor hashes its SQL text.
+  static constexpr std::size_t slot_count = 31;
+  template <class MakeSql>
+  sql_statement& stmt(std::size_t slot, MakeSql&& make_sql) {
+    if (auto* ready = db_->cached(slot)) {
+      ready->reset();
+      return *ready;
+    }
+    return db_->prepare(slot, make_sql());
+  }
+
   std::unordered_map<std::int64_t, pipeline_ptr> pipelines_;  // immutable once stored
   std::unordered_map<std::int64_t, cached> task_cache_;       // per call
   std::vector<candidate> candidates_;
@@ -399,7 +433,7 @@ private:
     const std::string id = db_->dialect().id_column;
     sql_transaction tx{*db_};
     db_->exec("CREATE TABLE IF NOT EXISTS tk_schema (version INTEGER NOT NULL)");
-    auto& v = db_->prepare("SELECT version FROM tk_schema");
+    auto& v = stmt(12, [&] { return std::string("SELECT version FROM tk_schema"); });
     if (v.step()) {
       auto found = v.get_int(0);
       v.reset();
@@ -445,7 +479,8 @@ private:
     if (auto it = pipelines_.find(id); it != pipelines_.end())
       return it->second;
     // Registered by another process: load and parse it once.
-    auto& q = db_->prepare("SELECT definition FROM tk_pipelines WHERE id = ?");
+    auto& q =
+        stmt(13, [&] { return std::string("SELECT definition FROM tk_pipelines WHERE id = ?"); });
     q.bind(1, id);
     if (!q.step())
       fail(TK_STORE_ERROR, "pipeline " + std::to_string(id) + " is missing");
@@ -459,7 +494,7 @@ private:
 
   std::vector<std::string> all_namespaces() {
     std::vector<std::string> out;
-    auto& q = db_->prepare("SELECT DISTINCT namespace FROM tk_pipelines");
+    auto& q = stmt(14, [&] { return std::string("SELECT DISTINCT namespace FROM tk_pipelines"); });
     while (q.step())
       out.emplace_back(q.get_text(0));
     return out;
@@ -513,8 +548,10 @@ private:
 
   // Loads a step and (unless cached for this call) its task in one query.
   bool find_step_and_task(std::int64_t id, step_row& out) {
-    auto& q = db_->prepare("SELECT " + step_columns("s.") + ", " + task_columns("t.")
-                           + " FROM tk_steps s JOIN tk_tasks t ON t.id = s.task_id WHERE s.id = ?");
+    auto& q = stmt(15, [&] {
+      return std::string("SELECT " + step_columns("s.") + ", " + task_columns("t.")
+                         + " FROM tk_steps s JOIN tk_tasks t ON t.id = s.task_id WHERE s.id = ?");
+    });
     q.bind(1, id);
     if (!q.step())
       return false;
@@ -528,7 +565,9 @@ private:
   }
 
   task_row load_task(std::int64_t id) {
-    auto& q = db_->prepare("SELECT " + task_columns() + " FROM tk_tasks WHERE id = ?");
+    auto& q = stmt(16, [&] {
+      return std::string("SELECT " + task_columns() + " FROM tk_tasks WHERE id = ?");
+    });
     q.bind(1, id);
     if (!q.step())
       fail(TK_NOT_FOUND, "no task " + std::to_string(id));
@@ -547,8 +586,10 @@ private:
   void mark_dirty(std::int64_t id) { task_cache_[id].dirty = true; }
 
   std::vector<step_row> load_steps(std::int64_t task_id) {
-    auto& q =
-        db_->prepare("SELECT " + step_columns() + " FROM tk_steps WHERE task_id = ? ORDER BY idx");
+    auto& q = stmt(17, [&] {
+      return std::string("SELECT " + step_columns()
+                         + " FROM tk_steps WHERE task_id = ? ORDER BY idx");
+    });
     q.bind(1, task_id);
     std::vector<step_row> out;
     while (q.step())
@@ -557,7 +598,9 @@ private:
   }
 
   bool find_step(std::int64_t id, step_row& out) {
-    auto& q = db_->prepare("SELECT " + step_columns() + " FROM tk_steps WHERE id = ?");
+    auto& q = stmt(18, [&] {
+      return std::string("SELECT " + step_columns() + " FROM tk_steps WHERE id = ?");
+    });
     q.bind(1, id);
     if (!q.step())
       return false;
@@ -567,8 +610,10 @@ private:
   }
 
   bool find_child(std::int64_t task_id, int index, step_row& out) {
-    auto& q =
-        db_->prepare("SELECT " + step_columns() + " FROM tk_steps WHERE task_id = ? AND idx = ?");
+    auto& q = stmt(19, [&] {
+      return std::string("SELECT " + step_columns()
+                         + " FROM tk_steps WHERE task_id = ? AND idx = ?");
+    });
     q.bind(1, task_id);
     q.bind(2, std::int64_t{index});
     if (!q.step())
@@ -579,10 +624,12 @@ private:
   }
 
   void save_step(const step_row& s) {
-    auto& u = db_->prepare(
-        "UPDATE tk_steps SET state = ?, attempts = ?, pending_parents = ?, claim_seq = ?, "
-        "due_at = ?, started_at = ?, finished_at = ?, result = ?, last_error = ?, claimed_by = ? "
-        "WHERE id = ?");
+    auto& u = stmt(20, [&] {
+      return std::string(
+          "UPDATE tk_steps SET state = ?, attempts = ?, pending_parents = ?, claim_seq = ?, "
+          "due_at = ?, started_at = ?, finished_at = ?, result = ?, last_error = ?, claimed_by = ? "
+          "WHERE id = ?");
+    });
     u.bind(1, std::string_view{to_string(s.state)});
     u.bind(2, std::int64_t{s.attempts});
     u.bind(3, std::int64_t{s.pending_parents});
@@ -599,16 +646,20 @@ private:
 
   void save_task(const task_row& t, task_state before) {
     if (t.state == before) {  // leaves the state index alone
-      auto& u = db_->prepare("UPDATE tk_tasks SET updated_at = ?, steps_done = ? WHERE id = ?");
+      auto& u = stmt(21, [&] {
+        return std::string("UPDATE tk_tasks SET updated_at = ?, steps_done = ? WHERE id = ?");
+      });
       u.bind(1, t.updated_at);
       u.bind(2, std::int64_t{t.steps_done});
       u.bind(3, t.id);
       u.step();
       return;
     }
-    auto& u = db_->prepare(
-        "UPDATE tk_tasks SET state = ?, updated_at = ?, completed_at = ?, steps_done = ? "
-        "WHERE id = ?");
+    auto& u = stmt(22, [&] {
+      return std::string(
+          "UPDATE tk_tasks SET state = ?, updated_at = ?, completed_at = ?, steps_done = ? "
+          "WHERE id = ?");
+    });
     u.bind(1, std::string_view{to_string(t.state)});
     u.bind(2, t.updated_at);
     u.bind_time(3, t.completed_at);
@@ -619,24 +670,30 @@ private:
 
   // A failed task's ready and waiting steps go back to pending (park_unstarted).
   void park_task(std::int64_t task_id) {
-    auto& u = db_->prepare("UPDATE tk_steps SET state = 'pending' WHERE task_id = ? "
-                           "AND state IN ('ready', 'waiting_for_retry')");
+    auto& u = stmt(23, [&] {
+      return std::string("UPDATE tk_steps SET state = 'pending' WHERE task_id = ? "
+                         "AND state IN ('ready', 'waiting_for_retry')");
+    });
     u.bind(1, task_id);
     u.step();
   }
 
   // Due retries become ready; expired leases are taken back.
   void process_due(const std::string& ns, millis now, effects& fx) {
-    auto& retry = db_->prepare("UPDATE tk_steps SET state = 'ready' WHERE namespace = ? "
-                               "AND state = 'waiting_for_retry' AND due_at <= ?");
+    auto& retry = stmt(24, [&] {
+      return std::string("UPDATE tk_steps SET state = 'ready' WHERE namespace = ? "
+                         "AND state = 'waiting_for_retry' AND due_at <= ?");
+    });
     retry.bind(1, ns);
     retry.bind(2, now);
     retry.step();
     if (retry.changes() > 0)
       fx.work_ready = true;
-    auto& expired = db_->prepare("SELECT " + step_columns()
-                                 + " FROM tk_steps WHERE namespace = ? AND state = 'running' "
-                                   "AND due_at <= ?");
+    auto& expired = stmt(25, [&] {
+      return std::string("SELECT " + step_columns()
+                         + " FROM tk_steps WHERE namespace = ? AND state = 'running' "
+                           "AND due_at <= ?");
+    });
     expired.bind(1, ns);
     expired.bind(2, now);
     std::vector<step_row> rows;

@@ -1,6 +1,6 @@
 #include "sqlite_connection.hpp"
 
-#include <unordered_map>
+#include <vector>
 
 #include <sqlite3.h>
 
@@ -105,12 +105,15 @@ public:
   sqlite_connection(const sqlite_connection&) = delete;
   sqlite_connection& operator=(const sqlite_connection&) = delete;
 
-  sql_statement& prepare(const std::string& sql) override {
-    auto it = statements_.find(sql);
-    if (it == statements_.end())
-      it = statements_.emplace(sql, std::make_unique<sqlite_statement>(*this, db_, sql)).first;
-    it->second->reset();
-    return *it->second;
+  sql_statement* cached(std::size_t slot) override {
+    return slot < statements_.size() ? statements_[slot].get() : nullptr;
+  }
+
+  sql_statement& prepare(std::size_t slot, const std::string& sql) override {
+    if (slot >= statements_.size())
+      statements_.resize(slot + 1);
+    statements_[slot] = std::make_unique<sqlite_statement>(*this, db_, sql);
+    return *statements_[slot];
   }
 
   void exec(const std::string& sql) override {
@@ -136,7 +139,7 @@ public:
 
 private:
   sqlite3* db_ = nullptr;
-  std::unordered_map<std::string, std::unique_ptr<sqlite_statement>> statements_;
+  std::vector<std::unique_ptr<sqlite_statement>> statements_;  // by slot
 };
 
 bool sqlite_statement::step() {
