@@ -71,6 +71,14 @@ struct wakeup_counter {
   static void on_wakeup(void* self) { ++static_cast<wakeup_counter*>(self)->calls; }
 };
 
+/// Records every (task, final state) the task listener reports.
+struct finished_log {
+  std::vector<std::pair<std::int64_t, std::string>> seen;
+  static void on_finished(void* self, std::int64_t task_id, const char* state) {
+    static_cast<finished_log*>(self)->seen.emplace_back(task_id, state);
+  }
+};
+
 }  // namespace
 
 // ---- pipelines ---------------------------------------------------------------
@@ -789,6 +797,48 @@ TEST_CASE_TEMPLATE("the wake-up callback fires on task creation and when a child
   create_task(env.core);
   CHECK(counter.calls == after_removal);
   CHECK(task_state(env.core, id) == "running");
+}
+
+TEST_CASE_TEMPLATE("the task listener hears once of every task that ends and how it ended"
+                       * doctest::timeout(30),
+                   Store, memory_store, sqlite_store) {
+  store_env<Store> env;
+  env.register_flow({{"a", {}, retry_policy(2)}, {"b", {"a"}, retry_policy(2)}});
+  finished_log log;
+  tk_error err{};
+  REQUIRE(tk_set_task_listener(env.core, &finished_log::on_finished, &log, &err) == TK_OK);
+  worker_handle w(env.core, "w1");
+
+  const auto done = create_task(env.core);
+  CHECK(succeed(w, poll_one(w)) == TK_OK);
+  CHECK(log.seen.empty());  // one step left
+  CHECK(succeed(w, poll_one(w)) == TK_OK);
+  REQUIRE(log.seen.size() == 1);
+  CHECK(log.seen[0] == std::make_pair(done, std::string("complete")));
+
+  const auto failed = create_task(env.core);
+  CHECK(fail(w, poll_one(w), false) == TK_OK);
+  REQUIRE(log.seen.size() == 2);
+  CHECK(log.seen[1] == std::make_pair(failed, std::string("error")));
+
+  // A lease that runs out on the last attempt ends the task too (in a poll).
+  const auto lapsed = create_task(env.core);
+  auto first = poll_one(w, 1000);
+  CHECK(fail(w, first, true) == TK_OK);  // attempt 1 of 2, retried at once
+  poll_one(w, 1000);                     // attempt 2, then the worker vanishes
+  env.clock.advance(1001);
+  CHECK(poll(w, 10).empty());
+  REQUIRE(log.seen.size() == 3);
+  CHECK(log.seen[2] == std::make_pair(lapsed, std::string("error")));
+
+  const auto cancelled = create_task(env.core);
+  REQUIRE(tk_cancel_task(env.core, cancelled, &err) == TK_OK);
+  REQUIRE(log.seen.size() == 4);
+  CHECK(log.seen[3] == std::make_pair(cancelled, std::string("cancelled")));
+
+  // Nothing is reported twice: cancelling again is refused and silent.
+  CHECK(tk_cancel_task(env.core, cancelled, &err) == TK_CONFLICT);
+  CHECK(log.seen.size() == 4);
 }
 
 TEST_CASE_TEMPLATE("next due is zero for ready work and minus one when nothing is scheduled"

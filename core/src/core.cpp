@@ -32,6 +32,8 @@ struct tk_core {
   std::mutex wake_mu;  // guards the callback, never held while it runs
   tk_wakeup_fn wakeup = nullptr;
   void* wakeup_user = nullptr;
+  tk_task_listener_fn listener = nullptr;
+  void* listener_user = nullptr;
 
   millis now() const {
     if (clock)
@@ -41,17 +43,25 @@ struct tk_core {
         .count();
   }
 
+  // Tells the callbacks what a successful call changed; never under `mu`.
   void wake(const effects& fx) {
-    if (!fx.work_ready)
+    if (!fx.work_ready && fx.finished.empty())
       return;
     tk_wakeup_fn fn;
     void* user;
+    tk_task_listener_fn on_finished;
+    void* on_finished_user;
     {
       std::lock_guard<std::mutex> g{wake_mu};
       fn = wakeup;
       user = wakeup_user;
+      on_finished = listener;
+      on_finished_user = listener_user;
     }
-    if (fn)
+    if (on_finished)
+      for (const auto& [id, state] : fx.finished)
+        on_finished(on_finished_user, id, to_string(state));
+    if (fn && fx.work_ready)
       fn(user);
   }
 };
@@ -315,10 +325,26 @@ TK_API tk_status tk_task_status(tk_core* core, int64_t task_id, char** status_js
 }
 
 TK_API tk_status tk_cancel_task(tk_core* core, int64_t task_id, tk_error* err) {
-  return guarded(err, [&] {
+  auto status = guarded(err, [&] {
     require(core, "core");
     std::lock_guard<std::mutex> g{core->mu};
     core->st->cancel_task(task_id, core->now());
+  });
+  if (status == TK_OK) {
+    effects fx;
+    fx.finished.emplace_back(task_id, task_state::cancelled);
+    core->wake(fx);
+  }
+  return status;
+}
+
+TK_API tk_status tk_set_task_listener(tk_core* core, tk_task_listener_fn fn, void* user,
+                                      tk_error* err) {
+  return guarded(err, [&] {
+    require(core, "core");
+    std::lock_guard<std::mutex> g{core->wake_mu};
+    core->listener = fn;
+    core->listener_user = user;
   });
 }
 
@@ -406,9 +432,12 @@ TK_API tk_status tk_poll(tk_worker* worker, const char* const* namespaces, size_
     *events = worker->events.finish();
     *event_count = worker->events.size();
   });
-  // A poll that found retries due may have made work for other workers.
-  if (status == TK_OK && worker && fx.work_ready && *event_count == max_events)
+  // A poll that found retries due may have made work for other workers; one
+  // that took back the last lease of a task may have ended it.
+  if (status == TK_OK) {
+    fx.work_ready = fx.work_ready && *event_count == max_events;
     worker->core->wake(fx);
+  }
   return status;
 }
 

@@ -195,9 +195,12 @@ public:
       outcomes[i] = check_claim(s, t, r.fencing_token);
       if (outcomes[i] != TK_OK)
         continue;
+      const auto before = t.state;
       if (r.kind == TK_RESULT_SUCCESS) {
-        if (apply_success(s, t, r.result_json ? r.result_json : "null", now))
+        if (apply_success(s, t, r.result_json ? r.result_json : "null", now)) {
+          fx.note(t, before);
           continue;
+        }
         const auto base = static_cast<std::size_t>(first_step_of(s.task_id) - 1);
         for (int c : t.pipeline->steps[static_cast<std::size_t>(s.index)].children) {
           auto& child = steps_[base + static_cast<std::size_t>(c)];
@@ -215,7 +218,10 @@ public:
           case failure_effect::retry_later:
             queues_of(s.task_id).retries.push({s.due_at, s.id, s.claim_seq});
             break;
-          case failure_effect::failed: park_task(s.task_id); break;
+          case failure_effect::failed:
+            park_task(s.task_id);
+            fx.note(t, before);
+            break;
         }
       }
     }
@@ -348,12 +354,16 @@ private:
       auto& s = step(q.leases.top().step_id);
       q.leases.pop();
       auto& t = tasks_[static_cast<std::size_t>(s.task_id - 1)];
+      const auto before = t.state;
       switch (expire_lease(s, t, now)) {
         case failure_effect::retry_now:
           q.ready.push({t.priority, now, s.id});
           fx.work_ready = true;
           break;
-        case failure_effect::failed: park_task(s.task_id); break;
+        case failure_effect::failed:
+          park_task(s.task_id);
+          fx.note(t, before);
+          break;
         case failure_effect::retry_later: break;
       }
     }

@@ -333,8 +333,10 @@ public:
       }
     }
     for (auto& [id, t] : task_cache_)
-      if (t.dirty)
+      if (t.dirty) {
         save_task(t.row, t.loaded_state);
+        fx.note(t.row, t.loaded_state);
+      }
     tx.commit();
   }
 
@@ -706,6 +708,7 @@ private:
       auto effect = expire_lease(s, t, now);
       save_step(s);
       save_task(t, task_before);
+      fx.note(t, task_before);
       if (effect == failure_effect::retry_now)
         fx.work_ready = true;
       else if (effect == failure_effect::failed)

@@ -153,6 +153,13 @@ void render_list_entry(std::string& out, const task_row& t) {
          + std::to_string(t.created_at) + ",\"updated_at\":" + std::to_string(t.updated_at) + '}';
 }
 
+void effects::note(const task_row& t, task_state before) {
+  if (before != t.state
+      && (t.state == task_state::complete || t.state == task_state::error
+          || t.state == task_state::cancelled))
+    finished.emplace_back(t.id, t.state);
+}
+
 void store::inject_fault(std::int64_t) {
   fail(TK_UNSUPPORTED, "this store has no database to inject faults into");
 }

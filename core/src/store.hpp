@@ -11,6 +11,7 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "event_buffer.hpp"
@@ -72,9 +73,17 @@ struct claim_request {
   std::string_view worker;
 };
 
-/// Collected effects of a call, for the core's wake-up decision.
+struct task_row;
+
+/// Collected effects of a call: what the core tells its callbacks once the
+/// call (and its transaction) succeeded.
 struct effects {
   bool work_ready = false;  ///< some step became claimable now
+  /// Tasks that reached a final state in this call.
+  std::vector<std::pair<std::int64_t, task_state>> finished;
+
+  /// Records `t` if it left the active states during the call.
+  void note(const task_row& t, task_state before);
 };
 
 class store {

@@ -102,6 +102,15 @@ TK_API int64_t tk_now_ms(tk_core* core);
 typedef void (*tk_wakeup_fn)(void* user);
 /** Installs (or with NULL removes) the wake-up callback. */
 TK_API tk_status tk_set_wakeup(tk_core* core, tk_wakeup_fn fn, void* user, tk_error* err);
+/** Called when a task reaches a final state ("complete", "error",
+ *  "cancelled") through this core, after the change is committed, from the
+ *  thread that made it and outside the core's locks. A task finished by
+ *  another process sharing the store is not reported here. */
+typedef void (*tk_task_listener_fn)(void* user, int64_t task_id, const char* state);
+/** Installs (or with NULL removes) the task listener. */
+TK_API tk_status tk_set_task_listener(tk_core* core, tk_task_listener_fn fn, void* user,
+                                      tk_error* err);
+
 /** Milliseconds until the next timed event of the given namespaces (a retry
  *  backoff or a lease running out): 0 if something is claimable now, -1 if
  *  nothing is scheduled. A poller sets one timer for it instead of polling. */
