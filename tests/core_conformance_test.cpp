@@ -815,6 +815,10 @@ TEST_CASE_TEMPLATE("the task listener hears once of every task that ends and how
   CHECK(succeed(w, poll_one(w)) == TK_OK);
   REQUIRE(log.seen.size() == 1);
   CHECK(log.seen[0] == std::make_pair(done, std::string("complete")));
+  const char* state = nullptr;
+  REQUIRE(tk_task_state(env.core, done, &state, &err) == TK_OK);
+  CHECK(std::string(state) == "complete");
+  CHECK(tk_task_state(env.core, 999999, &state, &err) == TK_NOT_FOUND);
 
   const auto failed = create_task(env.core);
   CHECK(fail(w, poll_one(w), false) == TK_OK);

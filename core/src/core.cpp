@@ -324,6 +324,16 @@ TK_API tk_status tk_task_status(tk_core* core, int64_t task_id, char** status_js
   });
 }
 
+TK_API tk_status tk_task_state(tk_core* core, int64_t task_id, const char** state, tk_error* err) {
+  return guarded(err, [&] {
+    require(core, "core");
+    require(state, "state");
+    *state = nullptr;
+    std::lock_guard<std::mutex> g{core->mu};
+    *state = to_string(core->st->state_of(task_id));
+  });
+}
+
 TK_API tk_status tk_cancel_task(tk_core* core, int64_t task_id, tk_error* err) {
   auto status = guarded(err, [&] {
     require(core, "core");

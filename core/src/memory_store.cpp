@@ -115,6 +115,8 @@ public:
                          t.pipeline->steps.size());
   }
 
+  task_state state_of(std::int64_t task_id) override { return task(task_id).state; }
+
   void cancel_task(std::int64_t task_id, millis now) override {
     auto& t = task(task_id);
     if (!task_active(t))

@@ -163,6 +163,18 @@ public:
     return render_status(t, steps.data(), steps.size());
   }
 
+  task_state state_of(std::int64_t task_id) override {
+    auto& q = stmt(31, [&] { return std::string("SELECT state FROM tk_tasks WHERE id = ?"); });
+    q.bind(1, task_id);
+    if (!q.step())
+      fail(TK_NOT_FOUND, "no task " + std::to_string(task_id));
+    task_state st{};
+    if (!parse_task_state(q.get_text(0), st))
+      fail(TK_STORE_ERROR, "unknown task state in the database");
+    q.reset();
+    return st;
+  }
+
   void cancel_task(std::int64_t task_id, millis now) override {
     sql_transaction tx{*db_};
     auto t = load_task(task_id);
@@ -414,9 +426,9 @@ private:
 
   std::unique_ptr<sql_connection> db_;
 
-  // Each call site owns a statement slot; its SQL is built only the first
-  // time, so a hot call neither allocates nor hashes its SQL text.
-  static constexpr std::size_t slot_count = 31;
+  // Each call site owns a statement slot (0-31; 26-29 are list_tasks's
+  // filter variants): its SQL is built only the first time, so a hot call
+  // neither allocates nor hashes its SQL text.
   template <class MakeSql>
   sql_statement& stmt(std::size_t slot, MakeSql&& make_sql) {
     if (auto* ready = db_->cached(slot)) {

@@ -97,6 +97,8 @@ public:
 
   virtual create_outcome create_task(const task_request& r, millis now, effects& fx) = 0;
   virtual std::string task_status(std::int64_t task_id) = 0;
+  /// Just the task's state (cheap); TK_NOT_FOUND for an unknown id.
+  virtual task_state state_of(std::int64_t task_id) = 0;
   virtual void cancel_task(std::int64_t task_id, millis now) = 0;
   virtual std::string list_tasks(const list_request& r) = 0;
 

@@ -151,6 +151,10 @@ TK_API tk_status tk_create_task(tk_core* core, const tk_task_spec* spec, int64_t
  *  and timestamps. */
 TK_API tk_status tk_task_status(tk_core* core, int64_t task_id, char** status_json, tk_error* err);
 
+/** The task's state alone ("pending", "running", "complete", "error",
+ *  "cancelled"): cheaper than tk_task_status. `*state` is a static string. */
+TK_API tk_status tk_task_state(tk_core* core, int64_t task_id, const char** state, tk_error* err);
+
 /** Cancels a task: its unfinished steps become `cancelled`, none is handed out
  *  again, and completions of steps still running are rejected as TK_STALE.
  *  Cancelling a finished task is TK_CONFLICT. */
