@@ -1,0 +1,501 @@
+#include "actors/poller.hpp"
+
+#include <algorithm>
+#include <utility>
+
+#include <caf/sec.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/system_messages.hpp>
+#include <spdlog/spdlog.h>
+
+namespace tasker::actors {
+
+namespace {
+
+using std::chrono::duration_cast;
+using std::chrono::milliseconds;
+using steady = std::chrono::steady_clock;
+
+// A request with no timeout of its own still needs one for CAF: a year.
+constexpr milliseconds no_timeout{365LL * 24 * 3600 * 1000};
+
+bool final_state(const char* state) {
+  std::string_view s{state};
+  return s == "complete" || s == "error" || s == "cancelled";
+}
+
+}  // namespace
+
+step_result runtime_failure(std::string message, std::string type, bool retryable) {
+  step_result r;
+  r.succeeded = false;
+  r.error_message = std::move(message);
+  r.error_type = std::move(type);
+  r.retryable = retryable;
+  return r;
+}
+
+poller_state::~poller_state() {
+  if (core) {
+    tk_set_wakeup(core.get(), nullptr, nullptr, nullptr);
+    tk_set_task_listener(core.get(), nullptr, nullptr, nullptr);
+  }
+  tk_worker_close(worker);  // before the core closes with `core`
+  for (auto& [id, list] : waiters)
+    for (auto& p : list)
+      p.deliver(caf::make_error(caf::sec::runtime_error,
+                                "the worker stopped before task " + std::to_string(id) + " ended"));
+}
+
+void poller_state::init(poller_actor::stateful_pointer<poller_state> self_ptr, core_ptr core_handle,
+                        poller_config cfg,
+                        std::unordered_map<std::string, handler_route> handler_routes) {
+  self = self_ptr;
+  core = std::move(core_handle);
+  config = std::move(cfg);
+  for (auto& ns : config.namespaces)
+    namespace_ptrs.push_back(ns.c_str());
+  for (auto& [handler, route] : handler_routes) {
+    route_state rs;
+    rs.active.assign(route.instances.size(), 0);
+    rs.route = std::move(route);
+    routes.emplace(handler, std::move(rs));
+  }
+  tk_error err{};
+  worker = tk_worker_open(core.get(), config.worker_name.c_str(), &err);
+  if (!worker)
+    throw std::runtime_error(std::string("poller: ") + err.message);
+  // Both callbacks run on this actor's thread: only the poller calls the core.
+  tk_set_wakeup(
+      core.get(), [](void* user) { static_cast<poller_state*>(user)->wake_flag = true; }, this,
+      nullptr);
+  tk_set_task_listener(
+      core.get(),
+      [](void* user, std::int64_t task_id, const char* state) {
+        static_cast<poller_state*>(user)->task_finished(task_id, state);
+      },
+      this, nullptr);
+}
+
+std::size_t poller_state::capacity() const {
+  return load() >= config.max_in_flight ? 0 : config.max_in_flight - load();
+}
+
+void poller_state::pump() {
+  // Steps that end without running (unknown handler) complete right away
+  // and free capacity: go round a few times, but leave the mailbox a chance.
+  for (int round = 0; round < 8; ++round) {
+    flush();
+    wake_flag = false;
+    const bool exhausted = draining || claim();
+    if (pending.empty() && (exhausted || !wake_flag))
+      break;
+  }
+  if (!drain_waiters.empty() && running.empty() && pending.empty()) {
+    for (auto& p : drain_waiters)
+      p.deliver(true);
+    drain_waiters.clear();
+  } else if (!drain_waiters.empty() && steady::now() >= drain_deadline) {
+    flush();  // what finished is kept; the rest's leases lapse
+    spdlog::warn("worker {}: drain deadline passed with {} step(s) still running; their leases "
+                 "will lapse and another worker will retry them",
+                 config.worker_name, running.size());
+    for (auto& p : drain_waiters)
+      p.deliver(false);
+    drain_waiters.clear();
+  }
+  if (!idle_waiters.empty() && idle()) {
+    for (auto& p : idle_waiters)
+      p.deliver(true);
+    idle_waiters.clear();
+  }
+  arm_timer();
+}
+
+bool poller_state::claim() {
+  while (capacity() > 0) {
+    const std::size_t want = std::min(config.batch_size, capacity());
+    const tk_step_event* events = nullptr;
+    std::size_t count = 0;
+    tk_error err{};
+    if (tk_poll(worker, namespace_ptrs.empty() ? nullptr : namespace_ptrs.data(),
+                namespace_ptrs.size(), want, config.lease.count(), &events, &count, &err)
+        != TK_OK) {
+      ++poll_calls;
+      spdlog::error("worker {}: poll failed: {}", config.worker_name, err.message);
+      return true;  // the fallback poll tries again
+    }
+    ++poll_calls;
+    steps_claimed += count;
+    for (std::size_t i = 0; i < count; ++i) {
+      const auto& e = events[i];
+      in_flight f;
+      f.task_id = e.task_id;
+      f.token = e.fencing_token;
+      f.step_name.assign(e.step_name, e.step_name_len);
+      f.handler.assign(e.handler, e.handler_len);
+      f.attempt = e.attempt;
+      f.max_attempts = e.max_attempts;
+      auto route = routes.find(f.handler);
+      if (route == routes.end()) {
+        auto [it, _] = running.emplace(e.step_id, std::move(f));
+        on_result(e.step_id, it->second.token,
+                  runtime_failure("no handler named \"" + it->second.handler
+                                      + "\" is registered with worker " + config.worker_name,
+                                  "handler_not_found", false));
+        continue;
+      }
+      auto& ev = f.event;
+      ev.task_id = e.task_id;
+      ev.step_id = e.step_id;
+      ev.namespace_name = e.namespace_name;
+      ev.step_name = f.step_name;
+      ev.handler = f.handler;
+      ev.handler_config.assign(e.handler_config, e.handler_config_len);
+      ev.task_context.assign(e.task_context, e.task_context_len);
+      ev.dependency_results.assign(e.dependency_results, e.dependency_results_len);
+      ev.attempt = e.attempt;
+      ev.max_attempts = e.max_attempts;
+      ev.fencing_token = e.fencing_token;
+      ev.timeout_ms = e.timeout_ms;
+      running.emplace(e.step_id, std::move(f));
+      route->second.queued.push_back(e.step_id);
+    }
+    for (auto& [_, route] : routes)
+      if (!route.queued.empty())
+        dispatch(route);
+    if (count < want)
+      return true;
+  }
+  return false;
+}
+
+void poller_state::dispatch(route_state& route) {
+  while (!route.queued.empty()) {
+    auto free = std::find(route.active.begin(), route.active.end(), std::size_t{0});
+    if (free == route.active.end())
+      return;
+    const auto step_id = route.queued.front();
+    route.queued.pop_front();
+    auto it = running.find(step_id);
+    if (it == running.end())
+      continue;
+    auto& f = it->second;
+    f.instance = static_cast<std::size_t>(free - route.active.begin());
+    f.dispatched = true;
+    f.started = steady::now();
+    ++*free;
+    const milliseconds timeout = f.event.timeout_ms > 0 ? milliseconds{f.event.timeout_ms}
+                                 : route.route.timeout.count() > 0 ? route.route.timeout
+                                                                   : no_timeout;
+    const auto token = f.token;
+    auto* me = self;
+    me->request(route.route.instances[f.instance], timeout, std::move(f.event))
+        .then([me, step_id,
+               token](step_result& r) { me->state.on_result(step_id, token, std::move(r)); },
+              [me, step_id, token, timeout](caf::error& e) {
+                step_result r;
+                if (e == caf::sec::request_timeout)
+                  r = runtime_failure("the handler did not answer within "
+                                          + std::to_string(timeout.count()) + " ms",
+                                      "handler_timeout", true);
+                else if (e == caf::sec::request_receiver_down)
+                  r = runtime_failure("the handler's actor is down", "handler_error", true);
+                else
+                  r = runtime_failure("the handler failed: " + me->system().render(e),
+                                      "handler_error", true);
+                me->state.on_result(step_id, token, std::move(r));
+              });
+  }
+}
+
+void poller_state::on_result(std::int64_t step_id, std::int64_t token, step_result result) {
+  auto it = running.find(step_id);
+  if (it == running.end() || it->second.token != token || it->second.finished)
+    return;
+  auto& f = it->second;
+  f.finished = true;
+  const auto run_time = f.dispatched
+                            ? duration_cast<std::chrono::microseconds>(steady::now() - f.started)
+                            : std::chrono::microseconds{0};
+  if (f.dispatched) {
+    auto route = routes.find(f.handler);
+    if (route != routes.end()) {
+      --route->second.active[f.instance];
+      dispatch(route->second);
+    }
+  }
+  if (config.on_step)
+    config.on_step(step_report{f.task_id, step_id, f.step_name, f.handler, f.attempt,
+                               f.max_attempts, result, run_time});
+  pending.push_back(pending_result{step_id, token, std::move(result)});
+  if (!flush_scheduled) {
+    flush_scheduled = true;
+    self->send(self, flush_atom_v);
+  }
+}
+
+void poller_state::flush() {
+  if (pending.empty())
+    return;
+  batch.clear();
+  for (const auto& p : pending) {
+    tk_step_result r{};
+    r.step_id = p.step_id;
+    r.fencing_token = p.token;
+    if (p.result.succeeded) {
+      r.kind = TK_RESULT_SUCCESS;
+      r.result_json = p.result.result_json.c_str();
+    } else {
+      r.kind = TK_RESULT_FAILURE;
+      r.error_message = p.result.error_message.c_str();
+      r.error_type = p.result.error_type.c_str();
+      r.retryable = p.result.retryable ? 1 : 0;
+      r.retry_after_ms = p.result.retry_after_ms;
+    }
+    batch.push_back(r);
+  }
+  outcomes.assign(batch.size(), TK_OK);
+  tk_error err{};
+  ++complete_calls;
+  if (tk_complete(worker, batch.data(), batch.size(), outcomes.data(), &err) != TK_OK) {
+    // Keep the results: the next pump (a result, the timer or the fallback
+    // poll) tries again while the leases still hold.
+    spdlog::error("worker {}: completing {} step(s) failed, will retry: {}", config.worker_name,
+                  batch.size(), err.message);
+    return;
+  }
+  std::vector<pending_result> redo;
+  for (std::size_t i = 0; i < pending.size(); ++i) {
+    const auto step_id = pending[i].step_id;
+    switch (outcomes[i]) {
+      case TK_OK:
+      case TK_DUPLICATE: break;
+      case TK_MALFORMED_JSON:
+      case TK_TOO_LARGE:
+        // The handler's result itself is bad: the step fails for good, so it
+        // still gets exactly one result.
+        redo.push_back({step_id, pending[i].token,
+                        runtime_failure(outcomes[i] == TK_TOO_LARGE
+                                            ? "the handler's result is over the size limit"
+                                            : "the handler returned malformed JSON",
+                                        "malformed_result", false)});
+        continue;
+      case TK_STALE:
+        spdlog::warn("worker {}: step {} lost its lease before completing; its result was "
+                     "discarded (the step runs again elsewhere)",
+                     config.worker_name, step_id);
+        break;
+      default:
+        spdlog::error("worker {}: completing step {} was refused ({})", config.worker_name, step_id,
+                      outcomes[i]);
+        break;
+    }
+    running.erase(step_id);
+    ++steps_completed;
+  }
+  pending = std::move(redo);
+  if (!pending.empty())
+    flush();
+}
+
+void poller_state::heartbeat() {
+  std::vector<std::int64_t> ids, tokens;
+  for (const auto& [id, f] : running)
+    if (!f.finished) {
+      ids.push_back(id);
+      tokens.push_back(f.token);
+    }
+  if (ids.empty())
+    return;
+  std::vector<int> beat(ids.size(), TK_OK);
+  tk_error err{};
+  ++heartbeat_calls;
+  if (tk_heartbeat(worker, ids.data(), tokens.data(), ids.size(), config.lease.count(), beat.data(),
+                   &err)
+      != TK_OK) {
+    spdlog::error("worker {}: heartbeat failed: {}", config.worker_name, err.message);
+    return;
+  }
+  for (std::size_t i = 0; i < ids.size(); ++i)
+    if (beat[i] != TK_OK)
+      spdlog::warn("worker {}: step {} is no longer ours (lease lost or task cancelled)",
+                   config.worker_name, ids[i]);
+}
+
+void poller_state::arm_timer() {
+  if (draining) {
+    if (!drain_waiters.empty()) {
+      auto left = duration_cast<milliseconds>(drain_deadline - steady::now());
+      self->delayed_send(self, std::max(left, milliseconds{1}), wake_atom_v);
+    }
+    return;
+  }
+  if (capacity() == 0)
+    return;  // a result will wake us
+  std::int64_t delay = -1;
+  if (tk_next_due(core.get(), namespace_ptrs.empty() ? nullptr : namespace_ptrs.data(),
+                  namespace_ptrs.size(), &delay, nullptr)
+          != TK_OK
+      || delay < 0)
+    return;
+  const auto due = steady::now() + milliseconds{delay};
+  if (timer_armed && timer_due <= due + milliseconds{1})
+    return;  // the armed timer comes first anyway
+  timer_armed = true;
+  timer_due = due;
+  self->delayed_send(self, milliseconds{std::max<std::int64_t>(delay, 1)}, tick_atom_v,
+                     ++timer_generation);
+}
+
+bool poller_state::idle() const {
+  if (!running.empty() || !pending.empty())
+    return false;
+  std::int64_t delay = -1;
+  return tk_next_due(core.get(), namespace_ptrs.empty() ? nullptr : namespace_ptrs.data(),
+                     namespace_ptrs.size(), &delay, nullptr)
+             == TK_OK
+         && delay < 0;
+}
+
+tk_status poller_state::create(const task_request& r, std::int64_t& id, tk_error& err) {
+  tk_task_spec spec{};
+  spec.namespace_name = r.namespace_name.c_str();
+  spec.name = r.name.c_str();
+  spec.version = r.version.c_str();
+  spec.context_json = r.context_json.c_str();
+  spec.idempotency_key = r.idempotency_key.empty() ? nullptr : r.idempotency_key.c_str();
+  spec.priority = r.priority;
+  return tk_create_task(core.get(), &spec, &id, nullptr, &err);
+}
+
+void poller_state::instance_down(const caf::down_msg& dm) {
+  std::vector<std::pair<std::int64_t, std::int64_t>> lost;
+  for (auto& [handler, route] : routes)
+    for (std::size_t i = 0; i < route.route.instances.size(); ++i)
+      if (route.route.instances[i].address() == dm.source)
+        for (const auto& [id, f] : running)
+          if (f.dispatched && !f.finished && f.handler == handler && f.instance == i)
+            lost.emplace_back(id, f.token);
+  for (const auto& [id, token] : lost)
+    on_result(id, token,
+              runtime_failure("the handler's actor died (" + self->system().render(dm.reason) + ")",
+                              "handler_error", true));
+}
+
+void poller_state::task_finished(std::int64_t task_id, const char* state) {
+  auto it = waiters.find(task_id);
+  if (it == waiters.end())
+    return;
+  for (auto& p : it->second)
+    p.deliver(std::string(state));
+  waiters.erase(it);
+}
+
+poller_actor::behavior_type poller(poller_actor::stateful_pointer<poller_state> self, core_ptr core,
+                                   poller_config config,
+                                   std::unordered_map<std::string, handler_route> routes) {
+  auto& st = self->state;
+  st.init(self, std::move(core), std::move(config), std::move(routes));
+  // A handler actor that dies takes its steps' replies with it: fail those
+  // steps now instead of waiting for their timeouts.
+  for (auto& [_, route] : st.routes)
+    for (auto& instance : route.route.instances)
+      self->monitor(instance);
+  self->set_down_handler([self](caf::down_msg& dm) { self->state.instance_down(dm); });
+  self->send(self, wake_atom_v);
+  self->delayed_send(self, st.config.heartbeat_interval, heartbeat_atom_v);
+  self->delayed_send(self, st.config.fallback_poll, fallback_atom_v);
+  return {
+      [self](wake_atom) { self->state.pump(); },
+      [self](flush_atom) {
+        self->state.flush_scheduled = false;
+        self->state.pump();
+      },
+      [self](tick_atom, std::uint64_t generation) {
+        if (generation != self->state.timer_generation)
+          return;  // superseded by a sooner timer
+        self->state.timer_armed = false;
+        self->state.pump();
+      },
+      [self](fallback_atom) {
+        self->state.pump();
+        self->delayed_send(self, self->state.config.fallback_poll, fallback_atom_v);
+      },
+      [self](heartbeat_atom) {
+        self->state.heartbeat();
+        self->delayed_send(self, self->state.config.heartbeat_interval, heartbeat_atom_v);
+      },
+      [self](register_atom, const std::string& pipeline_json) -> caf::result<bool> {
+        tk_error err{};
+        if (tk_register_pipeline(self->state.core.get(), pipeline_json.c_str(), &err) != TK_OK)
+          return caf::make_error(caf::sec::runtime_error, std::string(err.message));
+        return true;
+      },
+      [self](create_atom, const task_request& r) -> caf::result<std::int64_t> {
+        std::int64_t id = 0;
+        tk_error err{};
+        if (self->state.create(r, id, err) != TK_OK)
+          return caf::make_error(caf::sec::runtime_error, std::string(err.message));
+        self->state.pump();
+        return id;
+      },
+      [self](create_atom,
+             const std::vector<task_request>& batch) -> caf::result<std::vector<std::int64_t>> {
+        std::vector<std::int64_t> ids;
+        ids.reserve(batch.size());
+        for (const auto& r : batch) {
+          std::int64_t id = 0;
+          tk_error err{};
+          if (self->state.create(r, id, err) != TK_OK) {
+            self->state.pump();  // the tasks created so far stay and run
+            return caf::make_error(caf::sec::runtime_error,
+                                   "task " + std::to_string(ids.size() + 1) + " of "
+                                       + std::to_string(batch.size()) + ": " + err.message
+                                       + " (the ones before it were created)");
+          }
+          ids.push_back(id);
+        }
+        self->state.pump();
+        return ids;
+      },
+      [self](wait_atom, std::int64_t task_id) -> caf::result<std::string> {
+        const char* state = nullptr;
+        tk_error err{};
+        if (tk_task_state(self->state.core.get(), task_id, &state, &err) != TK_OK)
+          return caf::make_error(caf::sec::runtime_error, std::string(err.message));
+        if (final_state(state))
+          return std::string(state);
+        auto promise = self->make_response_promise<std::string>();
+        self->state.waiters[task_id].push_back(promise);
+        return promise;
+      },
+      [self](status_atom, std::int64_t task_id) -> caf::result<std::string> {
+        char* text = nullptr;
+        tk_error err{};
+        if (tk_task_status(self->state.core.get(), task_id, &text, &err) != TK_OK)
+          return caf::make_error(caf::sec::runtime_error, std::string(err.message));
+        std::string out{text};
+        tk_free(text);
+        return out;
+      },
+      [self](idle_atom) -> caf::result<bool> {
+        if (self->state.idle())
+          return true;
+        auto promise = self->make_response_promise<bool>();
+        self->state.idle_waiters.push_back(promise);
+        return promise;
+      },
+      [self](drain_atom, std::int64_t deadline_ms) -> caf::result<bool> {
+        auto& s = self->state;
+        s.draining = true;
+        s.drain_deadline = steady::now() + milliseconds{deadline_ms};
+        auto promise = self->make_response_promise<bool>();
+        s.drain_waiters.push_back(promise);
+        s.pump();
+        return promise;
+      },
+  };
+}
+
+}  // namespace tasker::actors

@@ -1,0 +1,161 @@
+// The poller actor: the only owner of the core handle. It claims steps up to
+// free capacity, hands each to its handler's actors, batches their results
+// into one tk_complete, heartbeats leases, and sleeps until the core, a
+// result, its one timer or the slow fallback poll wakes it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/response_promise.hpp>
+#include <caf/typed_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "messages/messages.hpp"
+#include "tasker/core.h"
+
+namespace tasker::actors {
+
+/// The poller's protocol. Clients use register/create/wait/status/idle/
+/// drain; the rest are the poller's own timers and wake-ups.
+using poller_actor = caf::typed_actor<
+    caf::reacts_to<wake_atom>, caf::reacts_to<flush_atom>, caf::reacts_to<tick_atom, std::uint64_t>,
+    caf::reacts_to<fallback_atom>, caf::reacts_to<heartbeat_atom>,
+    caf::replies_to<register_atom, std::string>::with<bool>,
+    caf::replies_to<create_atom, task_request>::with<std::int64_t>,
+    caf::replies_to<create_atom, std::vector<task_request>>::with<std::vector<std::int64_t>>,
+    caf::replies_to<wait_atom, std::int64_t>::with<std::string>,
+    caf::replies_to<status_atom, std::int64_t>::with<std::string>,
+    caf::replies_to<idle_atom>::with<bool>, caf::replies_to<drain_atom, std::int64_t>::with<bool>>;
+
+/// Owns a tk_core (closed by tk_close). Shared only so it can travel through
+/// spawn's argument list; the poller holds the one reference.
+using core_ptr = std::shared_ptr<tk_core>;
+
+/// Where the steps of one handler name go.
+struct handler_route {
+  std::vector<caf::actor> instances;         ///< its actors; one step each at a time
+  std::chrono::milliseconds timeout{30000};  ///< when the step has none of its own
+};
+
+/// Told of every step the poller finishes, for logging and metrics.
+struct step_report {
+  std::int64_t task_id;
+  std::int64_t step_id;
+  const std::string& step_name;
+  const std::string& handler;
+  int attempt;
+  int max_attempts;
+  const step_result& result;           ///< what goes to the core
+  std::chrono::microseconds run_time;  ///< dispatch to result (0 if never dispatched)
+};
+
+struct poller_config {
+  std::string worker_name = "worker";
+  std::vector<std::string> namespaces;  ///< empty: all
+  std::size_t max_in_flight = 128;      ///< claimed and not yet completed
+  std::size_t batch_size = 64;          ///< steps per tk_poll
+  std::chrono::milliseconds lease{30000};
+  std::chrono::milliseconds heartbeat_interval{10000};
+  std::chrono::milliseconds fallback_poll{1000};    ///< safety net only
+  std::function<void(const step_report&)> on_step;  ///< optional
+};
+
+/// The poller's state. Decisions are member functions, so tests can drive
+/// them with CAF's test coordinator.
+struct poller_state {
+  static inline const char* name = "tasker.poller";
+
+  /// A claimed step, until the core has its result.
+  struct in_flight {
+    std::int64_t task_id = 0;
+    std::int64_t token = 0;
+    std::string step_name;
+    std::string handler;
+    int attempt = 0;
+    int max_attempts = 0;
+    step_event event;  ///< held while queued; moved into the request at dispatch
+    std::chrono::steady_clock::time_point started{};
+    bool dispatched = false;
+    bool finished = false;  ///< its result waits in `pending`
+    std::size_t instance = 0;
+  };
+
+  struct pending_result {
+    std::int64_t step_id;
+    std::int64_t token;
+    step_result result;
+  };
+
+  struct route_state {
+    handler_route route;
+    std::vector<std::size_t> active;  ///< steps running per instance
+    std::deque<std::int64_t> queued;  ///< claimed steps waiting for a free instance
+  };
+
+  poller_actor::stateful_pointer<poller_state> self = nullptr;
+  poller_config config;
+  core_ptr core{nullptr, tk_close};
+  tk_worker* worker = nullptr;
+  std::unordered_map<std::string, route_state> routes;
+  std::unordered_map<std::int64_t, in_flight> running;  ///< by step id
+  std::vector<pending_result> pending;                  ///< to complete in the next flush
+  std::vector<tk_step_result> batch;                    ///< reused by flush
+  std::vector<int> outcomes;                            ///< reused by flush
+  std::vector<const char*> namespace_ptrs;
+  bool flush_scheduled = false;
+  bool wake_flag = false;  ///< set by the core's wake-up callback (always on our thread)
+  bool draining = false;
+  std::chrono::steady_clock::time_point drain_deadline{};
+  std::uint64_t timer_generation = 0;
+  bool timer_armed = false;
+  std::chrono::steady_clock::time_point timer_due{};
+  std::unordered_map<std::int64_t, std::vector<caf::typed_response_promise<std::string>>> waiters;
+  std::vector<caf::typed_response_promise<bool>> idle_waiters;
+  std::vector<caf::typed_response_promise<bool>> drain_waiters;
+  std::uint64_t steps_claimed = 0, steps_completed = 0;
+  std::uint64_t poll_calls = 0, complete_calls = 0, heartbeat_calls = 0;
+
+  ~poller_state();
+
+  /// Opens the worker handle and installs the core's callbacks.
+  void init(poller_actor::stateful_pointer<poller_state> self_ptr, core_ptr core_handle,
+            poller_config cfg, std::unordered_map<std::string, handler_route> handler_routes);
+
+  /// Completes pending results, claims up to capacity, re-arms the timer,
+  /// answers idle/drain waiters. Every message handler ends here.
+  void pump();
+  /// Claimed steps not yet completed (dispatched, queued or with a pending result).
+  std::size_t load() const { return running.size(); }
+  std::size_t capacity() const;
+  /// Claims up to capacity; false when the core had fewer ready steps than asked.
+  bool claim();
+  void dispatch(route_state& route);
+  void on_result(std::int64_t step_id, std::int64_t token, step_result result);
+  void flush();
+  void heartbeat();
+  void arm_timer();
+  bool idle() const;
+  void task_finished(std::int64_t task_id, const char* state);
+  tk_status create(const task_request& r, std::int64_t& id, tk_error& err);
+  /// A handler instance died: its running steps fail (retryable handler_error).
+  void instance_down(const caf::down_msg& dm);
+};
+
+/// Spawns nothing: the behavior of a poller; spawn it detached in a worker
+/// (store calls block), or on the test coordinator in tests.
+poller_actor::behavior_type poller(poller_actor::stateful_pointer<poller_state> self, core_ptr core,
+                                   poller_config config,
+                                   std::unordered_map<std::string, handler_route> routes);
+
+/// A failure result made by the runtime itself (timeouts, dead handlers…).
+step_result runtime_failure(std::string message, std::string type, bool retryable);
+
+}  // namespace tasker::actors

@@ -1,0 +1,47 @@
+// Every message type and atom of tasker, in one CAF type-ID block.
+// (CAF 0.17.6 accepts the block as a forward-compatible shim: the atoms are
+// atom_constants and nothing needs initialising at start-up.)
+#pragma once
+
+#include <caf/atom.hpp>
+#include <caf/type_id.hpp>
+
+#include <cstdint>
+#include <vector>
+
+#include "messages/step_event.hpp"
+#include "messages/step_result.hpp"
+#include "messages/task_request.hpp"
+
+CAF_BEGIN_TYPE_ID_BLOCK(tasker, caf::first_custom_type_id)
+
+CAF_ADD_TYPE_ID(tasker, (tasker::step_event))
+CAF_ADD_TYPE_ID(tasker, (tasker::step_result))
+CAF_ADD_TYPE_ID(tasker, (tasker::task_request))
+CAF_ADD_TYPE_ID(tasker, (std::vector<tasker::task_request>))
+CAF_ADD_TYPE_ID(tasker, (std::vector<std::int64_t>))
+
+/// The core may have work: claim up to free capacity.
+CAF_ADD_ATOM(tasker, tasker, wake_atom, "wake")
+/// Results are waiting: complete them in one batch, then claim.
+CAF_ADD_ATOM(tasker, tasker, flush_atom, "flush")
+/// The one timer for the core's next due event (carries a generation).
+CAF_ADD_ATOM(tasker, tasker, tick_atom, "tick")
+/// The slow safety-net poll.
+CAF_ADD_ATOM(tasker, tasker, fallback_atom, "fallback")
+/// Extend the leases of steps still running.
+CAF_ADD_ATOM(tasker, tasker, heartbeat_atom, "heartbeat")
+/// Register a pipeline (core JSON).
+CAF_ADD_ATOM(tasker, tasker, register_atom, "register")
+/// Create a task (or, with a vector of requests, many in one call).
+CAF_ADD_ATOM(tasker, tasker, create_atom, "create")
+/// Reply once a task has ended.
+CAF_ADD_ATOM(tasker, tasker, wait_atom, "wait")
+/// A task's status JSON.
+CAF_ADD_ATOM(tasker, tasker, status_atom, "status")
+/// Reply once no step is running, queued or due.
+CAF_ADD_ATOM(tasker, tasker, idle_atom, "idle")
+/// Stop claiming, finish what runs (up to a deadline), reply, then stop.
+CAF_ADD_ATOM(tasker, tasker, drain_atom, "drain")
+
+CAF_END_TYPE_ID_BLOCK(tasker)

@@ -1,0 +1,37 @@
+// The message a handler receives: one claimed step.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <caf/meta/type_name.hpp>
+
+namespace tasker {
+
+/// One claimed step, as a handler receives it. A plain value: the poller
+/// fills it from the core's pooled event and moves it into a CAF message,
+/// which is shared read-only from there (copy-on-write), never mutated by
+/// two actors.
+struct step_event {
+  std::int64_t task_id = 0;
+  std::int64_t step_id = 0;
+  std::string namespace_name;
+  std::string step_name;
+  std::string handler;
+  std::string handler_config = "{}";      ///< JSON object
+  std::string task_context = "{}";        ///< JSON object
+  std::string dependency_results = "{}";  ///< JSON object: every ancestor's result by step name
+  std::int32_t attempt = 0;               ///< 1 on the first execution
+  std::int32_t max_attempts = 0;
+  std::int64_t fencing_token = 0;
+  std::int64_t timeout_ms = 0;  ///< the step's own timeout (0: the handler's default)
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, step_event& x) {
+  return f(caf::meta::type_name("tasker::step_event"), x.task_id, x.step_id, x.namespace_name,
+           x.step_name, x.handler, x.handler_config, x.task_context, x.dependency_results,
+           x.attempt, x.max_attempts, x.fencing_token, x.timeout_ms);
+}
+
+}  // namespace tasker

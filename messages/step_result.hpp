@@ -1,0 +1,28 @@
+// The message a handler answers with: how its step ended.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <caf/meta/type_name.hpp>
+
+namespace tasker {
+
+/// How a step ended. Build it with tasker::success() / tasker::failure()
+/// (runtime/step_result.hpp) rather than by hand.
+struct step_result {
+  bool succeeded = true;
+  std::string result_json = "null";  ///< success: the step's result, a JSON text
+  std::string error_message;         ///< failure: what went wrong
+  std::string error_type;            ///< failure: e.g. "retryable_error", "permanent_error"
+  bool retryable = true;             ///< failure: may the step's retry policy retry it?
+  std::int64_t retry_after_ms = 0;   ///< failure: > 0 replaces the policy's backoff
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, step_result& x) {
+  return f(caf::meta::type_name("tasker::step_result"), x.succeeded, x.result_json,
+           x.error_message, x.error_type, x.retryable, x.retry_after_ms);
+}
+
+}  // namespace tasker

@@ -1,0 +1,71 @@
+// Creating tasks and waiting for them, from any thread that is not an actor
+// (main, a test, a benchmark). Completion is signalled by the core's task
+// listener through the poller, never polled on an interval.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace tasker {
+
+using json = nlohmann::json;
+
+class pipeline;
+
+/// A request the worker refused (unknown pipeline, bad input…) or a wait
+/// that timed out; the message says which.
+class client_error : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+struct create_options {
+  std::string idempotency_key;  ///< empty: none; the same key returns the same task
+  std::int32_t priority = 0;    ///< higher runs first
+};
+
+/// A worker's client. Thread-safe; obtained from worker::client().
+class client {
+public:
+  struct impl;
+  explicit client(std::unique_ptr<impl> p);
+  ~client();
+  client(const client&) = delete;
+  client& operator=(const client&) = delete;
+
+  /// Creates a task of namespace/name/version with `context` (a JSON object).
+  std::int64_t create(const std::string& namespace_name, const std::string& name,
+                      const std::string& version, const json& context = json::object(),
+                      const create_options& options = {});
+  /// Creates a task of `p`.
+  std::int64_t create(const pipeline& p, const json& context = json::object(),
+                      const create_options& options = {});
+
+  /// Creates one task of `p` per context, in one round trip; ids in order.
+  /// On a bad context nothing is sent; on a refusal from the core the tasks
+  /// before the refused one exist and the error says which one failed.
+  std::vector<std::int64_t> create_many(const pipeline& p, const std::vector<json>& contexts,
+                                        std::int32_t priority = 0);
+
+  /// Blocks until the task ends; returns "complete", "error" or "cancelled".
+  /// Throws client_error when `timeout` passes first.
+  std::string wait(std::int64_t task_id,
+                   std::chrono::milliseconds timeout = std::chrono::minutes{10});
+
+  /// The task's status (see tk_task_status).
+  json status(std::int64_t task_id);
+
+  /// The result of `step` in the task's status (null when it has none).
+  json result(std::int64_t task_id, const std::string& step);
+
+private:
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace tasker

@@ -1,0 +1,369 @@
+#include "runtime/worker.hpp"
+
+#include <csignal>
+#include <cstdlib>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/send.hpp>
+#include <pthread.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include "actors/function_host.hpp"
+#include "actors/poller.hpp"
+#include "runtime/logging.hpp"
+
+namespace tasker {
+
+namespace {
+
+using std::chrono::milliseconds;
+
+// SIGINT and SIGTERM are blocked in every thread the runtime creates, so
+// that only run()'s sigwait (or the default action in the main thread)
+// sees them.
+class signals_blocked {
+public:
+  signals_blocked() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, &saved_);
+  }
+  ~signals_blocked() { pthread_sigmask(SIG_SETMASK, &saved_, nullptr); }
+  signals_blocked(const signals_blocked&) = delete;
+  signals_blocked& operator=(const signals_blocked&) = delete;
+
+private:
+  sigset_t saved_;
+};
+
+std::string default_worker_name() {
+  char host[256] = "host";
+  gethostname(host, sizeof host - 1);
+  return std::string(host) + ":" + std::to_string(getpid());
+}
+
+// The readable part of an error a poller sent (its context string), or CAF's rendering.
+std::string describe(caf::actor_system& sys, const caf::error& e) {
+  if (e == caf::sec::request_timeout)
+    return "the worker did not answer in time";
+  const auto& ctx = e.context();
+  if (ctx.size() == 1 && ctx.match_element<std::string>(0))
+    return ctx.get_as<std::string>(0);
+  return sys.render(e);
+}
+
+worker_config& prepared(worker_config& cfg) {
+  cfg.validate();
+  cfg.apply_scheduler_settings();
+  return cfg;
+}
+
+}  // namespace
+
+// ---- client -----------------------------------------------------------------
+
+struct client::impl {
+  caf::actor_system& sys;
+  actors::poller_actor poller;
+  std::mutex mu;  // one request at a time through the scoped actor
+  caf::scoped_actor self;
+
+  impl(caf::actor_system& s, actors::poller_actor p) : sys(s), poller(std::move(p)), self(s) {}
+
+  template <class T, class... Ts>
+  T ask(milliseconds timeout, Ts&&... xs) {
+    std::lock_guard<std::mutex> g{mu};
+    T out{};
+    caf::error failed;
+    self->request(poller, timeout, std::forward<Ts>(xs)...)
+        .receive([&](T& value) { out = std::move(value); },
+                 [&](caf::error& e) { failed = std::move(e); });
+    if (failed)
+      throw client_error(describe(sys, failed));
+    return out;
+  }
+};
+
+client::client(std::unique_ptr<impl> p) : impl_(std::move(p)) {
+}
+client::~client() = default;
+
+std::int64_t client::create(const std::string& namespace_name, const std::string& name,
+                            const std::string& version, const json& context,
+                            const create_options& options) {
+  if (!context.is_object())
+    throw client_error("a task's context must be a JSON object");
+  task_request r;
+  r.namespace_name = namespace_name;
+  r.name = name;
+  r.version = version;
+  r.context_json = context.dump();
+  r.idempotency_key = options.idempotency_key;
+  r.priority = options.priority;
+  return impl_->ask<std::int64_t>(milliseconds{60000}, create_atom_v, std::move(r));
+}
+
+std::int64_t client::create(const pipeline& p, const json& context, const create_options& options) {
+  return create(p.namespace_name(), p.name(), p.version(), context, options);
+}
+
+std::vector<std::int64_t> client::create_many(const pipeline& p, const std::vector<json>& contexts,
+                                              std::int32_t priority) {
+  std::vector<task_request> batch;
+  batch.reserve(contexts.size());
+  for (const auto& c : contexts) {
+    if (!c.is_object())
+      throw client_error("a task's context must be a JSON object (item "
+                         + std::to_string(batch.size() + 1) + ")");
+    task_request r;
+    r.namespace_name = p.namespace_name();
+    r.name = p.name();
+    r.version = p.version();
+    r.context_json = c.dump();
+    r.priority = priority;
+    batch.push_back(std::move(r));
+  }
+  return impl_->ask<std::vector<std::int64_t>>(milliseconds{600000}, create_atom_v,
+                                               std::move(batch));
+}
+
+std::string client::wait(std::int64_t task_id, milliseconds timeout) {
+  try {
+    return impl_->ask<std::string>(timeout, wait_atom_v, task_id);
+  } catch (const client_error& e) {
+    throw client_error("waiting for task " + std::to_string(task_id) + ": " + e.what());
+  }
+}
+
+json client::status(std::int64_t task_id) {
+  return json::parse(impl_->ask<std::string>(milliseconds{60000}, status_atom_v, task_id));
+}
+
+json client::result(std::int64_t task_id, const std::string& step) {
+  const json st = status(task_id);  // outlives the loop (a temporary would not)
+  for (const auto& s : st.at("steps"))
+    if (s.at("name") == step)
+      return s.at("result");
+  throw client_error("task " + std::to_string(task_id) + " has no step \"" + step + "\"");
+}
+
+// ---- worker -----------------------------------------------------------------
+
+struct worker::impl {
+  struct handler_entry {
+    std::string name;
+    actors::step_function fn;  // set for function handlers
+    actor_factory factory;     // set for actor handlers
+    handler_options options;
+  };
+
+  worker_config& cfg;
+  std::shared_ptr<tk_core> core;  // handed to the poller at start
+  signals_blocked no_signals_in_caf_threads;
+  caf::actor_system sys;
+  std::vector<handler_entry> handlers;
+  std::vector<caf::actor> instances;
+  actors::poller_actor poller;
+  std::unique_ptr<tasker::client> client_;
+  bool started = false;
+  bool stopped = false;
+
+  explicit impl(worker_config& c) : cfg(prepared(c)), core(open_core(c)), sys(c) {
+    if (cfg.name.empty())
+      cfg.name = default_worker_name();
+  }
+
+  static std::shared_ptr<tk_core> open_core(const worker_config& c) {
+    setup_logging(c.log_level);
+    tk_error err{};
+    tk_core* raw = tk_open(c.store.c_str(), nullptr, &err);
+    if (!raw)
+      throw std::runtime_error("cannot open store " + c.store + ": " + err.message);
+    return std::shared_ptr<tk_core>(raw, tk_close);
+  }
+
+  std::size_t default_concurrency() {
+    return 2 * std::max<std::size_t>(1, sys.scheduler().num_workers());
+  }
+};
+
+worker::worker(worker_config& config) : impl_(std::make_unique<impl>(config)) {
+}
+
+worker::~worker() {
+  try {
+    stop();
+  } catch (const std::exception& e) {
+    spdlog::error("worker: stopping failed: {}", e.what());
+  }
+}
+
+worker& worker::handle(std::string name, handler_fn fn, handler_options options) {
+  if (impl_->started)
+    throw std::logic_error("worker: handle(\"" + name + "\") after start()");
+  auto wrapped = [fn = std::move(fn)](const step_event& event) -> step_result {
+    step_context ctx{event};
+    try {
+      return fn(ctx);
+    } catch (const step_input_error& e) {
+      return failure(e.what(), "validation_error", false);
+    }
+  };
+  impl_->handlers.push_back({std::move(name), std::move(wrapped), nullptr, options});
+  return *this;
+}
+
+worker& worker::handle_actor(std::string name, actor_factory factory, handler_options options) {
+  if (impl_->started)
+    throw std::logic_error("worker: handle_actor(\"" + name + "\") after start()");
+  impl_->handlers.push_back({std::move(name), nullptr, std::move(factory), options});
+  return *this;
+}
+
+worker& worker::register_pipeline(const pipeline& p) {
+  const auto text = p.to_core_json();  // validates
+  if (!impl_->started) {
+    tk_error err{};
+    if (tk_register_pipeline(impl_->core.get(), text.c_str(), &err) != TK_OK)
+      throw pipeline_error(err.message);
+  } else {
+    caf::scoped_actor self{impl_->sys};
+    caf::error failed;
+    self->request(impl_->poller, milliseconds{60000}, register_atom_v, text)
+        .receive([](bool) {}, [&](caf::error& e) { failed = std::move(e); });
+    if (failed)
+      throw pipeline_error(describe(impl_->sys, failed));
+  }
+  spdlog::info("registered pipeline {}/{}@{} ({} steps)", p.namespace_name(), p.name(), p.version(),
+               p.steps().size());
+  return *this;
+}
+
+worker& worker::load_templates(const std::filesystem::path& dir) {
+  for (const auto& p : load_pipeline_dir(dir))
+    register_pipeline(p);
+  return *this;
+}
+
+void worker::start() {
+  auto& d = *impl_;
+  if (d.started)
+    return;
+  if (d.stopped)
+    throw std::logic_error("worker: start() after stop()");
+  if (!d.cfg.templates.empty())
+    load_templates(d.cfg.templates);
+  signals_blocked no_signals;  // threads spawned below inherit the mask
+  std::unordered_map<std::string, actors::handler_route> routes;
+  for (auto& h : d.handlers) {
+    auto& route = routes[h.name];
+    if (!route.instances.empty())
+      throw std::logic_error("worker: two handlers named \"" + h.name + "\"");
+    route.timeout = h.options.timeout;
+    const auto n = h.options.concurrency ? h.options.concurrency : d.default_concurrency();
+    for (std::size_t i = 0; i < n; ++i) {
+      caf::actor a = h.fn ? d.sys.spawn(actors::function_host, h.fn)
+                          : d.sys.spawn([factory = h.factory](caf::event_based_actor* self) {
+                              return factory(self);
+                            });
+      route.instances.push_back(a);
+      d.instances.push_back(a);
+    }
+  }
+  actors::poller_config pc;
+  pc.worker_name = d.cfg.name;
+  pc.namespaces = d.cfg.namespace_list();
+  pc.max_in_flight = d.cfg.max_in_flight;
+  pc.batch_size = d.cfg.batch_size;
+  pc.lease = milliseconds{d.cfg.lease_ms};
+  pc.heartbeat_interval = milliseconds{std::max<std::int64_t>(d.cfg.lease_ms / 3, 1)};
+  pc.fallback_poll = milliseconds{d.cfg.fallback_poll_ms};
+  pc.on_step = log_step;
+  d.poller = d.sys.spawn<caf::detached>(actors::poller, std::move(d.core), std::move(pc),
+                                        std::move(routes));
+  d.client_ = std::make_unique<tasker::client>(std::make_unique<client::impl>(d.sys, d.poller));
+  d.started = true;
+  spdlog::info("worker {} started: store {}, {} handler(s), up to {} steps in flight", d.cfg.name,
+               d.cfg.store, d.handlers.size(), d.cfg.max_in_flight);
+}
+
+client& worker::client() {
+  start();
+  return *impl_->client_;
+}
+
+bool worker::run_until_idle(milliseconds timeout) {
+  start();
+  caf::scoped_actor self{impl_->sys};
+  bool idle = false;
+  self->request(impl_->poller, timeout.count() > 0 ? timeout : milliseconds{365LL * 86400000},
+                idle_atom_v)
+      .receive([&](bool b) { idle = b; }, [&](caf::error&) { idle = false; });
+  return idle;
+}
+
+int worker::run() {
+  start();
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigset_t saved;
+  pthread_sigmask(SIG_BLOCK, &set, &saved);
+  spdlog::info("worker {} running; SIGINT or SIGTERM stops it", impl_->cfg.name);
+  int sig = 0;
+  sigwait(&set, &sig);
+  spdlog::info("{}: stopping; running steps have {} ms to finish (signal again to stop at once)",
+               sig == SIGINT ? "SIGINT" : "SIGTERM", impl_->cfg.drain_ms);
+  std::thread([set]() mutable {
+    int again = 0;
+    sigwait(&set, &again);
+    std::_Exit(130);
+  }).detach();
+  const bool clean = stop();
+  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+  return clean ? 0 : 1;
+}
+
+bool worker::stop() {
+  auto& d = *impl_;
+  if (!d.started || d.stopped) {
+    d.stopped = true;
+    return true;
+  }
+  d.stopped = true;
+  bool clean = false;
+  {
+    caf::scoped_actor self{d.sys};
+    self->request(d.poller, milliseconds{d.cfg.drain_ms + 60000}, drain_atom_v, d.cfg.drain_ms)
+        .receive([&](bool b) { clean = b; },
+                 [&](caf::error& e) {
+                   spdlog::error("worker {}: drain failed: {}", d.cfg.name, describe(d.sys, e));
+                 });
+  }
+  d.client_.reset();  // its scoped actor must go before the system awaits its actors
+  caf::anon_send_exit(d.poller, caf::exit_reason::user_shutdown);
+  for (auto& a : d.instances)
+    caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+  d.instances.clear();
+  spdlog::info("worker {} stopped{}", d.cfg.name,
+               clean ? "" : " (some steps were still running; their leases will lapse)");
+  return clean;
+}
+
+caf::actor_system& worker::system() {
+  return impl_->sys;
+}
+
+}  // namespace tasker

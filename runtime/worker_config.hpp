@@ -1,0 +1,47 @@
+// A worker's settings, on CAF's actor_system_config: from defaults, an INI
+// file, TASKER_* environment variables and the command line.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/actor_system_config.hpp>
+
+namespace tasker {
+
+/// Settings of a worker. Precedence: command line > TASKER_* environment >
+/// INI file (`--config-file=PATH`, default ./tasker.ini when present) > defaults.
+/// CAF's own settings (scheduler.*, logger.*) are accepted too.
+struct worker_config : caf::actor_system_config {
+  std::string store = "sqlite:tasker.db";  ///< memory: | sqlite:PATH
+  std::string namespaces;                  ///< comma-separated; empty: all
+  std::string name;                        ///< in step status; default host:pid
+  std::size_t max_in_flight = 128;         ///< steps claimed and not yet completed
+  std::size_t batch_size = 64;             ///< steps per poll of the core
+  std::size_t threads = 0;                 ///< scheduler threads; 0: one per core
+  std::string log_level = "info";          ///< trace|debug|info|warn|error|off
+  std::int64_t lease_ms = 30000;           ///< lease per claim, heartbeated at a third of it
+  std::int64_t fallback_poll_ms = 1000;    ///< safety-net poll interval
+  std::int64_t drain_ms = 10000;           ///< shutdown: how long running steps may finish
+  std::string templates;                   ///< a directory of YAML templates to load at start
+
+  worker_config();
+
+  /// Reads the INI file, the environment and the command line, then checks
+  /// the values. Returns false when the program should exit: `--help` was
+  /// printed (*exit_code 0) or a value is wrong (message printed, *exit_code 2).
+  bool parse_args(int argc, char** argv, int* exit_code);
+
+  /// The namespaces as a list.
+  std::vector<std::string> namespace_list() const;
+
+  /// Checks every value; throws std::invalid_argument naming the setting.
+  void validate() const;
+
+  /// Applies `threads` (and the scheduler tuning) to CAF's settings; called
+  /// by the worker before it creates its actor system.
+  void apply_scheduler_settings();
+};
+
+}  // namespace tasker

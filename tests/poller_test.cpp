@@ -1,0 +1,374 @@
+// The poller's decisions, run deterministically on CAF's test coordinator:
+// every actor runs on the test thread when the test says so, and time (CAF's
+// and the core's) moves only when the test moves it.
+#include <chrono>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/scheduler/test_coordinator.hpp>
+#include <caf/send.hpp>
+#include <caf/stateful_actor.hpp>
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include "actors/poller.hpp"
+#include "tasker/core.h"
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+using tasker::step_event;
+using tasker::step_result;
+namespace actors = tasker::actors;
+
+namespace {
+
+/// A handler under the test's control: it records every step it gets and
+/// answers only when the test delivers the step's promise.
+struct held_step {
+  step_event event;
+  caf::response_promise promise;
+};
+struct recorder_state {
+  std::vector<held_step> held;
+};
+using release_atom = caf::atom_constant<caf::atom("release")>;
+caf::behavior recorder(caf::stateful_actor<recorder_state>* self) {
+  return {
+      [self](step_event& e) -> caf::result<step_result> {
+        auto rp = self->make_response_promise();
+        self->state.held.push_back({e, rp});
+        return caf::delegated<step_result>();
+      },
+      // A promise is delivered from its actor's own context.
+      [self](release_atom, std::size_t index, step_result& r) {
+        self->state.held.at(index).promise.deliver(std::move(r));
+      },
+  };
+}
+
+step_result ok(json value = json::object()) {
+  step_result r;
+  r.result_json = value.dump();
+  return r;
+}
+
+struct fixture {
+  caf::actor_system_config cfg;
+  caf::actor_system sys;
+  caf::scheduler::test_coordinator& sched;
+  std::int64_t now_ms = 1'700'000'000'000;
+  tk_core* core = nullptr;  // owned by the poller; the test only reads through it
+  actors::poller_actor poller;
+
+  fixture()
+    : sys{cfg.set("scheduler.policy", caf::atom("testing"))},
+      sched{dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())} {}
+
+  std::vector<caf::actor> handlers;  // every recorder, stopped with the fixture
+
+  ~fixture() {
+    if (poller)
+      caf::anon_send_exit(poller, caf::exit_reason::user_shutdown);
+    for (auto& h : handlers)
+      caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+    sched.run();
+  }
+
+  caf::actor spawn_recorder() {
+    handlers.push_back(sys.spawn(recorder));
+    return handlers.back();
+  }
+
+  static std::int64_t read_clock(void* self) { return static_cast<fixture*>(self)->now_ms; }
+
+  /// Opens a memory core with one pipeline per handler name ("ns"/<handler>@1,
+  /// a single step "only" run by <handler>), then spawns the poller.
+  void start(actors::poller_config pc,
+             std::unordered_map<std::string, actors::handler_route> routes,
+             const std::vector<std::string>& pipelines) {
+    tk_error err{};
+    core = tk_open("memory:", R"({"seed":1})", &err);
+    REQUIRE(core != nullptr);
+    REQUIRE(tk_set_clock(core, &fixture::read_clock, this, &err) == TK_OK);
+    for (const auto& handler : pipelines) {
+      json p{{"namespace", "ns"},
+             {"name", handler},
+             {"version", "1"},
+             {"steps",
+              {{{"name", "only"},
+                {"handler", handler},
+                {"retry", {{"max_attempts", 2}, {"backoff", "none"}}}}}}};
+      REQUIRE(tk_register_pipeline(core, p.dump().c_str(), &err) == TK_OK);
+    }
+    actors::core_ptr owner{core, tk_close};
+    poller = sys.spawn(actors::poller, owner, std::move(pc), std::move(routes));
+    sched.run();
+  }
+
+  std::int64_t create(const std::string& pipeline) {
+    tk_task_spec spec{};
+    spec.namespace_name = "ns";
+    spec.name = pipeline.c_str();
+    spec.version = "1";
+    std::int64_t id = 0;
+    tk_error err{};
+    REQUIRE(tk_create_task(core, &spec, &id, nullptr, &err) == TK_OK);
+    return id;
+  }
+
+  json status(std::int64_t task) {
+    char* text = nullptr;
+    tk_error err{};
+    REQUIRE(tk_task_status(core, task, &text, &err) == TK_OK);
+    auto j = json::parse(text);
+    tk_free(text);
+    return j;
+  }
+
+  /// Moves both clocks (CAF's and the core's) and runs what became due.
+  void advance(std::chrono::milliseconds d) {
+    now_ms += d.count();
+    sched.advance_time(d);
+    sched.run();
+  }
+
+  /// Wakes the poller as the core's callback would for work made elsewhere.
+  void wake() {
+    caf::anon_send(poller, tasker::wake_atom_v);
+    sched.run();
+  }
+
+  actors::poller_state& state() {
+    auto* ptr = caf::actor_cast<caf::abstract_actor*>(poller);
+    return dynamic_cast<caf::stateful_actor<actors::poller_state, actors::poller_actor::base>&>(
+               *ptr)
+        .state;
+  }
+
+  /// Makes handler `a` answer the index-th step it holds with `r`.
+  void release(const caf::actor& a, std::size_t index, step_result r) {
+    caf::anon_send(a, release_atom::value, index, std::move(r));
+  }
+
+  recorder_state& recorder_of(const caf::actor& a) {
+    auto* ptr = caf::actor_cast<caf::abstract_actor*>(a);
+    return dynamic_cast<caf::stateful_actor<recorder_state>&>(*ptr).state;
+  }
+};
+
+actors::poller_config config(std::size_t max_in_flight, std::size_t batch) {
+  actors::poller_config pc;
+  pc.worker_name = "test";
+  pc.max_in_flight = max_in_flight;
+  pc.batch_size = batch;
+  pc.lease = 3000ms;
+  pc.heartbeat_interval = 1000ms;
+  pc.fallback_poll = 60000ms;
+  return pc;
+}
+
+}  // namespace
+
+TEST_CASE_FIXTURE(fixture,
+                  "the poller claims no more steps than it has room for" * doctest::timeout(10)) {
+  auto h = spawn_recorder();
+  start(config(3, 2), {{"work", {{h}, 0ms}}}, {"work"});
+  std::vector<std::int64_t> tasks;
+  for (int i = 0; i < 5; ++i)
+    tasks.push_back(create("work"));
+  wake();
+  // One instance takes one step at a time; the rest wait in the poller,
+  // claimed: three claimed in all, two polls (2 + 1).
+  CHECK(state().load() == 3);
+  CHECK(state().steps_claimed == 3);
+  CHECK(recorder_of(h).held.size() == 1);
+  int running = 0, ready = 0;
+  for (auto t : tasks) {
+    auto s = status(t).at("steps")[0].at("state");
+    running += s == "running";
+    ready += s == "ready";
+  }
+  CHECK(running == 3);
+  CHECK(ready == 2);
+
+  // A result frees one place: the next queued step is dispatched, one more claimed.
+  release(h, 0, ok());
+  sched.run();
+  CHECK(state().steps_completed == 1);
+  CHECK(state().steps_claimed == 4);
+  CHECK(recorder_of(h).held.size() == 2);
+}
+
+TEST_CASE_FIXTURE(fixture,
+                  "results that arrive together are completed in one call" * doctest::timeout(10)) {
+  std::vector<caf::actor> instances;
+  for (int i = 0; i < 4; ++i)
+    instances.push_back(spawn_recorder());
+  start(config(16, 16), {{"work", {instances, 0ms}}}, {"work"});
+  std::vector<std::int64_t> tasks;
+  for (int i = 0; i < 4; ++i)
+    tasks.push_back(create("work"));
+  wake();
+  CHECK(state().load() == 4);
+  const auto calls_before = state().complete_calls;
+  for (auto& a : instances) {
+    REQUIRE(recorder_of(a).held.size() == 1);
+    release(a, 0, ok({{"n", 1}}));
+  }
+  sched.run();
+  CHECK(state().complete_calls == calls_before + 1);
+  CHECK(state().steps_completed == 4);
+  for (auto t : tasks)
+    CHECK(status(t).at("state") == "complete");
+}
+
+TEST_CASE_FIXTURE(fixture, "steps go to the actors of their own handler" * doctest::timeout(10)) {
+  auto a = spawn_recorder();
+  auto b = spawn_recorder();
+  start(config(8, 8), {{"alpha", {{a}, 0ms}}, {"beta", {{b}, 0ms}}}, {"alpha", "beta"});
+  create("alpha");
+  create("beta");
+  create("beta");
+  wake();
+  REQUIRE(recorder_of(a).held.size() == 1);
+  REQUIRE(recorder_of(b).held.size() == 1);  // one at a time per instance
+  CHECK(recorder_of(a).held[0].event.handler == "alpha");
+  CHECK(recorder_of(b).held[0].event.handler == "beta");
+  release(b, 0, ok());
+  sched.run();
+  REQUIRE(recorder_of(b).held.size() == 2);
+  CHECK(recorder_of(b).held[1].event.handler == "beta");
+}
+
+TEST_CASE_FIXTURE(fixture, "a step of an unknown handler fails for good without running"
+                               * doctest::timeout(10)) {
+  auto h = spawn_recorder();
+  start(config(8, 8), {{"work", {{h}, 0ms}}}, {"work", "missing"});
+  auto t = create("missing");
+  wake();
+  auto st = status(t);
+  CHECK(st.at("state") == "error");
+  CHECK(st.at("steps")[0].at("attempts") == 1);
+  CHECK(st.at("steps")[0].at("last_error").at("type") == "handler_not_found");
+  CHECK(recorder_of(h).held.empty());
+  CHECK(state().load() == 0);
+}
+
+TEST_CASE_FIXTURE(fixture, "a handler that does not answer in time fails the step as retryable"
+                               * doctest::timeout(10)) {
+  auto h = spawn_recorder();
+  start(config(8, 8), {{"work", {{h}, 500ms}}}, {"work"});
+  auto t = create("work");
+  wake();
+  REQUIRE(recorder_of(h).held.size() == 1);
+  advance(499ms);
+  CHECK(status(t).at("steps")[0].at("state") == "running");
+  advance(1ms);
+  // Retried at once (backoff none): the same instance is free again.
+  auto step = status(t).at("steps")[0];
+  CHECK(step.at("last_error").at("type") == "handler_timeout");
+  CHECK(step.at("attempts") == 2);
+  REQUIRE(recorder_of(h).held.size() == 2);
+  CHECK(recorder_of(h).held[1].event.attempt == 2);
+  // The late answer of the first attempt changes nothing.
+  release(h, 0, ok({{"late", true}}));
+  sched.run();
+  CHECK(status(t).at("steps")[0].at("state") == "running");
+  release(h, 1, ok({{"late", false}}));
+  sched.run();
+  CHECK(status(t).at("steps")[0].at("result") == json{{"late", false}});
+}
+
+TEST_CASE_FIXTURE(fixture, "the poller heartbeats the leases of steps that run long"
+                               * doctest::timeout(10)) {
+  auto h = spawn_recorder();
+  start(config(8, 8), {{"work", {{h}, 0ms}}}, {"work"});
+  auto t = create("work");
+  wake();
+  const auto first_lease = status(t).at("steps")[0].at("lease_expires_at").get<std::int64_t>();
+  CHECK(first_lease == now_ms + 3000);
+  for (int i = 0; i < 5; ++i)
+    advance(1000ms);  // five heartbeats, well past the first lease
+  CHECK(state().heartbeat_calls >= 5);
+  auto step = status(t).at("steps")[0];
+  CHECK(step.at("state") == "running");
+  CHECK(step.at("attempts") == 1);
+  CHECK(step.at("lease_expires_at").get<std::int64_t>() > now_ms);
+  release(h, 0, ok());
+  sched.run();
+  CHECK(status(t).at("state") == "complete");
+}
+
+TEST_CASE_FIXTURE(fixture,
+                  "a handler actor that dies fails the steps it held" * doctest::timeout(10)) {
+  auto h = spawn_recorder();
+  start(config(8, 8), {{"work", {{h}, 0ms}}}, {"work"});
+  auto t = create("work");
+  wake();
+  REQUIRE(recorder_of(h).held.size() == 1);
+  caf::anon_send_exit(h, caf::exit_reason::kill);
+  sched.run();
+  auto step = status(t).at("steps")[0];
+  CHECK(step.at("last_error").at("type") == "handler_error");
+  CHECK(state().load() <= 1);  // the retry may be claimed again and sent to the dead actor
+  advance(10ms);
+  CHECK(status(t).at("state") == "error");  // both attempts failed
+}
+
+TEST_CASE_FIXTURE(fixture, "a retry due later wakes the poller through its one timer"
+                               * doctest::timeout(10)) {
+  auto h = spawn_recorder();
+  start(config(8, 8), {{"work", {{h}, 0ms}}}, {});
+  tk_error err{};
+  json p{{"namespace", "ns"},
+         {"name", "work"},
+         {"version", "1"},
+         {"steps",
+          {{{"name", "only"},
+            {"handler", "work"},
+            {"retry",
+             {{"max_attempts", 2}, {"backoff", "linear"}, {"base_ms", 250}, {"jitter", 0}}}}}}};
+  REQUIRE(tk_register_pipeline(core, p.dump().c_str(), &err) == TK_OK);
+  auto t = create("work");
+  wake();
+  REQUIRE(recorder_of(h).held.size() == 1);
+  step_result failed;
+  failed.succeeded = false;
+  failed.error_message = "flaky";
+  failed.error_type = "retryable_error";
+  release(h, 0, failed);
+  sched.run();
+  CHECK(status(t).at("steps")[0].at("state") == "waiting_for_retry");
+  advance(249ms);
+  CHECK(recorder_of(h).held.size() == 1);
+  advance(1ms);  // the timer fires: no fallback poll is needed (it is a minute away)
+  CHECK(recorder_of(h).held.size() == 2);
+  CHECK(status(t).at("steps")[0].at("attempts") == 2);
+}
+
+TEST_CASE_FIXTURE(fixture,
+                  "draining finishes running steps and claims nothing new" * doctest::timeout(10)) {
+  auto h = spawn_recorder();
+  start(config(1, 1), {{"work", {{h}, 0ms}}}, {"work"});
+  auto first = create("work");
+  auto second = create("work");
+  wake();
+  REQUIRE(recorder_of(h).held.size() == 1);
+  bool drained = false;
+  auto client = sys.spawn([&](caf::event_based_actor* self) {
+    self->request(poller, caf::infinite, tasker::drain_atom_v, std::int64_t{5000})
+        .then([&](bool b) { drained = b; });
+  });
+  sched.run();
+  CHECK_FALSE(drained);
+  release(h, 0, ok());
+  sched.run();
+  CHECK(drained);
+  CHECK(status(first).at("state") == "complete");
+  CHECK(status(second).at("steps")[0].at("state") == "ready");  // never claimed
+  CHECK(recorder_of(h).held.size() == 1);
+}

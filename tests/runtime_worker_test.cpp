@@ -1,0 +1,304 @@
+// The worker end to end, on real threads: handlers that throw, hang, answer
+// garbage or answer later; configuration; shutdown under load.
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <doctest/doctest.h>
+
+#include "runtime/worker.hpp"
+#include "tasker/core.h"
+
+using namespace std::chrono_literals;
+using tasker::json;
+
+namespace {
+
+tasker::worker_config memory_config() {
+  tasker::worker_config cfg;
+  cfg.store = "memory:";
+  cfg.log_level = "error";
+  cfg.threads = 2;
+  return cfg;
+}
+
+tasker::pipeline one_step(const std::string& name, const std::string& handler,
+                          tasker::retry_policy retry, std::chrono::milliseconds timeout = 0ms) {
+  tasker::pipeline p{"tests", name, "1"};
+  p.step("only", handler, tasker::step_options{}.retry(retry).timeout(timeout));
+  return p;
+}
+
+tasker::retry_policy attempts(int n, std::string backoff = "none") {
+  tasker::retry_policy r;
+  r.max_attempts = n;
+  r.backoff = std::move(backoff);
+  r.base = 20ms;
+  r.jitter = 0;
+  return r;
+}
+
+json only_step(tasker::client& c, std::int64_t task) {
+  return c.status(task).at("steps")[0];
+}
+
+/// A temporary SQLite file, removed with its WAL files.
+struct temp_db {
+  std::filesystem::path path;
+  temp_db() {
+    auto pattern = (std::filesystem::temp_directory_path() / "tasker-worker-XXXXXX").string();
+    std::vector<char> buf(pattern.begin(), pattern.end());
+    buf.push_back('\0');
+    REQUIRE(::mkdtemp(buf.data()) != nullptr);
+    path = std::filesystem::path(buf.data()) / "w.db";
+  }
+  ~temp_db() {
+    std::error_code ec;
+    std::filesystem::remove_all(path.parent_path(), ec);
+  }
+  std::string url() const { return "sqlite:" + path.string(); }
+};
+
+}  // namespace
+
+TEST_CASE("a handler that throws fails its attempt as handler_error and is retried"
+          * doctest::timeout(30)) {
+  auto cfg = memory_config();
+  tasker::worker w{cfg};
+  w.handle("flaky", [](tasker::step_context& ctx) -> tasker::step_result {
+    if (ctx.attempt() == 1)
+      throw std::runtime_error("disk on fire");
+    return tasker::success({{"attempt", ctx.attempt()}});
+  });
+  auto p = one_step("throws", "flaky", attempts(2));
+  w.register_pipeline(p);
+  auto& c = w.client();
+  auto t = c.create(p);
+  CHECK(c.wait(t) == "complete");
+  auto step = only_step(c, t);
+  CHECK(step.at("attempts") == 2);
+  CHECK(step.at("result") == json{{"attempt", 2}});
+  CHECK(step.at("last_error").at("type") == "handler_error");
+  CHECK(step.at("last_error").at("message").get<std::string>().find("disk on fire")
+        != std::string::npos);
+}
+
+TEST_CASE("a handler that hangs fails its step as handler_timeout" * doctest::timeout(30)) {
+  auto cfg = memory_config();
+  tasker::worker w{cfg};
+  std::atomic<bool> release{false};
+  w.handle("stuck", [&](tasker::step_context&) {
+    while (!release.load())
+      std::this_thread::sleep_for(1ms);
+    return tasker::success();
+  });
+  auto p = one_step("hangs", "stuck", attempts(1), 50ms);
+  w.register_pipeline(p);
+  auto& c = w.client();
+  auto t = c.create(p);
+  CHECK(c.wait(t) == "error");
+  auto step = only_step(c, t);
+  CHECK(step.at("last_error").at("type") == "handler_timeout");
+  CHECK(step.at("attempts") == 1);
+  release = true;  // let the pool thread go before the worker stops
+}
+
+TEST_CASE("a handler that returns malformed JSON fails its step for good" * doctest::timeout(30)) {
+  auto cfg = memory_config();
+  tasker::worker w{cfg};
+  w.handle("garbage", [](tasker::step_context&) { return tasker::success_raw("{\"oops\":"); });
+  auto p = one_step("garbage", "garbage", attempts(3));
+  w.register_pipeline(p);
+  auto& c = w.client();
+  auto t = c.create(p);
+  CHECK(c.wait(t) == "error");
+  auto step = only_step(c, t);
+  CHECK(step.at("last_error").at("type") == "malformed_result");
+  CHECK(step.at("attempts") == 1);  // not retried: the same code would answer the same
+}
+
+TEST_CASE("an input of the wrong type fails as a validation_error without a retry"
+          * doctest::timeout(30)) {
+  auto cfg = memory_config();
+  tasker::worker w{cfg};
+  w.handle("typed", [](tasker::step_context& ctx) {
+    return tasker::success({{"n", ctx.input<std::int64_t>("n") + 1}});
+  });
+  auto p = one_step("typed", "typed", attempts(3));
+  w.register_pipeline(p);
+  auto& c = w.client();
+  auto good = c.create(p, {{"n", 41}});
+  auto bad = c.create(p, {{"n", "forty-one"}});
+  CHECK(c.wait(good) == "complete");
+  CHECK(c.result(good, "only") == json{{"n", 42}});
+  CHECK(c.wait(bad) == "error");
+  auto step = only_step(c, bad);
+  CHECK(step.at("last_error").at("type") == "validation_error");
+  CHECK(step.at("attempts") == 1);
+}
+
+TEST_CASE("an actor handler can answer later through a response promise" * doctest::timeout(30)) {
+  auto cfg = memory_config();
+  tasker::worker w{cfg};
+  // A service the handler asks: doubles a number.
+  auto doubler =
+      w.system().spawn([]() -> caf::behavior { return {[](std::int64_t x) { return 2 * x; }}; });
+  w.handle_actor("double", [doubler](caf::event_based_actor* self) -> caf::behavior {
+    return {[self, doubler](const tasker::step_event& e) -> caf::result<tasker::step_result> {
+      auto rp = self->make_response_promise<tasker::step_result>();
+      const auto n = json::parse(e.task_context).at("n").get<std::int64_t>();
+      self->request(doubler, std::chrono::seconds(5), n).then([rp](std::int64_t y) mutable {
+        rp.deliver(tasker::success({{"doubled", y}}));
+      });
+      return rp;
+    }};
+  });
+  auto p = one_step("actor", "double", attempts(1));
+  w.register_pipeline(p);
+  auto& c = w.client();
+  auto t = c.create(p, {{"n", 21}});
+  CHECK(c.wait(t) == "complete");
+  CHECK(c.result(t, "only") == json{{"doubled", 42}});
+  caf::anon_send_exit(doubler, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("run_until_idle waits for a retry that is due later" * doctest::timeout(30)) {
+  auto cfg = memory_config();
+  tasker::worker w{cfg};
+  std::atomic<int> calls{0};
+  w.handle("second_time", [&](tasker::step_context& ctx) {
+    ++calls;
+    if (ctx.attempt() == 1)
+      return tasker::failure("not yet", "retryable_error", true, 100ms);
+    return tasker::success();
+  });
+  auto p = one_step("idle", "second_time", attempts(2));
+  w.register_pipeline(p);
+  auto t = w.client().create(p);
+  const auto start = std::chrono::steady_clock::now();
+  CHECK(w.run_until_idle(10s));
+  CHECK(std::chrono::steady_clock::now() - start >= 100ms);
+  CHECK(calls == 2);
+  CHECK(w.client().status(t).at("state") == "complete");
+}
+
+TEST_CASE("stopping under load keeps every result a handler returned" * doctest::timeout(60)) {
+  temp_db db;
+  std::mutex mu;
+  std::set<std::int64_t> returned;  // steps whose handler returned success
+  std::vector<std::int64_t> tasks;
+  tasker::pipeline p{"tests", "load", "1"};
+  p.step("a", "slow").step("b", "slow", tasker::after("a"));
+  {
+    auto cfg = memory_config();
+    cfg.store = db.url();
+    cfg.max_in_flight = 16;
+    cfg.drain_ms = 5000;
+    tasker::worker w{cfg};
+    w.handle("slow",
+             [&](tasker::step_context& ctx) {
+               std::this_thread::sleep_for(std::chrono::milliseconds(ctx.step_id() % 3));
+               std::lock_guard<std::mutex> g{mu};
+               returned.insert(ctx.step_id());
+               return tasker::success({{"step", ctx.step_id()}});
+             },
+             {4, 10s});
+    w.register_pipeline(p);
+    for (int i = 0; i < 300; ++i)
+      tasks.push_back(w.client().create(p));
+    std::this_thread::sleep_for(30ms);
+    CHECK(w.stop());  // everything running finishes within the drain deadline
+  }
+  // Every step whose handler returned is complete with its result, in the file.
+  tk_error err{};
+  tk_core* core = tk_open(db.url().c_str(), nullptr, &err);
+  REQUIRE(core != nullptr);
+  std::size_t complete = 0, unfinished = 0;
+  for (auto t : tasks) {
+    char* text = nullptr;
+    REQUIRE(tk_task_status(core, t, &text, &err) == TK_OK);
+    auto st = json::parse(text);
+    tk_free(text);
+    for (const auto& s : st.at("steps")) {
+      const auto id = s.at("id").get<std::int64_t>();
+      if (returned.count(id)) {
+        CHECK(s.at("state") == "complete");
+        CHECK(s.at("result") == json{{"step", id}});
+        ++complete;
+      } else {
+        CHECK(s.at("state") != "complete");
+        CHECK(s.at("state") != "running");  // drained: nothing left claimed
+        ++unfinished;
+      }
+    }
+  }
+  tk_close(core);
+  CHECK(complete > 0);
+  CHECK(unfinished > 0);  // the stop really happened under load
+  MESSAGE("complete: ", complete, ", not yet run: ", unfinished);
+
+  // A second worker finishes the rest; no step runs twice.
+  {
+    auto cfg = memory_config();
+    cfg.store = db.url();
+    tasker::worker w{cfg};
+    std::atomic<int> reran{0};
+    w.handle("slow", [&](tasker::step_context& ctx) {
+      std::lock_guard<std::mutex> g{mu};
+      if (!returned.insert(ctx.step_id()).second)
+        ++reran;
+      return tasker::success({{"step", ctx.step_id()}});
+    });
+    CHECK(w.run_until_idle(30s));
+    CHECK(reran == 0);
+    for (auto t : tasks)
+      CHECK(w.client().status(t).at("state") == "complete");
+  }
+}
+
+TEST_CASE("the worker's settings come from the command line and TASKER_ variables"
+          * doctest::timeout(10)) {
+  ::setenv("TASKER_MAX_IN_FLIGHT", "7", 1);
+  ::setenv("TASKER_STORE", "memory:", 1);
+  tasker::worker_config cfg;
+  const char* argv[] = {"worker", "--batch-size=5", "--store=sqlite:x.db", "--namespaces=a, b"};
+  int code = -1;
+  CHECK(cfg.parse_args(4, const_cast<char**>(argv), &code));
+  CHECK(cfg.batch_size == 5);
+  CHECK(cfg.max_in_flight == 7);      // from the environment
+  CHECK(cfg.store == "sqlite:x.db");  // the command line wins over TASKER_STORE
+  CHECK(cfg.namespace_list() == std::vector<std::string>{"a", "b"});
+  ::unsetenv("TASKER_STORE");
+
+  ::setenv("TASKER_MAX_IN_FLIGHT", "lots", 1);
+  tasker::worker_config bad_env;
+  const char* plain[] = {"worker"};
+  CHECK_FALSE(bad_env.parse_args(1, const_cast<char**>(plain), &code));
+  CHECK(code == 2);
+  ::unsetenv("TASKER_MAX_IN_FLIGHT");
+
+  tasker::worker_config bad_value;
+  const char* zero[] = {"worker", "--max-in-flight=0"};
+  CHECK_FALSE(bad_value.parse_args(2, const_cast<char**>(zero), &code));
+  CHECK(code == 2);
+
+  tasker::worker_config bad_level;
+  const char* level[] = {"worker", "--log-level=loud"};
+  CHECK_FALSE(bad_level.parse_args(2, const_cast<char**>(level), &code));
+}
+
+TEST_CASE("a worker that cannot open its store says so" * doctest::timeout(10)) {
+  tasker::worker_config cfg;
+  cfg.store = "sqlite:/nonexistent-dir/x/y.db";
+  cfg.log_level = "off";
+  CHECK_THROWS_WITH_AS(tasker::worker{cfg}, doctest::Contains("cannot open store"),
+                       std::runtime_error);
+}
