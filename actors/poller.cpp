@@ -16,12 +16,21 @@ using std::chrono::duration_cast;
 using std::chrono::milliseconds;
 using steady = std::chrono::steady_clock;
 
-// A request with no timeout of its own still needs one for CAF: a year.
-constexpr milliseconds no_timeout{365LL * 24 * 3600 * 1000};
-
 bool final_state(const char* state) {
   std::string_view s{state};
   return s == "complete" || s == "error" || s == "cancelled";
+}
+
+// The core's view of a request; points into `r`.
+tk_task_spec to_spec(const task_request& r) {
+  tk_task_spec spec{};
+  spec.namespace_name = r.namespace_name.c_str();
+  spec.name = r.name.c_str();
+  spec.version = r.version.c_str();
+  spec.context_json = r.context_json.c_str();
+  spec.idempotency_key = r.idempotency_key.empty() ? nullptr : r.idempotency_key.c_str();
+  spec.priority = r.priority;
+  return spec;
 }
 
 }  // namespace
@@ -36,6 +45,10 @@ step_result runtime_failure(std::string message, std::string type, bool retryabl
 }
 
 poller_state::~poller_state() {
+  if (worker)
+    spdlog::info("worker {}: {} steps claimed in {} polls, {} completed in {} calls, {} heartbeats",
+                 config.worker_name, steps_claimed, poll_calls, steps_completed, complete_calls,
+                 heartbeat_calls);
   if (core) {
     tk_set_wakeup(core.get(), nullptr, nullptr, nullptr);
     tk_set_task_listener(core.get(), nullptr, nullptr, nullptr);
@@ -77,6 +90,21 @@ void poller_state::init(poller_actor::stateful_pointer<poller_state> self_ptr, c
       this, nullptr);
 }
 
+bool poller_state::worth_claiming(std::size_t freed) const {
+  const auto room = capacity() + freed;
+  if (room == 0)
+    return false;
+  if (room >= config.batch_size)
+    return true;
+  // A smaller claim only when some handler instance would otherwise idle:
+  // small claims cost a store transaction each (see docs/benchmarks.md).
+  for (const auto& [_, r] : routes)
+    if (r.queued.empty()
+        && std::find(r.active.begin(), r.active.end(), std::size_t{0}) != r.active.end())
+      return true;
+  return routes.empty();
+}
+
 std::size_t poller_state::capacity() const {
   return load() >= config.max_in_flight ? 0 : config.max_in_flight - load();
 }
@@ -85,9 +113,13 @@ void poller_state::pump() {
   // Steps that end without running (unknown handler) complete right away
   // and free capacity: go round a few times, but leave the mailbox a chance.
   for (int round = 0; round < 8; ++round) {
-    flush();
     wake_flag = false;
-    const bool exhausted = draining || claim();
+    // Completing and claiming together costs one store transaction.
+    const bool combined =
+        !pending.empty() && !draining && worth_claiming(pending.size()) && cycle();
+    if (!combined)
+      flush();
+    const bool exhausted = draining || (combined && core_dry) || !worth_claiming(0) || claim();
     if (pending.empty() && (exhausted || !wake_flag))
       break;
   }
@@ -95,7 +127,7 @@ void poller_state::pump() {
     for (auto& p : drain_waiters)
       p.deliver(true);
     drain_waiters.clear();
-  } else if (!drain_waiters.empty() && steady::now() >= drain_deadline) {
+  } else if (!drain_waiters.empty() && now() >= drain_deadline) {
     flush();  // what finished is kept; the rest's leases lapse
     spdlog::warn("worker {}: drain deadline passed with {} step(s) still running; their leases "
                  "will lapse and another worker will retry them",
@@ -118,56 +150,60 @@ bool poller_state::claim() {
     const tk_step_event* events = nullptr;
     std::size_t count = 0;
     tk_error err{};
+    ++poll_calls;
     if (tk_poll(worker, namespace_ptrs.empty() ? nullptr : namespace_ptrs.data(),
                 namespace_ptrs.size(), want, config.lease.count(), &events, &count, &err)
         != TK_OK) {
-      ++poll_calls;
       spdlog::error("worker {}: poll failed: {}", config.worker_name, err.message);
       return true;  // the fallback poll tries again
     }
-    ++poll_calls;
-    steps_claimed += count;
-    for (std::size_t i = 0; i < count; ++i) {
-      const auto& e = events[i];
-      in_flight f;
-      f.task_id = e.task_id;
-      f.token = e.fencing_token;
-      f.step_name.assign(e.step_name, e.step_name_len);
-      f.handler.assign(e.handler, e.handler_len);
-      f.attempt = e.attempt;
-      f.max_attempts = e.max_attempts;
-      auto route = routes.find(f.handler);
-      if (route == routes.end()) {
-        auto [it, _] = running.emplace(e.step_id, std::move(f));
-        on_result(e.step_id, it->second.token,
-                  runtime_failure("no handler named \"" + it->second.handler
-                                      + "\" is registered with worker " + config.worker_name,
-                                  "handler_not_found", false));
-        continue;
-      }
-      auto& ev = f.event;
-      ev.task_id = e.task_id;
-      ev.step_id = e.step_id;
-      ev.namespace_name = e.namespace_name;
-      ev.step_name = f.step_name;
-      ev.handler = f.handler;
-      ev.handler_config.assign(e.handler_config, e.handler_config_len);
-      ev.task_context.assign(e.task_context, e.task_context_len);
-      ev.dependency_results.assign(e.dependency_results, e.dependency_results_len);
-      ev.attempt = e.attempt;
-      ev.max_attempts = e.max_attempts;
-      ev.fencing_token = e.fencing_token;
-      ev.timeout_ms = e.timeout_ms;
-      running.emplace(e.step_id, std::move(f));
-      route->second.queued.push_back(e.step_id);
-    }
-    for (auto& [_, route] : routes)
-      if (!route.queued.empty())
-        dispatch(route);
-    if (count < want)
+    accept(events, count, want);
+    if (core_dry)
       return true;
   }
   return false;
+}
+
+void poller_state::accept(const tk_step_event* events, std::size_t count, std::size_t wanted) {
+  steps_claimed += count;
+  core_dry = count < wanted;
+  for (std::size_t i = 0; i < count; ++i) {
+    const auto& e = events[i];
+    in_flight f;
+    f.task_id = e.task_id;
+    f.token = e.fencing_token;
+    f.step_name.assign(e.step_name, e.step_name_len);
+    f.handler.assign(e.handler, e.handler_len);
+    f.attempt = e.attempt;
+    f.max_attempts = e.max_attempts;
+    auto route = routes.find(f.handler);
+    if (route == routes.end()) {
+      auto [it, _] = running.emplace(e.step_id, std::move(f));
+      on_result(e.step_id, it->second.token,
+                runtime_failure("no handler named \"" + it->second.handler
+                                    + "\" is registered with worker " + config.worker_name,
+                                "handler_not_found", false));
+      continue;
+    }
+    auto& ev = f.event;
+    ev.task_id = e.task_id;
+    ev.step_id = e.step_id;
+    ev.namespace_name = e.namespace_name;
+    ev.step_name = f.step_name;
+    ev.handler = f.handler;
+    ev.handler_config.assign(e.handler_config, e.handler_config_len);
+    ev.task_context.assign(e.task_context, e.task_context_len);
+    ev.dependency_results.assign(e.dependency_results, e.dependency_results_len);
+    ev.attempt = e.attempt;
+    ev.max_attempts = e.max_attempts;
+    ev.fencing_token = e.fencing_token;
+    ev.timeout_ms = e.timeout_ms;
+    running.emplace(e.step_id, std::move(f));
+    route->second.queued.push_back(e.step_id);
+  }
+  for (auto& [_, route] : routes)
+    if (!route.queued.empty())
+      dispatch(route);
 }
 
 void poller_state::dispatch(route_state& route) {
@@ -183,23 +219,22 @@ void poller_state::dispatch(route_state& route) {
     auto& f = it->second;
     f.instance = static_cast<std::size_t>(free - route.active.begin());
     f.dispatched = true;
-    f.started = steady::now();
+    f.started = now();
     ++*free;
-    const milliseconds timeout = f.event.timeout_ms > 0 ? milliseconds{f.event.timeout_ms}
-                                 : route.route.timeout.count() > 0 ? route.route.timeout
-                                                                   : no_timeout;
+    const milliseconds timeout =
+        f.event.timeout_ms > 0 ? milliseconds{f.event.timeout_ms} : route.route.timeout;
     const auto token = f.token;
+    if (timeout.count() > 0) {
+      deadlines.push({f.started + timeout, step_id, token, timeout});
+      arm_deadline(f.started + timeout);
+    }
     auto* me = self;
-    me->request(route.route.instances[f.instance], timeout, std::move(f.event))
+    me->request(route.route.instances[f.instance], caf::infinite, std::move(f.event))
         .then([me, step_id,
                token](step_result& r) { me->state.on_result(step_id, token, std::move(r)); },
-              [me, step_id, token, timeout](caf::error& e) {
+              [me, step_id, token](caf::error& e) {
                 step_result r;
-                if (e == caf::sec::request_timeout)
-                  r = runtime_failure("the handler did not answer within "
-                                          + std::to_string(timeout.count()) + " ms",
-                                      "handler_timeout", true);
-                else if (e == caf::sec::request_receiver_down)
+                if (e == caf::sec::request_receiver_down)
                   r = runtime_failure("the handler's actor is down", "handler_error", true);
                 else
                   r = runtime_failure("the handler failed: " + me->system().render(e),
@@ -209,15 +244,43 @@ void poller_state::dispatch(route_state& route) {
   }
 }
 
+void poller_state::arm_deadline(steady::time_point at) {
+  if (deadline_armed && deadline_armed_at <= at)
+    return;
+  deadline_armed = true;
+  deadline_armed_at = at;
+  const auto delay = std::chrono::ceil<milliseconds>(at - now());
+  self->delayed_send(self, std::max(delay, milliseconds{1}), deadline_atom_v);
+}
+
+void poller_state::expire_deadlines() {
+  deadline_armed = false;
+  const auto current = now();
+  while (!deadlines.empty()) {
+    const auto d = deadlines.top();
+    auto it = running.find(d.step_id);
+    const bool live = it != running.end() && it->second.token == d.token && !it->second.finished;
+    if (live && d.at > current) {
+      arm_deadline(d.at);
+      return;
+    }
+    deadlines.pop();
+    if (live)
+      on_result(d.step_id, d.token,
+                runtime_failure("the handler did not answer within "
+                                    + std::to_string(d.timeout.count()) + " ms",
+                                "handler_timeout", true));
+  }
+}
+
 void poller_state::on_result(std::int64_t step_id, std::int64_t token, step_result result) {
   auto it = running.find(step_id);
   if (it == running.end() || it->second.token != token || it->second.finished)
     return;
   auto& f = it->second;
   f.finished = true;
-  const auto run_time = f.dispatched
-                            ? duration_cast<std::chrono::microseconds>(steady::now() - f.started)
-                            : std::chrono::microseconds{0};
+  const auto run_time = f.dispatched ? duration_cast<std::chrono::microseconds>(now() - f.started)
+                                     : std::chrono::microseconds{0};
   if (f.dispatched) {
     auto route = routes.find(f.handler);
     if (route != routes.end()) {
@@ -229,15 +292,20 @@ void poller_state::on_result(std::int64_t step_id, std::int64_t token, step_resu
     config.on_step(step_report{f.task_id, step_id, f.step_name, f.handler, f.attempt,
                                f.max_attempts, result, run_time});
   pending.push_back(pending_result{step_id, token, std::move(result)});
+  schedule_flush();
+}
+
+void poller_state::schedule_flush() {
+  // One message, however many results arrive before it: those already in
+  // the mailbox join the batch. (Holding results back for more company was
+  // measured and did not pay: docs/benchmarks.md.)
   if (!flush_scheduled) {
     flush_scheduled = true;
     self->send(self, flush_atom_v);
   }
 }
 
-void poller_state::flush() {
-  if (pending.empty())
-    return;
+void poller_state::build_batch() {
   batch.clear();
   for (const auto& p : pending) {
     tk_step_result r{};
@@ -256,15 +324,9 @@ void poller_state::flush() {
     batch.push_back(r);
   }
   outcomes.assign(batch.size(), TK_OK);
-  tk_error err{};
-  ++complete_calls;
-  if (tk_complete(worker, batch.data(), batch.size(), outcomes.data(), &err) != TK_OK) {
-    // Keep the results: the next pump (a result, the timer or the fallback
-    // poll) tries again while the leases still hold.
-    spdlog::error("worker {}: completing {} step(s) failed, will retry: {}", config.worker_name,
-                  batch.size(), err.message);
-    return;
-  }
+}
+
+void poller_state::completed() {
   std::vector<pending_result> redo;
   for (std::size_t i = 0; i < pending.size(); ++i) {
     const auto step_id = pending[i].step_id;
@@ -295,8 +357,45 @@ void poller_state::flush() {
     ++steps_completed;
   }
   pending = std::move(redo);
-  if (!pending.empty())
-    flush();
+}
+
+void poller_state::flush() {
+  while (!pending.empty()) {
+    build_batch();
+    tk_error err{};
+    ++complete_calls;
+    if (tk_complete(worker, batch.data(), batch.size(), outcomes.data(), &err) != TK_OK) {
+      // Keep the results: the next pump (a result, the timer or the fallback
+      // poll) tries again while the leases still hold.
+      spdlog::error("worker {}: completing {} step(s) failed, will retry: {}", config.worker_name,
+                    batch.size(), err.message);
+      return;
+    }
+    completed();
+  }
+}
+
+bool poller_state::cycle() {
+  const std::size_t free_after = capacity() + pending.size();
+  const std::size_t want = std::min(config.batch_size, free_after);
+  build_batch();
+  const tk_step_event* events = nullptr;
+  std::size_t count = 0;
+  tk_error err{};
+  ++complete_calls;
+  ++poll_calls;
+  if (tk_complete_and_poll(worker, batch.data(), batch.size(), outcomes.data(),
+                           namespace_ptrs.empty() ? nullptr : namespace_ptrs.data(),
+                           namespace_ptrs.size(), want, config.lease.count(), &events, &count, &err)
+      != TK_OK) {
+    spdlog::error("worker {}: completing {} step(s) failed, will retry: {}", config.worker_name,
+                  batch.size(), err.message);
+    return false;
+  }
+  completed();
+  accept(events, count, want);
+  flush();  // only results the core refused as malformed, now failures
+  return true;
 }
 
 void poller_state::heartbeat() {
@@ -326,20 +425,20 @@ void poller_state::heartbeat() {
 void poller_state::arm_timer() {
   if (draining) {
     if (!drain_waiters.empty()) {
-      auto left = duration_cast<milliseconds>(drain_deadline - steady::now());
+      auto left = duration_cast<milliseconds>(drain_deadline - now());
       self->delayed_send(self, std::max(left, milliseconds{1}), wake_atom_v);
     }
     return;
   }
-  if (capacity() == 0)
-    return;  // a result will wake us
+  if (capacity() == 0 || !core_dry)
+    return;  // a result will wake us, and the core still had ready steps
   std::int64_t delay = -1;
   if (tk_next_due(core.get(), namespace_ptrs.empty() ? nullptr : namespace_ptrs.data(),
                   namespace_ptrs.size(), &delay, nullptr)
           != TK_OK
       || delay < 0)
     return;
-  const auto due = steady::now() + milliseconds{delay};
+  const auto due = now() + milliseconds{delay};
   if (timer_armed && timer_due <= due + milliseconds{1})
     return;  // the armed timer comes first anyway
   timer_armed = true;
@@ -359,13 +458,7 @@ bool poller_state::idle() const {
 }
 
 tk_status poller_state::create(const task_request& r, std::int64_t& id, tk_error& err) {
-  tk_task_spec spec{};
-  spec.namespace_name = r.namespace_name.c_str();
-  spec.name = r.name.c_str();
-  spec.version = r.version.c_str();
-  spec.context_json = r.context_json.c_str();
-  spec.idempotency_key = r.idempotency_key.empty() ? nullptr : r.idempotency_key.c_str();
-  spec.priority = r.priority;
+  const auto spec = to_spec(r);
   return tk_create_task(core.get(), &spec, &id, nullptr, &err);
 }
 
@@ -408,6 +501,10 @@ poller_actor::behavior_type poller(poller_actor::stateful_pointer<poller_state> 
   self->delayed_send(self, st.config.fallback_poll, fallback_atom_v);
   return {
       [self](wake_atom) { self->state.pump(); },
+      [self](deadline_atom) {
+        self->state.expire_deadlines();
+        self->state.pump();
+      },
       [self](flush_atom) {
         self->state.flush_scheduled = false;
         self->state.pump();
@@ -442,20 +539,16 @@ poller_actor::behavior_type poller(poller_actor::stateful_pointer<poller_state> 
       },
       [self](create_atom,
              const std::vector<task_request>& batch) -> caf::result<std::vector<std::int64_t>> {
-        std::vector<std::int64_t> ids;
-        ids.reserve(batch.size());
-        for (const auto& r : batch) {
-          std::int64_t id = 0;
-          tk_error err{};
-          if (self->state.create(r, id, err) != TK_OK) {
-            self->state.pump();  // the tasks created so far stay and run
-            return caf::make_error(caf::sec::runtime_error,
-                                   "task " + std::to_string(ids.size() + 1) + " of "
-                                       + std::to_string(batch.size()) + ": " + err.message
-                                       + " (the ones before it were created)");
-          }
-          ids.push_back(id);
-        }
+        std::vector<tk_task_spec> specs(batch.size());
+        for (std::size_t i = 0; i < batch.size(); ++i)
+          specs[i] = to_spec(batch[i]);
+        std::vector<std::int64_t> ids(batch.size());
+        tk_error err{};
+        if (tk_create_tasks(self->state.core.get(), specs.data(), specs.size(), ids.data(), nullptr,
+                            &err)
+            != TK_OK)
+          return caf::make_error(caf::sec::runtime_error,
+                                 std::string(err.message) + " (no task of the batch was created)");
         self->state.pump();
         return ids;
       },
@@ -489,7 +582,7 @@ poller_actor::behavior_type poller(poller_actor::stateful_pointer<poller_state> 
       [self](drain_atom, std::int64_t deadline_ms) -> caf::result<bool> {
         auto& s = self->state;
         s.draining = true;
-        s.drain_deadline = steady::now() + milliseconds{deadline_ms};
+        s.drain_deadline = s.now() + milliseconds{deadline_ms};
         auto promise = self->make_response_promise<bool>();
         s.drain_waiters.push_back(promise);
         s.pump();

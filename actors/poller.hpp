@@ -9,6 +9,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <queue>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -27,7 +28,7 @@ namespace tasker::actors {
 /// drain; the rest are the poller's own timers and wake-ups.
 using poller_actor = caf::typed_actor<
     caf::reacts_to<wake_atom>, caf::reacts_to<flush_atom>, caf::reacts_to<tick_atom, std::uint64_t>,
-    caf::reacts_to<fallback_atom>, caf::reacts_to<heartbeat_atom>,
+    caf::reacts_to<deadline_atom>, caf::reacts_to<fallback_atom>, caf::reacts_to<heartbeat_atom>,
     caf::replies_to<register_atom, std::string>::with<bool>,
     caf::replies_to<create_atom, task_request>::with<std::int64_t>,
     caf::replies_to<create_atom, std::vector<task_request>>::with<std::vector<std::int64_t>>,
@@ -88,6 +89,15 @@ struct poller_state {
     std::size_t instance = 0;
   };
 
+  /// When a dispatched step's handler must have answered.
+  struct deadline {
+    std::chrono::steady_clock::time_point at;
+    std::int64_t step_id;
+    std::int64_t token;
+    std::chrono::milliseconds timeout;
+    bool operator>(const deadline& o) const { return at > o.at; }
+  };
+
   struct pending_result {
     std::int64_t step_id;
     std::int64_t token;
@@ -113,7 +123,13 @@ struct poller_state {
   bool flush_scheduled = false;
   bool wake_flag = false;  ///< set by the core's wake-up callback (always on our thread)
   bool draining = false;
+  bool core_dry = true;  ///< the last claim got fewer steps than it asked for
   std::chrono::steady_clock::time_point drain_deadline{};
+  /// Handler deadlines, earliest first; one delayed message for the earliest
+  /// (cheaper than a CAF request timeout per step, which costs a clock entry).
+  std::priority_queue<deadline, std::vector<deadline>, std::greater<>> deadlines;
+  bool deadline_armed = false;
+  std::chrono::steady_clock::time_point deadline_armed_at{};
   std::uint64_t timer_generation = 0;
   bool timer_armed = false;
   std::chrono::steady_clock::time_point timer_due{};
@@ -125,6 +141,10 @@ struct poller_state {
 
   ~poller_state();
 
+  /// The actor clock's time: real time in a worker, virtual time under CAF's
+  /// test coordinator, so timeouts and deadlines are testable.
+  std::chrono::steady_clock::time_point now() const { return self->clock().now(); }
+
   /// Opens the worker handle and installs the core's callbacks.
   void init(poller_actor::stateful_pointer<poller_state> self_ptr, core_ptr core_handle,
             poller_config cfg, std::unordered_map<std::string, handler_route> handler_routes);
@@ -135,12 +155,27 @@ struct poller_state {
   /// Claimed steps not yet completed (dispatched, queued or with a pending result).
   std::size_t load() const { return running.size(); }
   std::size_t capacity() const;
+  /// Whether to claim now (after `freed` pending results complete): a full
+  /// batch fits, or a handler instance would otherwise idle.
+  bool worth_claiming(std::size_t freed) const;
   /// Claims up to capacity; false when the core had fewer ready steps than asked.
   bool claim();
   void dispatch(route_state& route);
   void on_result(std::int64_t step_id, std::int64_t token, step_result result);
   void flush();
+  /// Completes `pending` and claims in one store call; false if it failed.
+  bool cycle();
+  void build_batch();
+  /// Applies `outcomes` of completing `pending`.
+  void completed();
+  /// Takes claimed events into `running` and dispatches them.
+  void accept(const tk_step_event* events, std::size_t count, std::size_t wanted);
+  /// Arranges the next flush (one message for all results that arrive before it).
+  void schedule_flush();
   void heartbeat();
+  /// Fails the steps whose handler deadline passed; re-arms for the next one.
+  void expire_deadlines();
+  void arm_deadline(std::chrono::steady_clock::time_point at);
   void arm_timer();
   bool idle() const;
   void task_finished(std::int64_t task_id, const char* state);

@@ -27,6 +27,8 @@ CAF_ADD_ATOM(tasker, tasker, wake_atom, "wake")
 CAF_ADD_ATOM(tasker, tasker, flush_atom, "flush")
 /// The one timer for the core's next due event (carries a generation).
 CAF_ADD_ATOM(tasker, tasker, tick_atom, "tick")
+/// The earliest handler deadline of the running steps has come.
+CAF_ADD_ATOM(tasker, tasker, deadline_atom, "deadline")
 /// The slow safety-net poll.
 CAF_ADD_ATOM(tasker, tasker, fallback_atom, "fallback")
 /// Extend the leases of steps still running.

@@ -47,9 +47,9 @@ public:
   std::int64_t create(const pipeline& p, const json& context = json::object(),
                       const create_options& options = {});
 
-  /// Creates one task of `p` per context, in one round trip; ids in order.
-  /// On a bad context nothing is sent; on a refusal from the core the tasks
-  /// before the refused one exist and the error says which one failed.
+  /// Creates one task of `p` per context, in one round trip and one store
+  /// transaction; ids in order. All or none: on a refusal nothing is created
+  /// and the error names the item.
   std::vector<std::int64_t> create_many(const pipeline& p, const std::vector<json>& contexts,
                                         std::int32_t priority = 0);
 

@@ -27,12 +27,12 @@ public:
 
 /// How a step is retried. Defaults follow Tasker.
 struct retry_policy {
-  int max_attempts = 3;                       ///< executions in all, the first included
-  std::string backoff = "exponential";        ///< "none" | "linear" | "exponential"
-  std::chrono::milliseconds base{1000};       ///< first delay
-  std::chrono::milliseconds cap{30000};       ///< no delay exceeds it (before jitter)
-  double jitter = 0.15;                       ///< delay scaled by a factor in [1-j, 1+j]
-  bool retryable = true;                      ///< false: every failure is final
+  int max_attempts = 3;                  ///< executions in all, the first included
+  std::string backoff = "exponential";   ///< "none" | "linear" | "exponential"
+  std::chrono::milliseconds base{1000};  ///< first delay
+  std::chrono::milliseconds cap{30000};  ///< no delay exceeds it (before jitter)
+  double jitter = 0.15;                  ///< delay scaled by a factor in [1-j, 1+j]
+  bool retryable = true;                 ///< false: every failure is final
 };
 
 /// Everything about a step but its name and handler. Chainable:

@@ -194,7 +194,7 @@ struct worker::impl {
   }
 
   std::size_t default_concurrency() {
-    return 2 * std::max<std::size_t>(1, sys.scheduler().num_workers());
+    return std::max<std::size_t>(16, 4 * sys.scheduler().num_workers());
   }
 };
 

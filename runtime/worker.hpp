@@ -28,8 +28,11 @@ namespace tasker {
 
 /// Per-handler settings.
 struct handler_options {
-  /// Steps of this handler running at once (its actor instances); 0: twice
-  /// the scheduler threads.
+  /// Steps of this handler dispatched at once, each to its own actor
+  /// instance; 0: max(16, 4 x scheduler threads). More instances than threads
+  /// keep quick handlers busy while the poller round-trips (see
+  /// docs/benchmarks.md); a dispatched step may wait for a thread, and that
+  /// wait counts against its timeout.
   std::size_t concurrency = 0;
   /// A step with no timeout of its own fails as retryable `handler_timeout`
   /// when its handler has not answered by then; 0: no timeout.

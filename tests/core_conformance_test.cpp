@@ -799,6 +799,73 @@ TEST_CASE_TEMPLATE("the wake-up callback fires on task creation and when a child
   CHECK(task_state(env.core, id) == "running");
 }
 
+TEST_CASE_TEMPLATE("one call completes steps and claims the children they released"
+                       * doctest::timeout(30),
+                   Store, memory_store, sqlite_store) {
+  store_env<Store> env;
+  env.register_flow({{"a"}, {"b", {"a"}}, {"c", {"a"}}});
+  const auto task = create_task(env.core);
+  worker_handle w(env.core, "w1");
+  auto a = poll_one(w);
+  auto done = success_result(a, R"({"v":1})");
+  int outcome = -1;
+  const tk_step_event* events = nullptr;
+  std::size_t count = 0;
+  tk_error err{};
+  REQUIRE(tk_complete_and_poll(w, &done, 1, &outcome, nullptr, 0, 10, 0, &events, &count, &err)
+          == TK_OK);
+  CHECK(outcome == TK_OK);
+  REQUIRE(count == 2);  // b and c, released by a's completion in the same call
+  std::vector<claimed_step> children{copy_event(events[0]), copy_event(events[1])};
+  CHECK(names_of(children) == std::vector<std::string>{"b", "c"});
+  CHECK(children[0].dependency_results.at("a") == json{{"v", 1}});
+
+  // Completing the last two with nothing left to claim; a duplicate is still a no-op.
+  std::vector<tk_step_result> last{success_result(children[0], "{}"),
+                                   success_result(children[1], "{}"), done};
+  std::vector<int> outcomes(3, -1);
+  REQUIRE(tk_complete_and_poll(w, last.data(), last.size(), outcomes.data(), nullptr, 0, 10, 0,
+                               &events, &count, &err)
+          == TK_OK);
+  CHECK(outcomes == std::vector<int>{TK_OK, TK_OK, TK_DUPLICATE});
+  CHECK(count == 0);
+  CHECK(task_state(env.core, task) == "complete");
+}
+
+TEST_CASE_TEMPLATE("tasks created in one batch are created all or none" * doctest::timeout(30),
+                   Store, memory_store, sqlite_store) {
+  store_env<Store> env;
+  env.register_flow({{"a"}});
+  auto spec = [](const char* name, const char* key) {
+    tk_task_spec s{};
+    s.namespace_name = "test";
+    s.name = name;
+    s.version = "1";
+    s.context_json = "{}";
+    s.idempotency_key = key;
+    return s;
+  };
+  tk_error err{};
+  std::vector<tk_task_spec> bad{spec("flow", nullptr), spec("flow", nullptr),
+                                spec("missing", nullptr)};
+  std::vector<std::int64_t> ids(3, -1);
+  std::vector<int> created(3, -1);
+  CHECK(tk_create_tasks(env.core, bad.data(), bad.size(), ids.data(), created.data(), &err)
+        == TK_NOT_FOUND);
+  CHECK(contains(err.message, "task 3 of 3"));
+  CHECK(list_tasks(env.core, nullptr).at("tasks").empty());  // none created
+
+  std::vector<tk_task_spec> good{spec("flow", nullptr), spec("flow", "k1"), spec("flow", "k1")};
+  REQUIRE(tk_create_tasks(env.core, good.data(), good.size(), ids.data(), created.data(), &err)
+          == TK_OK);
+  CHECK(ids[0] < ids[1]);
+  CHECK(ids[2] == ids[1]);  // the key named the task made just before
+  CHECK(created == std::vector<int>{1, 1, 0});
+  CHECK(list_tasks(env.core, nullptr).at("tasks").size() == 2);
+  worker_handle w(env.core, "w1");
+  CHECK(poll(w, 10).size() == 2);
+}
+
 TEST_CASE_TEMPLATE("the task listener hears once of every task that ends and how it ended"
                        * doctest::timeout(30),
                    Store, memory_store, sqlite_store) {

@@ -122,6 +122,21 @@ TEST_CASE("a store failure at any statement leaves the SQLite store as it was"
         > 0);
   CHECK(count == 5);
 
+  // A whole cycle in one call: complete two running steps, claim what is ready.
+  std::vector<claimed_step> now_running;
+  for (std::size_t i = 0; i < count; ++i)
+    now_running.push_back(copy_event(events[i]));
+  std::vector<tk_step_result> cycle{success_result(now_running[0], "{}"),
+                                    success_result(now_running[1], "{}")};
+  std::vector<int> cycle_outcomes(2, -1);
+  CHECK(sweep(core, "complete and poll",
+              [&] {
+                return tk_complete_and_poll(w, cycle.data(), cycle.size(), cycle_outcomes.data(),
+                                            nullptr, 0, 10, 1000, &events, &count, &err);
+              })
+        > 2);
+  CHECK(cycle_outcomes == std::vector<int>{TK_OK, TK_OK});
+
   CHECK(sweep(core, "cancel", [&] { return tk_cancel_task(core, tasks[0], &err); }) > 0);
   CHECK(task_state(core, tasks[0]) == "cancelled");
 }

@@ -273,6 +273,42 @@ TK_API tk_status tk_register_pipeline(tk_core* core, const char* pipeline_json, 
   });
 }
 
+namespace {
+
+// Checks one spec and turns it into a store request; `where` prefixes messages.
+task_request to_request(const tk_core* core, const tk_task_spec& spec, const std::string& where) {
+  auto need = [&](const void* p, const char* what) {
+    if (!p)
+      fail(TK_INVALID_ARGUMENT, where + what + " is NULL");
+  };
+  need(spec.namespace_name, "spec->namespace_name");
+  need(spec.name, "spec->name");
+  need(spec.version, "spec->version");
+  task_request r;
+  r.namespace_name = spec.namespace_name;
+  r.name = spec.name;
+  r.version = spec.version;
+  r.context = "{}";
+  if (spec.context_json) {
+    try {
+      r.context = checked_json(core, spec.context_json, "task context");
+    } catch (const core_error& e) {
+      fail(e.code(), where + e.what());
+    }
+    if (!json_is_object(r.context))
+      fail(TK_VALIDATION, where + "task context must be a JSON object");
+  }
+  if (spec.idempotency_key) {
+    r.idempotency_key = spec.idempotency_key;
+    if (r.idempotency_key.empty() || r.idempotency_key.size() > 255)
+      fail(TK_INVALID_ARGUMENT, where + "idempotency key must be 1 to 255 bytes");
+  }
+  r.priority = spec.priority;
+  return r;
+}
+
+}  // namespace
+
 TK_API tk_status tk_create_task(tk_core* core, const tk_task_spec* spec, int64_t* task_id,
                                 int* created, tk_error* err) {
   effects fx;
@@ -280,30 +316,42 @@ TK_API tk_status tk_create_task(tk_core* core, const tk_task_spec* spec, int64_t
     require(core, "core");
     require(spec, "spec");
     require(task_id, "task_id");
-    require(spec->namespace_name, "spec->namespace_name");
-    require(spec->name, "spec->name");
-    require(spec->version, "spec->version");
-    task_request r;
-    r.namespace_name = spec->namespace_name;
-    r.name = spec->name;
-    r.version = spec->version;
-    r.context = "{}";
-    if (spec->context_json) {
-      r.context = checked_json(core, spec->context_json, "task context");
-      if (!json_is_object(r.context))
-        fail(TK_VALIDATION, "task context must be a JSON object");
-    }
-    if (spec->idempotency_key) {
-      r.idempotency_key = spec->idempotency_key;
-      if (r.idempotency_key.empty() || r.idempotency_key.size() > 255)
-        fail(TK_INVALID_ARGUMENT, "idempotency key must be 1 to 255 bytes");
-    }
-    r.priority = spec->priority;
+    const auto r = to_request(core, *spec, "");
     std::lock_guard<std::mutex> g{core->mu};
     auto out = core->st->create_task(r, core->now(), fx);
     *task_id = out.task_id;
     if (created)
       *created = out.created ? 1 : 0;
+  });
+  if (status == TK_OK)
+    core->wake(fx);
+  return status;
+}
+
+TK_API tk_status tk_create_tasks(tk_core* core, const tk_task_spec* specs, size_t count,
+                                 int64_t* task_ids, int* created, tk_error* err) {
+  effects fx;
+  auto status = guarded(err, [&] {
+    require(core, "core");
+    if (count == 0)
+      return;
+    require(specs, "specs");
+    require(task_ids, "task_ids");
+    std::vector<task_request> requests;
+    requests.reserve(count);
+    for (std::size_t i = 0; i < count; ++i)
+      requests.push_back(to_request(
+          core, specs[i], "task " + std::to_string(i + 1) + " of " + std::to_string(count) + ": "));
+    std::vector<create_outcome> out(count);
+    {
+      std::lock_guard<std::mutex> g{core->mu};
+      core->st->create_tasks(requests.data(), count, core->now(), out.data(), fx);
+    }
+    for (std::size_t i = 0; i < count; ++i) {
+      task_ids[i] = out[i].task_id;
+      if (created)
+        created[i] = out[i].created ? 1 : 0;
+    }
   });
   if (status == TK_OK)
     core->wake(fx);
@@ -451,6 +499,41 @@ TK_API tk_status tk_poll(tk_worker* worker, const char* const* namespaces, size_
   return status;
 }
 
+namespace {
+
+// Checks each result before the store lock is taken: a bad result becomes
+// its own outcome, the others still apply.
+int* validate_results(tk_worker* worker, const tk_step_result* results, size_t count,
+                      int* outcomes) {
+  auto* core = worker->core;
+  int* out = outcomes;
+  if (!out) {
+    worker->outcomes.resize(count);
+    out = worker->outcomes.data();
+  }
+  for (std::size_t i = 0; i < count; ++i) {
+    const auto& r = results[i];
+    out[i] = TK_OK;
+    try {
+      if (r.kind == TK_RESULT_SUCCESS) {
+        if (r.result_json)
+          require_json(r.result_json, core->max_json_bytes, "step result");
+      } else if (r.kind == TK_RESULT_FAILURE) {
+        auto len = [](const char* s) { return s ? std::strlen(s) : 0; };
+        if (len(r.error_message) + len(r.error_type) > core->max_json_bytes)
+          fail(TK_TOO_LARGE, "error message is over the limit (option max_json_bytes)");
+      } else {
+        fail(TK_INVALID_ARGUMENT, "result kind must be TK_RESULT_SUCCESS or TK_RESULT_FAILURE");
+      }
+    } catch (const core_error& e) {
+      out[i] = e.code();
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 TK_API tk_status tk_complete(tk_worker* worker, const tk_step_result* results, size_t count,
                              int* outcomes, tk_error* err) {
   effects fx;
@@ -459,33 +542,48 @@ TK_API tk_status tk_complete(tk_worker* worker, const tk_step_result* results, s
     if (count == 0)
       return;
     require(results, "results");
+    int* out = validate_results(worker, results, count, outcomes);
     auto* core = worker->core;
-    int* out = outcomes;
-    if (!out) {
-      worker->outcomes.resize(count);
-      out = worker->outcomes.data();
-    }
-    // Validate inputs before taking the lock: a bad result is its own outcome.
-    for (std::size_t i = 0; i < count; ++i) {
-      const auto& r = results[i];
-      out[i] = TK_OK;
-      try {
-        if (r.kind == TK_RESULT_SUCCESS) {
-          if (r.result_json)
-            require_json(r.result_json, core->max_json_bytes, "step result");
-        } else if (r.kind == TK_RESULT_FAILURE) {
-          auto len = [](const char* s) { return s ? std::strlen(s) : 0; };
-          if (len(r.error_message) + len(r.error_type) > core->max_json_bytes)
-            fail(TK_TOO_LARGE, "error message is over the limit (option max_json_bytes)");
-        } else {
-          fail(TK_INVALID_ARGUMENT, "result kind must be TK_RESULT_SUCCESS or TK_RESULT_FAILURE");
-        }
-      } catch (const core_error& e) {
-        out[i] = e.code();
-      }
-    }
     std::lock_guard<std::mutex> g{core->mu};
     core->st->complete(results, count, out, core->now(), core->rng, fx);
+  });
+  if (status == TK_OK)
+    worker->core->wake(fx);
+  return status;
+}
+
+TK_API tk_status tk_complete_and_poll(tk_worker* worker, const tk_step_result* results,
+                                      size_t count, int* outcomes, const char* const* namespaces,
+                                      size_t namespace_count, size_t max_events, int64_t lease_ms,
+                                      const tk_step_event** events, size_t* event_count,
+                                      tk_error* err) {
+  effects fx;
+  auto status = guarded(err, [&] {
+    require(worker, "worker");
+    require(events, "events");
+    require(event_count, "event_count");
+    *events = nullptr;
+    *event_count = 0;
+    if (count > 0)
+      require(results, "results");
+    if (lease_ms < 0)
+      fail(TK_INVALID_ARGUMENT, "lease_ms must not be negative");
+    int* out = count > 0 ? validate_results(worker, results, count, outcomes) : outcomes;
+    copy_namespaces(worker->namespaces, namespaces, namespace_count);
+    worker->events.clear();
+    auto* core = worker->core;
+    claim_request r;
+    r.namespaces = &worker->namespaces;
+    r.max = max_events;
+    r.worker = worker->name;
+    {
+      std::lock_guard<std::mutex> g{core->mu};
+      r.now = core->now();
+      r.lease_ms = lease_ms > 0 ? lease_ms : core->default_lease_ms;
+      core->st->complete_and_claim(results, count, out, r, worker->events, core->rng, fx);
+    }
+    *events = worker->events.finish();
+    *event_count = worker->events.size();
   });
   if (status == TK_OK)
     worker->core->wake(fx);

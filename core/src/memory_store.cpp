@@ -109,6 +109,35 @@ public:
     return {tasks_.back().id, true};
   }
 
+  void create_tasks(const task_request* r, std::size_t n, millis now, create_outcome* out,
+                    effects& fx) override {
+    // Check everything first: once creating starts, nothing can fail.
+    std::unordered_map<std::string, pipeline_ptr> keys_in_batch;
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto where = "task " + std::to_string(i + 1) + " of " + std::to_string(n) + ": ";
+      auto it = pipelines_.find(std::make_tuple(std::string(r[i].namespace_name),
+                                                std::string(r[i].name), std::string(r[i].version)));
+      if (it == pipelines_.end())
+        fail(TK_NOT_FOUND, where + "no pipeline " + std::string(r[i].namespace_name) + "/"
+                               + std::string(r[i].name) + "@" + std::string(r[i].version)
+                               + " is registered");
+      if (r[i].idempotency_key.empty())
+        continue;
+      const std::string key{r[i].idempotency_key};
+      pipeline_ptr owner;
+      if (auto found = idempotency_.find(key); found != idempotency_.end())
+        owner = tasks_[static_cast<std::size_t>(found->second - 1)].pipeline;
+      else if (auto earlier = keys_in_batch.find(key); earlier != keys_in_batch.end())
+        owner = earlier->second;
+      if (owner && owner != it->second)
+        fail(TK_CONFLICT, where + "idempotency key \"" + key
+                              + "\" already names a task of pipeline " + owner->label());
+      keys_in_batch.emplace(key, it->second);
+    }
+    for (std::size_t i = 0; i < n; ++i)
+      out[i] = create_task(r[i], now, fx);
+  }
+
   std::string task_status(std::int64_t task_id) override {
     const auto& t = task(task_id);
     return render_status(t, &steps_[static_cast<std::size_t>(first_step_of(task_id) - 1)],

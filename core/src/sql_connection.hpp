@@ -60,6 +60,8 @@ public:
   virtual void exec(const std::string& sql) = 0;
   /// Starts a write transaction (SQLite: BEGIN IMMEDIATE).
   virtual void begin() = 0;
+  /// Starts a read-only transaction (SQLite: BEGIN, which takes no write lock).
+  virtual void begin_read() = 0;
   virtual void commit() = 0;
   virtual void rollback() noexcept = 0;
   virtual const sql_dialect& dialect() const = 0;
@@ -82,7 +84,13 @@ private:
 /// Commits explicitly, rolls back if left by an exception.
 class sql_transaction {
 public:
-  explicit sql_transaction(sql_connection& c) : c_(c) { c_.begin(); }
+  enum kind { write, read };
+  explicit sql_transaction(sql_connection& c, kind k = write) : c_(c) {
+    if (k == write)
+      c_.begin();
+    else
+      c_.begin_read();
+  }
   sql_transaction(const sql_transaction&) = delete;
   sql_transaction& operator=(const sql_transaction&) = delete;
   ~sql_transaction() {

@@ -84,6 +84,28 @@ public:
 
   create_outcome create_task(const task_request& r, millis now, effects& fx) override {
     sql_transaction tx{*db_};
+    auto out = create_in_transaction(r, now);
+    tx.commit();
+    fx.work_ready = true;
+    return out;
+  }
+
+  void create_tasks(const task_request* r, std::size_t n, millis now, create_outcome* out,
+                    effects& fx) override {
+    sql_transaction tx{*db_};
+    for (std::size_t i = 0; i < n; ++i) {
+      try {
+        out[i] = create_in_transaction(r[i], now);
+      } catch (const core_error& e) {
+        fail(e.code(),
+             "task " + std::to_string(i + 1) + " of " + std::to_string(n) + ": " + e.what());
+      }
+    }
+    tx.commit();
+    fx.work_ready = n > 0;
+  }
+
+  create_outcome create_in_transaction(const task_request& r, millis now) {
     auto& find = stmt(2, [&] {
       return std::string(
           "SELECT id FROM tk_pipelines WHERE namespace = ? AND name = ? AND version = ?");
@@ -109,7 +131,6 @@ public:
           fail(TK_CONFLICT, "idempotency key \"" + std::string(r.idempotency_key)
                                 + "\" already names task " + std::to_string(id) + " of pipeline "
                                 + pipeline_by_id(pid)->label());
-        tx.commit();
         return {id, false};
       }
     }
@@ -150,13 +171,11 @@ public:
       step.bind(8, now);
       step.step();
     }
-    tx.commit();
-    fx.work_ready = true;
     return {task_id, true};
   }
 
   std::string task_status(std::int64_t task_id) override {
-    sql_transaction tx{*db_};
+    sql_transaction tx{*db_, sql_transaction::read};
     auto t = load_task(task_id);
     auto steps = load_steps(task_id);
     tx.commit();
@@ -204,7 +223,7 @@ public:
     if (!r.namespace_name.empty())
       sql += " AND namespace = ?";
     sql += " ORDER BY id LIMIT ?";
-    sql_transaction tx{*db_};
+    sql_transaction tx{*db_, sql_transaction::read};
     auto& q = stmt(26 + (r.state.empty() ? 0 : 1) + (r.namespace_name.empty() ? 0 : 2),
                    [&] { return sql; });
     int i = 1;
@@ -235,6 +254,28 @@ public:
 
   void claim(const claim_request& r, event_buffer& out, std::mt19937_64&, effects& fx) override {
     sql_transaction tx{*db_};
+    claim_in_transaction(r, out, fx);
+    tx.commit();
+  }
+
+  void complete(const tk_step_result* results, std::size_t count, int* outcomes, millis now,
+                std::mt19937_64& rng, effects& fx) override {
+    sql_transaction tx{*db_};
+    complete_in_transaction(results, count, outcomes, now, rng, fx);
+    tx.commit();
+  }
+
+  // One transaction, one commit, for a worker's whole cycle.
+  void complete_and_claim(const tk_step_result* results, std::size_t count, int* outcomes,
+                          const claim_request& r, event_buffer& out, std::mt19937_64& rng,
+                          effects& fx) override {
+    sql_transaction tx{*db_};
+    complete_in_transaction(results, count, outcomes, r.now, rng, fx);
+    claim_in_transaction(r, out, fx);
+    tx.commit();
+  }
+
+  void claim_in_transaction(const claim_request& r, event_buffer& out, effects& fx) {
     const auto namespaces = r.namespaces->empty() ? all_namespaces() : *r.namespaces;
     for (const auto& ns : namespaces)
       process_due(ns, r.now, fx);
@@ -300,12 +341,10 @@ public:
     for (auto& [id, t] : task_cache_)
       if (t.dirty)
         save_task(t.row, t.loaded_state);
-    tx.commit();
   }
 
-  void complete(const tk_step_result* results, std::size_t count, int* outcomes, millis now,
-                std::mt19937_64& rng, effects& fx) override {
-    sql_transaction tx{*db_};
+  void complete_in_transaction(const tk_step_result* results, std::size_t count, int* outcomes,
+                               millis now, std::mt19937_64& rng, effects& fx) {
     task_cache_.clear();
     for (std::size_t i = 0; i < count; ++i) {
       if (outcomes[i] != TK_OK)
@@ -349,7 +388,6 @@ public:
         save_task(t.row, t.loaded_state);
         fx.note(t.row, t.loaded_state);
       }
-    tx.commit();
   }
 
   void heartbeat(const std::int64_t* step_ids, const std::int64_t* tokens, std::size_t count,
@@ -376,7 +414,7 @@ public:
   }
 
   millis next_due(const std::vector<std::string>& namespaces, millis now) override {
-    sql_transaction tx{*db_};
+    sql_transaction tx{*db_, sql_transaction::read};
     const auto ns = namespaces.empty() ? all_namespaces() : namespaces;
     auto& ready = stmt(10, [&] {
       return std::string("SELECT 1 FROM tk_steps WHERE namespace = ? AND state = 'ready' LIMIT 1");

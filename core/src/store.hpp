@@ -96,6 +96,10 @@ public:
   virtual pipeline_ptr register_pipeline(std::shared_ptr<pipeline_def> p) = 0;
 
   virtual create_outcome create_task(const task_request& r, millis now, effects& fx) = 0;
+  /// Creates `n` tasks atomically: all or none. A failure names the request
+  /// ("task 3 of 10: ...").
+  virtual void create_tasks(const task_request* r, std::size_t n, millis now, create_outcome* out,
+                            effects& fx) = 0;
   virtual std::string task_status(std::int64_t task_id) = 0;
   /// Just the task's state (cheap); TK_NOT_FOUND for an unknown id.
   virtual task_state state_of(std::int64_t task_id) = 0;
@@ -112,6 +116,15 @@ public:
   /// turns into TK_OK / TK_DUPLICATE / TK_STALE / TK_NOT_FOUND.
   virtual void complete(const tk_step_result* results, std::size_t count, int* outcomes, millis now,
                         std::mt19937_64& rng, effects& fx) = 0;
+
+  /// complete() then claim(), atomically where the store has transactions
+  /// (one commit instead of two).
+  virtual void complete_and_claim(const tk_step_result* results, std::size_t count, int* outcomes,
+                                  const claim_request& r, event_buffer& out, std::mt19937_64& rng,
+                                  effects& fx) {
+    complete(results, count, outcomes, r.now, rng, fx);
+    claim(r, out, rng, fx);
+  }
 
   virtual void heartbeat(const std::int64_t* step_ids, const std::int64_t* tokens,
                          std::size_t count, millis lease_until, int* outcomes) = 0;
