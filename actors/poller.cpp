@@ -476,6 +476,19 @@ void poller_state::instance_down(const caf::down_msg& dm) {
                               "handler_error", true));
 }
 
+void poller_state::check_waiters() {
+  // Tasks finished by another process sharing the store are not reported by
+  // our core's listener: look at the few tasks somebody waits for.
+  std::vector<std::pair<std::int64_t, std::string>> ended;
+  for (const auto& [id, _] : waiters) {
+    const char* state = nullptr;
+    if (tk_task_state(core.get(), id, &state, nullptr) == TK_OK && final_state(state))
+      ended.emplace_back(id, state);
+  }
+  for (const auto& [id, state] : ended)
+    task_finished(id, state.c_str());
+}
+
 void poller_state::task_finished(std::int64_t task_id, const char* state) {
   auto it = waiters.find(task_id);
   if (it == waiters.end())
@@ -516,6 +529,7 @@ poller_actor::behavior_type poller(poller_actor::stateful_pointer<poller_state> 
         self->state.pump();
       },
       [self](fallback_atom) {
+        self->state.check_waiters();
         self->state.pump();
         self->delayed_send(self, self->state.config.fallback_poll, fallback_atom_v);
       },

@@ -179,6 +179,8 @@ struct poller_state {
   void arm_timer();
   bool idle() const;
   void task_finished(std::int64_t task_id, const char* state);
+  /// Answers waiters whose task ended elsewhere (another process); run by the fallback poll.
+  void check_waiters();
   tk_status create(const task_request& r, std::int64_t& id, tk_error& err);
   /// A handler instance died: its running steps fail (retryable handler_error).
   void instance_down(const caf::down_msg& dm);

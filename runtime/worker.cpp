@@ -273,10 +273,12 @@ void worker::start() {
     route.timeout = h.options.timeout;
     const auto n = h.options.concurrency ? h.options.concurrency : d.default_concurrency();
     for (std::size_t i = 0; i < n; ++i) {
+      // The factory travels as a spawn argument: CAF 0.17.6 dereferences a
+      // null argument tuple when a function actor takes `self` alone (UBSan).
       caf::actor a = h.fn ? d.sys.spawn(actors::function_host, h.fn)
-                          : d.sys.spawn([factory = h.factory](caf::event_based_actor* self) {
-                              return factory(self);
-                            });
+                          : d.sys.spawn([](caf::event_based_actor* self,
+                                           const actor_factory& make) { return make(self); },
+                                        h.factory);
       route.instances.push_back(a);
       d.instances.push_back(a);
     }

@@ -36,7 +36,9 @@ struct recorder_state {
   std::vector<held_step> held;
 };
 using release_atom = caf::atom_constant<caf::atom("release")>;
-caf::behavior recorder(caf::stateful_actor<recorder_state>* self) {
+// (The unused name is a spawn argument: CAF 0.17.6 dereferences a null
+// argument tuple for actors spawned with none, which UBSan reports.)
+caf::behavior recorder(caf::stateful_actor<recorder_state>* self, const std::string&) {
   return {
       [self](step_event& e) -> caf::result<step_result> {
         auto rp = self->make_response_promise();
@@ -79,7 +81,7 @@ struct fixture {
   }
 
   caf::actor spawn_recorder() {
-    handlers.push_back(sys.spawn(recorder));
+    handlers.push_back(sys.spawn(recorder, std::string("recorder")));
     return handlers.back();
   }
 
@@ -366,10 +368,13 @@ TEST_CASE_FIXTURE(fixture,
   wake();
   REQUIRE(recorder_of(h).held.size() == 1);
   bool drained = false;
-  auto client = sys.spawn([&](caf::event_based_actor* self) {
-    self->request(poller, caf::infinite, tasker::drain_atom_v, std::int64_t{5000})
-        .then([&](bool b) { drained = b; });
-  });
+  auto client = sys.spawn(
+      [&](caf::event_based_actor* self, actors::poller_actor target) {
+        self->request(target, caf::infinite, tasker::drain_atom_v, std::int64_t{5000})
+            .then([&](bool b) { drained = b; });
+      },
+      poller);
+
   sched.run();
   CHECK_FALSE(drained);
   release(h, 0, ok());
