@@ -71,6 +71,7 @@ void poller_state::init(poller_actor::stateful_pointer<poller_state> self_ptr, c
   for (auto& [handler, route] : handler_routes) {
     route_state rs;
     rs.active.assign(route.instances.size(), 0);
+    rs.generation.assign(route.instances.size(), 0);
     rs.route = std::move(route);
     routes.emplace(handler, std::move(rs));
   }
@@ -229,19 +230,33 @@ void poller_state::dispatch(route_state& route) {
       arm_deadline(f.started + timeout);
     }
     auto* me = self;
-    me->request(route.route.instances[f.instance], caf::infinite, std::move(f.event))
-        .then([me, step_id,
-               token](step_result& r) { me->state.on_result(step_id, token, std::move(r)); },
-              [me, step_id, token](caf::error& e) {
-                step_result r;
-                if (e == caf::sec::request_receiver_down)
-                  r = runtime_failure("the handler's actor is down", "handler_error", true);
-                else
-                  r = runtime_failure("the handler failed: " + me->system().render(e),
-                                      "handler_error", true);
-                me->state.on_result(step_id, token, std::move(r));
-              });
+    auto* rs = &route;  // map nodes are stable
+    const auto instance = f.instance;
+    const auto generation = route.generation[instance];
+    me->request(route.route.instances[instance], caf::infinite, std::move(f.event))
+        .then(
+            [me, rs, instance, generation, step_id, token](step_result& r) {
+              me->state.release_instance(*rs, instance, generation);
+              me->state.on_result(step_id, token, std::move(r));
+            },
+            [me, rs, instance, generation, step_id, token](caf::error& e) {
+              me->state.release_instance(*rs, instance, generation);
+              step_result r;
+              if (e == caf::sec::request_receiver_down)
+                r = runtime_failure("the handler's actor is down", "handler_error", true);
+              else
+                r = runtime_failure("the handler failed: " + me->system().render(e),
+                                    "handler_error", true);
+              me->state.on_result(step_id, token, std::move(r));
+            });
   }
+}
+
+void poller_state::release_instance(route_state& route, std::size_t i, std::uint64_t generation) {
+  if (route.generation[i] != generation || route.active[i] == 0)
+    return;  // a reply for an instance that was replaced since
+  --route.active[i];
+  dispatch(route);
 }
 
 void poller_state::arm_deadline(steady::time_point at) {
@@ -281,13 +296,6 @@ void poller_state::on_result(std::int64_t step_id, std::int64_t token, step_resu
   f.finished = true;
   const auto run_time = f.dispatched ? duration_cast<std::chrono::microseconds>(now() - f.started)
                                      : std::chrono::microseconds{0};
-  if (f.dispatched) {
-    auto route = routes.find(f.handler);
-    if (route != routes.end()) {
-      --route->second.active[f.instance];
-      dispatch(route->second);
-    }
-  }
   if (config.on_step)
     config.on_step(step_report{f.task_id, step_id, f.step_name, f.handler, f.attempt,
                                f.max_attempts, result, run_time});
@@ -463,17 +471,29 @@ tk_status poller_state::create(const task_request& r, std::int64_t& id, tk_error
 }
 
 void poller_state::instance_down(const caf::down_msg& dm) {
-  std::vector<std::pair<std::int64_t, std::int64_t>> lost;
   for (auto& [handler, route] : routes)
-    for (std::size_t i = 0; i < route.route.instances.size(); ++i)
-      if (route.route.instances[i].address() == dm.source)
-        for (const auto& [id, f] : running)
-          if (f.dispatched && !f.finished && f.handler == handler && f.instance == i)
-            lost.emplace_back(id, f.token);
-  for (const auto& [id, token] : lost)
-    on_result(id, token,
-              runtime_failure("the handler's actor died (" + self->system().render(dm.reason) + ")",
-                              "handler_error", true));
+    for (std::size_t i = 0; i < route.route.instances.size(); ++i) {
+      if (route.route.instances[i].address() != dm.source)
+        continue;
+      std::vector<std::pair<std::int64_t, std::int64_t>> lost;
+      for (const auto& [id, f] : running)
+        if (f.dispatched && !f.finished && f.handler == handler && f.instance == i)
+          lost.emplace_back(id, f.token);
+      ++route.generation[i];  // its outstanding replies no longer count
+      route.active[i] = 0;
+      if (route.route.respawn) {
+        route.route.instances[i] = route.route.respawn();
+        self->monitor(route.route.instances[i]);
+        spdlog::warn("worker {}: an instance of handler {} died ({}); replaced it",
+                     config.worker_name, handler, self->system().render(dm.reason));
+      }
+      for (const auto& [id, token] : lost)
+        on_result(
+            id, token,
+            runtime_failure("the handler's actor died (" + self->system().render(dm.reason) + ")",
+                            "handler_error", true));
+      dispatch(route);
+    }
 }
 
 void poller_state::check_waiters() {

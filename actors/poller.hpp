@@ -44,6 +44,9 @@ using core_ptr = std::shared_ptr<tk_core>;
 struct handler_route {
   std::vector<caf::actor> instances;         ///< its actors; one step each at a time
   std::chrono::milliseconds timeout{30000};  ///< when the step has none of its own
+  /// Makes a replacement for an instance that died (empty: none is made, and
+  /// steps sent to the dead instance fail until the worker restarts).
+  std::function<caf::actor()> respawn;
 };
 
 /// Told of every step the poller finishes, for logging and metrics.
@@ -106,8 +109,12 @@ struct poller_state {
 
   struct route_state {
     handler_route route;
-    std::vector<std::size_t> active;  ///< steps running per instance
-    std::deque<std::int64_t> queued;  ///< claimed steps waiting for a free instance
+    /// Steps per instance whose reply has not come back. A step that timed
+    /// out keeps its instance busy until the late reply: the instance is
+    /// still working on it.
+    std::vector<std::size_t> active;
+    std::vector<std::uint64_t> generation;  ///< bumped when an instance is replaced
+    std::deque<std::int64_t> queued;        ///< claimed steps waiting for a free instance
   };
 
   poller_actor::stateful_pointer<poller_state> self = nullptr;
@@ -182,8 +189,11 @@ struct poller_state {
   /// Answers waiters whose task ended elsewhere (another process); run by the fallback poll.
   void check_waiters();
   tk_status create(const task_request& r, std::int64_t& id, tk_error& err);
-  /// A handler instance died: its running steps fail (retryable handler_error).
+  /// A handler instance died: its running steps fail (retryable handler_error)
+  /// and, when the route can, a new instance takes its place.
   void instance_down(const caf::down_msg& dm);
+  /// A reply (or error) from instance `i` of `route` came back.
+  void release_instance(route_state& route, std::size_t i, std::uint64_t generation);
 };
 
 /// Spawns nothing: the behavior of a poller; spawn it detached in a worker

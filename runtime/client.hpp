@@ -30,7 +30,9 @@ struct create_options {
   std::int32_t priority = 0;    ///< higher runs first
 };
 
-/// A worker's client. Thread-safe; obtained from worker::client().
+/// A worker's client. Thread-safe: quick calls share one channel, each wait
+/// has its own, so a long wait never holds up other calls. Obtained from
+/// worker::client().
 class client {
 public:
   struct impl;

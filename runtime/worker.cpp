@@ -139,11 +139,18 @@ std::vector<std::int64_t> client::create_many(const pipeline& p, const std::vect
 }
 
 std::string client::wait(std::int64_t task_id, milliseconds timeout) {
-  try {
-    return impl_->ask<std::string>(timeout, wait_atom_v, task_id);
-  } catch (const client_error& e) {
-    throw client_error("waiting for task " + std::to_string(task_id) + ": " + e.what());
-  }
+  // A wait may be long: it gets its own scoped actor, so other threads'
+  // calls (and other waits) do not queue behind it.
+  caf::scoped_actor self{impl_->sys};
+  std::string state;
+  caf::error failed;
+  self->request(impl_->poller, timeout, wait_atom_v, task_id)
+      .receive([&](std::string& s) { state = std::move(s); },
+               [&](caf::error& e) { failed = std::move(e); });
+  if (failed)
+    throw client_error("waiting for task " + std::to_string(task_id) + ": "
+                       + describe(impl_->sys, failed));
+  return state;
 }
 
 json client::status(std::int64_t task_id) {
@@ -197,6 +204,21 @@ struct worker::impl {
     return std::max<std::size_t>(16, 4 * sys.scheduler().num_workers());
   }
 };
+
+namespace {
+
+// One instance of a handler. An actor handler's factory travels as a spawn
+// argument: CAF 0.17.6 binds a reference to a null argument tuple when a
+// function actor is spawned with none, which UBSan reports.
+caf::actor spawn_instance(caf::actor_system& sys, const worker::impl::handler_entry& h) {
+  if (h.fn)
+    return sys.spawn(actors::function_host, h.fn);
+  return sys.spawn(
+      [](caf::event_based_actor* self, const actor_factory& make) { return make(self); },
+      h.factory);
+}
+
+}  // namespace
 
 worker::worker(worker_config& config) : impl_(std::make_unique<impl>(config)) {
 }
@@ -271,14 +293,10 @@ void worker::start() {
     if (!route.instances.empty())
       throw std::logic_error("worker: two handlers named \"" + h.name + "\"");
     route.timeout = h.options.timeout;
+    route.respawn = [sys = &d.sys, h]() { return spawn_instance(*sys, h); };
     const auto n = h.options.concurrency ? h.options.concurrency : d.default_concurrency();
     for (std::size_t i = 0; i < n; ++i) {
-      // The factory travels as a spawn argument: CAF 0.17.6 dereferences a
-      // null argument tuple when a function actor takes `self` alone (UBSan).
-      caf::actor a = h.fn ? d.sys.spawn(actors::function_host, h.fn)
-                          : d.sys.spawn([](caf::event_based_actor* self,
-                                           const actor_factory& make) { return make(self); },
-                                        h.factory);
+      caf::actor a = spawn_instance(d.sys, h);
       route.instances.push_back(a);
       d.instances.push_back(a);
     }

@@ -49,8 +49,9 @@ using actor_factory = std::function<caf::behavior(caf::event_based_actor*)>;
 
 class worker {
 public:
-  /// Opens the store and creates the actor system. Throws std::runtime_error
-  /// when the store cannot be opened or a setting is wrong.
+  /// Opens the store and creates the actor system. `config` must outlive the
+  /// worker (CAF keeps references into it). Throws std::invalid_argument for a
+  /// wrong setting and std::runtime_error when the store cannot be opened.
   explicit worker(worker_config& config);
   ~worker();
   worker(const worker&) = delete;

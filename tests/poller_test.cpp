@@ -277,19 +277,41 @@ TEST_CASE_FIXTURE(fixture, "a handler that does not answer in time fails the ste
   advance(499ms);
   CHECK(status(t).at("steps")[0].at("state") == "running");
   advance(1ms);
-  // Retried at once (backoff none): the same instance is free again.
+  // The step is retried at once (backoff none) and claimed again, but the
+  // only instance is still busy with the first attempt: the retry waits.
   auto step = status(t).at("steps")[0];
   CHECK(step.at("last_error").at("type") == "handler_timeout");
   CHECK(step.at("attempts") == 2);
-  REQUIRE(recorder_of(h).held.size() == 2);
-  CHECK(recorder_of(h).held[1].event.attempt == 2);
-  // The late answer of the first attempt changes nothing.
+  CHECK(recorder_of(h).held.size() == 1);
+  // The late answer of the first attempt changes nothing, but frees the instance.
   release(h, 0, ok({{"late", true}}));
   sched.run();
   CHECK(status(t).at("steps")[0].at("state") == "running");
+  REQUIRE(recorder_of(h).held.size() == 2);
+  CHECK(recorder_of(h).held[1].event.attempt == 2);
   release(h, 1, ok({{"late", false}}));
   sched.run();
   CHECK(status(t).at("steps")[0].at("result") == json{{"late", false}});
+}
+
+TEST_CASE_FIXTURE(fixture, "a handler instance that dies is replaced" * doctest::timeout(10)) {
+  auto h = spawn_recorder();
+  actors::handler_route route{{h}, 0ms, {}};
+  route.respawn = [this] { return spawn_recorder(); };
+  start(config(8, 8), {{"work", route}}, {"work"});
+  auto t = create("work");
+  wake();
+  REQUIRE(recorder_of(h).held.size() == 1);
+  caf::anon_send_exit(h, caf::exit_reason::kill);
+  sched.run();
+  // The lost attempt failed (retryable) and the retry went to the replacement.
+  REQUIRE(handlers.size() == 2);
+  auto& replacement = recorder_of(handlers.back());
+  REQUIRE(replacement.held.size() == 1);
+  CHECK(replacement.held[0].event.attempt == 2);
+  release(handlers.back(), 0, ok({{"by", "replacement"}}));
+  sched.run();
+  CHECK(status(t).at("state") == "complete");
 }
 
 TEST_CASE_FIXTURE(fixture, "the poller heartbeats the leases of steps that run long"
