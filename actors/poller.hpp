@@ -46,7 +46,7 @@ struct handler_route {
   std::chrono::milliseconds timeout{30000};  ///< when the step has none of its own
   /// Makes a replacement for an instance that died (empty: none is made, and
   /// steps sent to the dead instance fail until the worker restarts).
-  std::function<caf::actor()> respawn;
+  std::function<caf::actor()> respawn = nullptr;
 };
 
 /// Told of every step the poller finishes, for logging and metrics.

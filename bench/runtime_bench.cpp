@@ -224,7 +224,7 @@ store_figures run_store(const std::string& kind, const options& o, const temp_di
   // SQLite the tasks are created beforehand through another handle on the
   // file (as another process would submit them), so only steps are timed;
   // the memory store cannot be shared, so there creation is included.
-  const int tasks = o.throughput_tasks > 0 ? o.throughput_tasks : kind == "memory" ? 50000 : 10000;
+  const int tasks = o.throughput_tasks > 0 ? o.throughput_tasks : kind == "memory" ? 100000 : 20000;
   const auto throughput_url =
       kind == "memory" ? std::string("memory:") : "sqlite:" + (dir.path / "throughput.db").string();
   if (kind != "memory") {

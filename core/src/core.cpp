@@ -72,6 +72,7 @@ struct tk_worker {
   event_buffer events;
   std::vector<std::string> namespaces;
   std::vector<int> outcomes;
+  effects fx;  // reused by poll/complete
 };
 
 namespace {
@@ -464,7 +465,11 @@ TK_API void tk_worker_close(tk_worker* worker) {
 TK_API tk_status tk_poll(tk_worker* worker, const char* const* namespaces, size_t namespace_count,
                          size_t max_events, int64_t lease_ms, const tk_step_event** events,
                          size_t* event_count, tk_error* err) {
-  effects fx;
+  // The worker's reused effects: no allocation per call in steady state.
+  effects scratch;
+  effects& fx = worker ? worker->fx : scratch;
+  fx.work_ready = false;
+  fx.finished.clear();
   auto status = guarded(err, [&] {
     require(worker, "worker");
     require(events, "events");
@@ -536,7 +541,11 @@ int* validate_results(tk_worker* worker, const tk_step_result* results, size_t c
 
 TK_API tk_status tk_complete(tk_worker* worker, const tk_step_result* results, size_t count,
                              int* outcomes, tk_error* err) {
-  effects fx;
+  // The worker's reused effects: no allocation per call in steady state.
+  effects scratch;
+  effects& fx = worker ? worker->fx : scratch;
+  fx.work_ready = false;
+  fx.finished.clear();
   auto status = guarded(err, [&] {
     require(worker, "worker");
     if (count == 0)
@@ -557,7 +566,11 @@ TK_API tk_status tk_complete_and_poll(tk_worker* worker, const tk_step_result* r
                                       size_t namespace_count, size_t max_events, int64_t lease_ms,
                                       const tk_step_event** events, size_t* event_count,
                                       tk_error* err) {
-  effects fx;
+  // The worker's reused effects: no allocation per call in steady state.
+  effects scratch;
+  effects& fx = worker ? worker->fx : scratch;
+  fx.work_ready = false;
+  fx.finished.clear();
   auto status = guarded(err, [&] {
     require(worker, "worker");
     require(events, "events");
