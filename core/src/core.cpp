@@ -465,43 +465,8 @@ TK_API void tk_worker_close(tk_worker* worker) {
 TK_API tk_status tk_poll(tk_worker* worker, const char* const* namespaces, size_t namespace_count,
                          size_t max_events, int64_t lease_ms, const tk_step_event** events,
                          size_t* event_count, tk_error* err) {
-  // The worker's reused effects: no allocation per call in steady state.
-  effects scratch;
-  effects& fx = worker ? worker->fx : scratch;
-  fx.work_ready = false;
-  fx.finished.clear();
-  auto status = guarded(err, [&] {
-    require(worker, "worker");
-    require(events, "events");
-    require(event_count, "event_count");
-    *events = nullptr;
-    *event_count = 0;
-    if (lease_ms < 0)
-      fail(TK_INVALID_ARGUMENT, "lease_ms must not be negative");
-    copy_namespaces(worker->namespaces, namespaces, namespace_count);
-    worker->events.clear();
-    auto* core = worker->core;
-    claim_request r;
-    r.namespaces = &worker->namespaces;
-    r.max = max_events;
-    r.worker = worker->name;
-    {
-      std::lock_guard<std::mutex> g{core->mu};
-      r.now = core->now();
-      r.lease_ms = lease_ms > 0 ? lease_ms : core->default_lease_ms;
-      if (max_events > 0)
-        core->st->claim(r, worker->events, core->rng, fx);
-    }
-    *events = worker->events.finish();
-    *event_count = worker->events.size();
-  });
-  // A poll that found retries due may have made work for other workers; one
-  // that took back the last lease of a task may have ended it.
-  if (status == TK_OK) {
-    fx.work_ready = fx.work_ready && *event_count == max_events;
-    worker->core->wake(fx);
-  }
-  return status;
+  return tk_complete_and_poll(worker, nullptr, 0, nullptr, namespaces, namespace_count, max_events,
+                              lease_ms, events, event_count, err);
 }
 
 namespace {
@@ -593,7 +558,12 @@ TK_API tk_status tk_complete_and_poll(tk_worker* worker, const tk_step_result* r
       std::lock_guard<std::mutex> g{core->mu};
       r.now = core->now();
       r.lease_ms = lease_ms > 0 ? lease_ms : core->default_lease_ms;
-      core->st->complete_and_claim(results, count, out, r, worker->events, core->rng, fx);
+      if (count == 0)
+        core->st->claim(r, worker->events, core->rng, fx);
+      else if (max_events == 0)
+        core->st->complete(results, count, out, r.now, core->rng, fx);
+      else
+        core->st->complete_and_claim(results, count, out, r, worker->events, core->rng, fx);
     }
     *events = worker->events.finish();
     *event_count = worker->events.size();

@@ -69,12 +69,9 @@ void json_or_null(std::string& out, const std::string& json) {
   out += json.empty() ? std::string_view{"null"} : std::string_view{json};
 }
 
-}  // namespace
-
-std::string render_status(const task_row& t, const step_row* steps, std::size_t count) {
+// `{"id":…,"namespace":…,"name":…,"version":…,"state":…` — shared by status and list.
+void append_task_head(std::string& out, const task_row& t) {
   const auto& p = *t.pipeline;
-  std::string out;
-  out.reserve(256 + t.context.size() + count * 256);
   out += "{\"id\":" + std::to_string(t.id) + ',';
   field(out, "namespace");
   append_json_string(out, p.namespace_name);
@@ -87,6 +84,15 @@ std::string render_status(const task_row& t, const step_row* steps, std::size_t 
   out += ',';
   field(out, "state");
   append_json_string(out, to_string(t.state));
+}
+
+}  // namespace
+
+std::string render_status(const task_row& t, const step_row* steps, std::size_t count) {
+  const auto& p = *t.pipeline;
+  std::string out;
+  out.reserve(256 + t.context.size() + count * 256);
+  append_task_head(out, t);
   out += ",\"priority\":" + std::to_string(t.priority) + ",\"context\":" + t.context + ',';
   field(out, "idempotency_key");
   if (t.idempotency_key.empty())
@@ -136,19 +142,7 @@ std::string render_status(const task_row& t, const step_row* steps, std::size_t 
 }
 
 void render_list_entry(std::string& out, const task_row& t) {
-  const auto& p = *t.pipeline;
-  out += "{\"id\":" + std::to_string(t.id) + ',';
-  field(out, "namespace");
-  append_json_string(out, p.namespace_name);
-  out += ',';
-  field(out, "name");
-  append_json_string(out, p.name);
-  out += ',';
-  field(out, "version");
-  append_json_string(out, p.version);
-  out += ',';
-  field(out, "state");
-  append_json_string(out, to_string(t.state));
+  append_task_head(out, t);
   out += ",\"priority\":" + std::to_string(t.priority) + ",\"created_at\":"
          + std::to_string(t.created_at) + ",\"updated_at\":" + std::to_string(t.updated_at) + '}';
 }
