@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <set>
 #include <string>
@@ -341,4 +342,24 @@ TEST_CASE("a wait ends when another process finishes the task" * doctest::timeou
   CHECK(c.wait(task, 10s) == "complete");  // noticed by the fallback poll
   other.join();
   CHECK(c.result(task, "only") == json{{"by", "them"}});
+}
+
+TEST_CASE("the worker's settings come from an INI file below the environment and the command line"
+          * doctest::timeout(10)) {
+  temp_db dir;  // for its directory
+  const auto ini = (dir.path.parent_path() / "w.ini").string();
+  {
+    std::ofstream f{ini};
+    f << "[global]\nstore=\"sqlite:from-ini.db\"\nbatch-size=9\nmax-in-flight=11\n";
+  }
+  ::setenv("TASKER_MAX_IN_FLIGHT", "12", 1);
+  tasker::worker_config cfg;
+  const std::string flag = "--config-file=" + ini;
+  const char* argv[] = {"worker", flag.c_str(), "--batch-size=3"};
+  int code = -1;
+  CHECK(cfg.parse_args(3, const_cast<char**>(argv), &code));
+  ::unsetenv("TASKER_MAX_IN_FLIGHT");
+  CHECK(cfg.store == "sqlite:from-ini.db");  // from the file
+  CHECK(cfg.max_in_flight == 12);            // the environment beats the file
+  CHECK(cfg.batch_size == 3);                // the command line beats both
 }
