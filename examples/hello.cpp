@@ -25,9 +25,9 @@ int main(int argc, char** argv) {
 
   tasker::pipeline linear{"examples", "hello", "1.0.0"};
   linear.step("s1", "square")
-    .step("s2", "square", tasker::after("s1").with_config({{"previous", "s1"}}))
-    .step("s3", "square", tasker::after("s2").with_config({{"previous", "s2"}}))
-    .step("s4", "square", tasker::after("s3").with_config({{"previous", "s3"}}));
+      .step("s2", "square", tasker::after("s1").with_config({{"previous", "s1"}}))
+      .step("s3", "square", tasker::after("s2").with_config({{"previous", "s2"}}))
+      .step("s4", "square", tasker::after("s3").with_config({{"previous", "s3"}}));
   w.register_pipeline(linear);
 
   auto& client = w.client();

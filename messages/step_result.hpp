@@ -21,8 +21,8 @@ struct step_result {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, step_result& x) {
-  return f(caf::meta::type_name("tasker::step_result"), x.succeeded, x.result_json,
-           x.error_message, x.error_type, x.retryable, x.retry_after_ms);
+  return f(caf::meta::type_name("tasker::step_result"), x.succeeded, x.result_json, x.error_message,
+           x.error_type, x.retryable, x.retry_after_ms);
 }
 
 }  // namespace tasker
