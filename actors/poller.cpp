@@ -606,6 +606,23 @@ poller_actor::behavior_type poller(poller_actor::stateful_pointer<poller_state> 
         tk_free(text);
         return out;
       },
+      [self](cancel_atom, std::int64_t task_id) -> caf::result<bool> {
+        tk_error err{};
+        if (tk_cancel_task(self->state.core.get(), task_id, &err) != TK_OK)
+          return caf::make_error(caf::sec::runtime_error, std::string(err.message));
+        return true;
+      },
+      [self](list_atom, const std::string& filter) -> caf::result<std::string> {
+        char* text = nullptr;
+        tk_error err{};
+        if (tk_list_tasks(self->state.core.get(), filter.empty() ? nullptr : filter.c_str(), &text,
+                          &err)
+            != TK_OK)
+          return caf::make_error(caf::sec::runtime_error, std::string(err.message));
+        std::string out{text};
+        tk_free(text);
+        return out;
+      },
       [self](idle_atom) -> caf::result<bool> {
         if (self->state.idle())
           return true;

@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
   w.handle("square", [](tasker::step_context& ctx) {
     auto previous = ctx.config_or<std::string>("previous", "");
     auto x = previous.empty() ? ctx.input<std::int64_t>("even_number")
-                              : ctx.dependency_field(previous, "value").get<std::int64_t>();
+                              : ctx.dependency<std::int64_t>(previous, "value");
     return tasker::success({{"value", x * x}});
   });
 

@@ -39,6 +39,10 @@ CAF_ADD_ATOM(tasker, tasker, register_atom, "register")
 CAF_ADD_ATOM(tasker, tasker, create_atom, "create")
 /// Reply once a task has ended.
 CAF_ADD_ATOM(tasker, tasker, wait_atom, "wait")
+/// Cancel a task.
+CAF_ADD_ATOM(tasker, tasker, cancel_atom, "cancel")
+/// List tasks (filter JSON in, list JSON out).
+CAF_ADD_ATOM(tasker, tasker, list_atom, "list")
 /// A task's status JSON.
 CAF_ADD_ATOM(tasker, tasker, status_atom, "status")
 /// Reply once no step is running, queued or due.

@@ -63,6 +63,15 @@ public:
   /// The task's status (see tk_task_status).
   json status(std::int64_t task_id);
 
+  /// Cancels the task: its unfinished steps are cancelled and waiters hear
+  /// "cancelled". Throws client_error for an unknown or already finished task.
+  void cancel(std::int64_t task_id);
+
+  /// Lists tasks (see tk_list_tasks): `filter` may hold "state", "namespace",
+  /// "after" (a task id) and "limit" (1..1000, default 100); the answer is
+  /// {"tasks": [...], "next": <id to pass as "after", or null>}.
+  json list(const json& filter = json::object());
+
   /// The result of `step` in the task's status (null when it has none).
   json result(std::int64_t task_id, const std::string& step);
 

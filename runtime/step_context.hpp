@@ -103,6 +103,20 @@ public:
     ((at = at ? descend(*at, path) : nullptr), ...);
     return at ? *at : json();
   }
+  /// A field of an ancestor's result as T, e.g. `dependency<std::int64_t>("s1",
+  /// "value")`; throws step_input_error (a permanent validation_error) when the
+  /// step is no ancestor, the path is absent, or the value is not a T.
+  template <class T, class... Path>
+  T dependency(std::string_view step, const Path&... path) const {
+    const json& at = dependency_result(step);
+    const json* v = &at;
+    ((v = v ? descend(*v, path) : nullptr), ...);
+    if (!v || v->is_null())
+      throw step_input_error("the result of step \"" + std::string(step)
+                             + "\" has nothing at the requested path");
+    return convert<T>(*v, step, "the result of step");
+  }
+
   /// The results of ancestors whose name starts with `prefix`, keyed by name.
   json all_dependency_results(std::string_view prefix = {}) const;
 

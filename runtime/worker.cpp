@@ -157,6 +157,16 @@ json client::status(std::int64_t task_id) {
   return json::parse(impl_->ask<std::string>(milliseconds{60000}, status_atom_v, task_id));
 }
 
+void client::cancel(std::int64_t task_id) {
+  impl_->ask<bool>(milliseconds{60000}, cancel_atom_v, task_id);
+}
+
+json client::list(const json& filter) {
+  if (!filter.is_object())
+    throw client_error("a list filter must be a JSON object");
+  return json::parse(impl_->ask<std::string>(milliseconds{60000}, list_atom_v, filter.dump()));
+}
+
 json client::result(std::int64_t task_id, const std::string& step) {
   const json st = status(task_id);  // outlives the loop (a temporary would not)
   for (const auto& s : st.at("steps"))

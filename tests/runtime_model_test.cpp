@@ -984,3 +984,19 @@ TEST_CASE("the example templates compute 6^16 through the core and step contexts
                 {"start", 36}, {"b", 1296}, {"c", 1296}, {"end", 2821109907456}});
   }
 }
+
+TEST_CASE("a typed dependency read names the step when the value is missing or of another type"
+          * doctest::timeout(10)) {
+  tasker::step_event e;
+  e.dependency_results = R"({"s1": {"value": 36, "items": [{"sku": "a"}]}, "s2": {"value": "x"}})";
+  const tasker::step_context ctx{e};
+  CHECK(ctx.dependency<std::int64_t>("s1", "value") == 36);
+  CHECK(ctx.dependency<std::string>("s1", "items", 0, "sku") == "a");
+  CHECK_THROWS_WITH_AS(ctx.dependency<std::int64_t>("s2", "value"),
+                       "the result of step \"s2\" is a string, expected an integer",
+                       tasker::step_input_error);
+  CHECK_THROWS_WITH_AS(ctx.dependency<std::int64_t>("s1", "missing"),
+                       "the result of step \"s1\" has nothing at the requested path",
+                       tasker::step_input_error);
+  CHECK_THROWS_AS(ctx.dependency<std::int64_t>("s9", "value"), tasker::step_input_error);
+}

@@ -363,3 +363,32 @@ TEST_CASE("the worker's settings come from an INI file below the environment and
   CHECK(cfg.max_in_flight == 12);            // the environment beats the file
   CHECK(cfg.batch_size == 3);                // the command line beats both
 }
+
+TEST_CASE("a client cancels a task and lists tasks by state" * doctest::timeout(30)) {
+  auto cfg = memory_config();
+  tasker::worker w{cfg};
+  std::atomic<bool> release{false};
+  w.handle("wait_for_test", [&](tasker::step_context&) {
+    while (!release.load())
+      std::this_thread::sleep_for(1ms);
+    return tasker::success();
+  });
+  tasker::pipeline p{"tests", "cancel", "1"};
+  p.step("a", "wait_for_test").step("b", "wait_for_test", tasker::after("a"));
+  w.register_pipeline(p);
+  auto& c = w.client();
+  const auto task = c.create(p);
+  c.cancel(task);
+  CHECK(c.wait(task) == "cancelled");
+  CHECK_THROWS_WITH_AS(c.cancel(task), doctest::Contains("already ended"), tasker::client_error);
+  CHECK_THROWS_AS(c.cancel(999999), tasker::client_error);
+  const auto other = c.create(p);
+  auto cancelled = c.list({{"state", "cancelled"}});
+  REQUIRE(cancelled.at("tasks").size() == 1);
+  CHECK(cancelled.at("tasks")[0].at("id") == task);
+  auto all = c.list({{"limit", 1}});
+  CHECK(all.at("tasks").size() == 1);
+  CHECK(all.at("next") == task);  // there is a second page
+  release = true;
+  CHECK(c.wait(other) == "complete");
+}
