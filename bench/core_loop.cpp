@@ -21,6 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/temp_dir.hpp"
 #include "tasker/core.h"
 
 // Counts C++ heap allocations (operator new) in this process, the core's
@@ -184,26 +185,8 @@ bool verify(tk_core* core, const std::vector<std::int64_t>& ids, const run_stats
   return ok;
 }
 
-struct temp_dir {
-  std::filesystem::path path;
-  temp_dir() {
-    auto pattern = (std::filesystem::temp_directory_path() / "tasker-bench-XXXXXX").string();
-    std::vector<char> buf(pattern.begin(), pattern.end());
-    buf.push_back('\0');
-    if (::mkdtemp(buf.data()) == nullptr) {
-      std::perror("core_loop: mkdtemp");
-      std::exit(1);
-    }
-    path = buf.data();
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
-
 bool run(const std::string& store, std::size_t batch, long tasks, run_stats& stats) {
-  temp_dir dir;
+  bench::temp_dir dir;
   const std::string url =
       store == "memory" ? "memory:" : "sqlite:" + (dir.path / "bench.db").string();
   tk_error err{};

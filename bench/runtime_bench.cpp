@@ -18,6 +18,7 @@
 #include <system_error>
 #include <vector>
 
+#include "bench/temp_dir.hpp"
 #include "runtime/worker.hpp"
 #include "tasker/core.h"
 
@@ -62,25 +63,6 @@ options parse(int argc, char** argv) {
   }
   return o;
 }
-
-/// A fresh directory for SQLite files, removed at exit.
-struct temp_dir {
-  std::filesystem::path path;
-  temp_dir() {
-    auto pattern = (std::filesystem::temp_directory_path() / "tasker-bench-XXXXXX").string();
-    std::vector<char> buf(pattern.begin(), pattern.end());
-    buf.push_back('\0');
-    if (!::mkdtemp(buf.data())) {
-      std::perror("mkdtemp");
-      std::exit(1);
-    }
-    path = buf.data();
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
 
 std::vector<tasker::pipeline> workflows() {
   using tasker::after;
@@ -166,7 +148,7 @@ struct store_figures {
   double throughput = 0;
 };
 
-store_figures run_store(const std::string& kind, const options& o, const temp_dir& dir) {
+store_figures run_store(const std::string& kind, const options& o, const bench::temp_dir& dir) {
   store_figures figures;
   const auto url =
       kind == "memory" ? std::string("memory:") : "sqlite:" + (dir.path / "runtime.db").string();
@@ -291,7 +273,7 @@ store_figures run_store(const std::string& kind, const options& o, const temp_di
 
 int main(int argc, char** argv) {
   const auto o = parse(argc, argv);
-  temp_dir dir;
+  bench::temp_dir dir;
   for (const auto& kind : o.stores) {
     const auto f = run_store(kind, o, dir);
     const double p50_goal = kind == "memory" ? 250 : 1000;

@@ -33,14 +33,6 @@ struct demo_config : tasker::worker_config {
   }
 };
 
-/// Runs after `parents` and squares the product of their values.
-tasker::step_options squares(std::vector<std::string> parents) {
-  tasker::step_options o;
-  o.dependencies = parents;
-  o.config = {{"sources", parents}};
-  return o;
-}
-
 /// One workflow of the demo: its pipeline, last step and final exponent.
 struct workflow {
   tasker::pipeline pipeline;
@@ -53,31 +45,31 @@ struct workflow {
 std::vector<workflow> workflows() {
   tasker::pipeline linear{"demo", "linear", "1.0.0"};
   linear.step("s1", "square")
-      .step("s2", "square", squares({"s1"}))
-      .step("s3", "square", squares({"s2"}))
-      .step("s4", "square", squares({"s3"}));
+      .step("s2", "square", examples::squares({"s1"}))
+      .step("s3", "square", examples::squares({"s2"}))
+      .step("s4", "square", examples::squares({"s3"}));
   tasker::pipeline diamond{"demo", "diamond", "1.0.0"};
   diamond.step("start", "square")
-      .step("b", "square", squares({"start"}))
-      .step("c", "square", squares({"start"}))
-      .step("end", "square", squares({"b", "c"}));
+      .step("b", "square", examples::squares({"start"}))
+      .step("c", "square", examples::squares({"start"}))
+      .step("end", "square", examples::squares({"b", "c"}));
   tasker::pipeline tree{"demo", "tree", "1.0.0"};
   tree.step("root", "square")
-      .step("left", "square", squares({"root"}))
-      .step("right", "square", squares({"root"}))
-      .step("d", "square", squares({"left"}))
-      .step("e", "square", squares({"left"}))
-      .step("f", "square", squares({"right"}))
-      .step("g", "square", squares({"right"}))
-      .step("final", "square", squares({"d", "e", "f", "g"}));
+      .step("left", "square", examples::squares({"root"}))
+      .step("right", "square", examples::squares({"root"}))
+      .step("d", "square", examples::squares({"left"}))
+      .step("e", "square", examples::squares({"left"}))
+      .step("f", "square", examples::squares({"right"}))
+      .step("g", "square", examples::squares({"right"}))
+      .step("final", "square", examples::squares({"d", "e", "f", "g"}));
   tasker::pipeline mixed{"demo", "mixed_dag", "1.0.0"};
   mixed.step("init", "square")
-      .step("left", "square", squares({"init"}))
-      .step("right", "square", squares({"init"}))
-      .step("validate", "square", squares({"left", "right"}))
-      .step("transform", "square", squares({"left"}))
-      .step("analyze", "square", squares({"right"}))
-      .step("finalize", "square", squares({"validate", "transform", "analyze"}));
+      .step("left", "square", examples::squares({"init"}))
+      .step("right", "square", examples::squares({"init"}))
+      .step("validate", "square", examples::squares({"left", "right"}))
+      .step("transform", "square", examples::squares({"left"}))
+      .step("analyze", "square", examples::squares({"right"}))
+      .step("finalize", "square", examples::squares({"validate", "transform", "analyze"}));
   return {{linear, "s4", 16}, {diamond, "end", 16}, {tree, "final", 64}, {mixed, "finalize", 64}};
 }
 

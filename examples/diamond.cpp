@@ -23,9 +23,9 @@ int main(int argc, char** argv) {
 
   tasker::pipeline diamond{"examples", "diamond", "1.0.0"};
   diamond.step("start", "square")
-      .step("b", "square", tasker::after("start").with_config({{"sources", {"start"}}}))
-      .step("c", "square", tasker::after("start").with_config({{"sources", {"start"}}}))
-      .step("end", "square", tasker::after("b", "c").with_config({{"sources", {"b", "c"}}}));
+      .step("b", "square", examples::squares({"start"}))
+      .step("c", "square", examples::squares({"start"}))
+      .step("end", "square", examples::squares({"b", "c"}));
   w.register_pipeline(diamond);
 
   auto& client = w.client();

@@ -23,6 +23,7 @@
 
 #include "examples/check.hpp"
 #include "runtime/client.hpp"
+#include "runtime/pipeline.hpp"
 #include "runtime/step_context.hpp"
 #include "runtime/step_result.hpp"
 
@@ -166,6 +167,15 @@ inline std::vector<std::string> square_sources(const tasker::step_context& ctx) 
   if (auto previous = ctx.config_or("previous", ""); !previous.empty())
     sources.push_back(std::move(previous));
   return sources;
+}
+
+/// Options for a `square` step after `parents`: it depends on them and
+/// squares the product of their values.
+inline tasker::step_options squares(std::vector<std::string> parents) {
+  tasker::step_options o;
+  o.dependencies = parents;
+  o.config = {{"sources", std::move(parents)}};
+  return o;
 }
 
 /// The `square` handler: squares the product of the `value` fields of the

@@ -17,18 +17,6 @@
 #include "examples/math.hpp"
 #include "runtime/worker.hpp"
 
-namespace {
-
-/// Runs after `parents` and squares the product of their values.
-tasker::step_options squares(std::vector<std::string> parents) {
-  tasker::step_options o;
-  o.dependencies = parents;
-  o.config = {{"sources", parents}};
-  return o;
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   tasker::worker_config cfg;
   int code = 0;
@@ -39,12 +27,12 @@ int main(int argc, char** argv) {
 
   tasker::pipeline mixed{"examples", "mixed_dag", "1.0.0"};
   mixed.step("init", "square")
-      .step("left", "square", squares({"init"}))
-      .step("right", "square", squares({"init"}))
-      .step("validate", "square", squares({"left", "right"}))
-      .step("transform", "square", squares({"left"}))
-      .step("analyze", "square", squares({"right"}))
-      .step("finalize", "square", squares({"validate", "transform", "analyze"}));
+      .step("left", "square", examples::squares({"init"}))
+      .step("right", "square", examples::squares({"init"}))
+      .step("validate", "square", examples::squares({"left", "right"}))
+      .step("transform", "square", examples::squares({"left"}))
+      .step("analyze", "square", examples::squares({"right"}))
+      .step("finalize", "square", examples::squares({"validate", "transform", "analyze"}));
   w.register_pipeline(mixed);
 
   auto& client = w.client();

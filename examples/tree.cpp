@@ -22,10 +22,6 @@ namespace {
 /// 6^64, written out independently of big_uint (checked with Python: 6**64).
 constexpr const char* six_to_the_64 = "63340286662973277706162286946811886609896461828096";
 
-tasker::step_options squares(const char* parent) {
-  return tasker::after(parent).with_config({{"sources", {parent}}});
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -38,14 +34,13 @@ int main(int argc, char** argv) {
 
   tasker::pipeline tree{"examples", "tree", "1.0.0"};
   tree.step("root", "square")
-      .step("left", "square", squares("root"))
-      .step("right", "square", squares("root"))
-      .step("d", "square", squares("left"))
-      .step("e", "square", squares("left"))
-      .step("f", "square", squares("right"))
-      .step("g", "square", squares("right"))
-      .step("final", "square",
-            tasker::after("d", "e", "f", "g").with_config({{"sources", {"d", "e", "f", "g"}}}));
+      .step("left", "square", examples::squares({"root"}))
+      .step("right", "square", examples::squares({"root"}))
+      .step("d", "square", examples::squares({"left"}))
+      .step("e", "square", examples::squares({"left"}))
+      .step("f", "square", examples::squares({"right"}))
+      .step("g", "square", examples::squares({"right"}))
+      .step("final", "square", examples::squares({"d", "e", "f", "g"}));
   w.register_pipeline(tree);
 
   auto& client = w.client();
