@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core_test_support.hpp"
+#include "pg_test_support.hpp"
 
 using namespace tasker::test;
 
@@ -18,10 +19,23 @@ struct sqlite_store {
   static std::string url(const temp_dir& dir) { return "sqlite:" + dir.file("tasker.db"); }
 };
 
+// The same suite, built a second time with TASKER_CONFORMANCE_PG, runs against
+// PostgreSQL (a fresh schema per case on the test server).
+struct pg_store {
+  static std::string url(const temp_dir&) { return fresh_pg_url(); }
+};
+
 }  // namespace
 
 TYPE_TO_STRING(memory_store);
 TYPE_TO_STRING(sqlite_store);
+TYPE_TO_STRING(pg_store);
+
+#ifdef TASKER_CONFORMANCE_PG
+#define TASKER_STORES pg_store
+#else
+#define TASKER_STORES memory_store, sqlite_store
+#endif
 
 namespace {
 
@@ -85,7 +99,7 @@ struct finished_log {
 
 TEST_CASE_TEMPLATE("a pipeline that breaks a DAG rule is rejected naming the offending step"
                        * doctest::timeout(30),
-                   Store, memory_store, sqlite_store) {
+                   Store, TASKER_STORES) {
   store_env<Store> env;
   std::string message;
   SUBCASE("a cycle") {
@@ -131,7 +145,7 @@ TEST_CASE_TEMPLATE("a pipeline that breaks a DAG rule is rejected naming the off
 }
 
 TEST_CASE_TEMPLATE("a pipeline with an unknown field is rejected" * doctest::timeout(30), Store,
-                   memory_store, sqlite_store) {
+                   TASKER_STORES) {
   store_env<Store> env;
   json p = json::parse(pipeline_json("test", "flow", {{"a"}}));
   SUBCASE("at the top level") {
@@ -149,7 +163,7 @@ TEST_CASE_TEMPLATE("a pipeline with an unknown field is rejected" * doctest::tim
 
 TEST_CASE_TEMPLATE("registering the same pipeline again is a no-op and changing it is a conflict"
                        * doctest::timeout(30),
-                   Store, memory_store, sqlite_store) {
+                   Store, TASKER_STORES) {
   store_env<Store> env;
   const auto original = pipeline_json("test", "flow", linear_steps());
   register_pipeline(env.core, original);
@@ -161,7 +175,7 @@ TEST_CASE_TEMPLATE("registering the same pipeline again is a no-op and changing 
 
 TEST_CASE_TEMPLATE("creating a task needs a known pipeline and an object context"
                        * doctest::timeout(30),
-                   Store, memory_store, sqlite_store) {
+                   Store, TASKER_STORES) {
   store_env<Store> env;
   env.register_flow(linear_steps());
   tk_error err{};
@@ -194,7 +208,7 @@ TEST_CASE_TEMPLATE("creating a task needs a known pipeline and an object context
 
 TEST_CASE_TEMPLATE("a diamond join is released only after both parents complete"
                        * doctest::timeout(30),
-                   Store, memory_store, sqlite_store) {
+                   Store, TASKER_STORES) {
   store_env<Store> env;
   env.register_flow(diamond_steps());
   const auto id = create_task(env.core);
@@ -228,7 +242,7 @@ TEST_CASE_TEMPLATE("a diamond join is released only after both parents complete"
 
 TEST_CASE_TEMPLATE("the results of all ancestors reach a grandchild keyed by step name"
                        * doctest::timeout(30),
-                   Store, memory_store, sqlite_store) {
+                   Store, TASKER_STORES) {
   store_env<Store> env;
   env.register_flow({{"a"}, {"b", {"a"}}, {"c", {"b"}}});
   create_task(env.core);
@@ -246,7 +260,7 @@ TEST_CASE_TEMPLATE("the results of all ancestors reach a grandchild keyed by ste
 }
 
 TEST_CASE_TEMPLATE("a null or scalar result is stored and passed on as is" * doctest::timeout(30),
-                   Store, memory_store, sqlite_store) {
+                   Store, TASKER_STORES) {
   store_env<Store> env;
   env.register_flow({{"a"}, {"b"}, {"c", {"a", "b"}}});
   const auto id = create_task(env.core);
@@ -268,7 +282,7 @@ TEST_CASE_TEMPLATE("a null or scalar result is stored and passed on as is" * doc
 
 TEST_CASE_TEMPLATE("a failed step is retried after its backoff and then succeeds"
                        * doctest::timeout(30),
-                   Store, memory_store, sqlite_store) {
+                   Store, TASKER_STORES) {
   store_env<Store> env;
   env.register_flow({{"a", {}, retry_policy(3, "exponential", 1000, 30000)}});
   const auto id = create_task(env.core);
@@ -327,7 +341,7 @@ TEST_CASE_TEMPLATE("a failed step is retried after its backoff and then succeeds
 }
 
 TEST_CASE_TEMPLATE("backoff delays follow the step's policy" * doctest::timeout(30), Store,
-                   memory_store, sqlite_store) {
+                   TASKER_STORES) {
   store_env<Store> env;
   json retry;
   std::vector<std::int64_t> expected;
@@ -365,7 +379,7 @@ TEST_CASE_TEMPLATE("backoff delays follow the step's policy" * doctest::timeout(
 }
 
 TEST_CASE_TEMPLATE("a handler's retry_after replaces the backoff exactly" * doctest::timeout(30),
-                   Store, memory_store, sqlite_store) {
+                   Store, TASKER_STORES) {
   store_env<Store> env;
   env.register_flow({{"a", {}, retry_policy(3, "exponential", 1000, 2000, 0.5)}});
   const auto id = create_task(env.core);
@@ -383,7 +397,7 @@ TEST_CASE_TEMPLATE("a handler's retry_after replaces the backoff exactly" * doct
 
 TEST_CASE_TEMPLATE("a non-retryable failure ends the task in error and nothing more of it runs"
                        * doctest::timeout(30),
-                   Store, memory_store, sqlite_store) {
+                   Store, TASKER_STORES) {
   store_env<Store> env;
   bool handler_says_retryable = false;
   SUBCASE("the handler says it cannot be retried") {
@@ -423,7 +437,7 @@ TEST_CASE_TEMPLATE("a non-retryable failure ends the task in error and nothing m
 
 TEST_CASE_TEMPLATE("a step that exhausts its attempts ends the task in error"
                        * doctest::timeout(30),
-                   Store, memory_store, sqlite_store) {
+                   Store, TASKER_STORES) {
   store_env<Store> env;
   env.register_flow({{"a", {}, retry_policy(3, "none")}, {"b", {"a"}}});
   const auto id = create_task(env.core);
@@ -449,7 +463,7 @@ TEST_CASE_TEMPLATE("a step that exhausts its attempts ends the task in error"
 
 TEST_CASE_TEMPLATE("an expired lease lets another worker claim the step and the old token is stale"
                        * doctest::timeout(30),
-                   Store, memory_store, sqlite_store) {
+                   Store, TASKER_STORES) {
   store_env<Store> env;
   env.register_flow({{"a", {}, retry_policy(3)}});
   const auto id = create_task(env.core);
@@ -493,7 +507,7 @@ TEST_CASE_TEMPLATE("an expired lease lets another worker claim the step and the 
 
 TEST_CASE_TEMPLATE("a completion after the lease ran out is accepted while nobody re-claimed"
                        * doctest::timeout(30),
-                   Store, memory_store, sqlite_store) {
+                   Store, TASKER_STORES) {
   store_env<Store> env;
   env.register_flow({{"a", {}, retry_policy(3)}});
   const auto id = create_task(env.core);
@@ -506,7 +520,7 @@ TEST_CASE_TEMPLATE("a completion after the lease ran out is accepted while nobod
 
 TEST_CASE_TEMPLATE("a lease that runs out on the last attempt ends the step in error"
                        * doctest::timeout(30),
-                   Store, memory_store, sqlite_store) {
+                   Store, TASKER_STORES) {
   store_env<Store> env;
   env.register_flow({{"a", {}, retry_policy(1)}});
   const auto id = create_task(env.core);
@@ -522,8 +536,7 @@ TEST_CASE_TEMPLATE("a lease that runs out on the last attempt ends the step in e
   CHECK(succeed(w, s) == TK_STALE);
 }
 
-TEST_CASE_TEMPLATE("a heartbeat extends a lease" * doctest::timeout(30), Store, memory_store,
-                   sqlite_store) {
+TEST_CASE_TEMPLATE("a heartbeat extends a lease" * doctest::timeout(30), Store, TASKER_STORES) {
   store_env<Store> env;
   env.register_flow({{"a"}});
   create_task(env.core);
@@ -549,7 +562,7 @@ TEST_CASE_TEMPLATE("a heartbeat extends a lease" * doctest::timeout(30), Store, 
 // ---- completions ---------------------------------------------------------------------
 
 TEST_CASE_TEMPLATE("a duplicate completion is reported and changes nothing" * doctest::timeout(30),
-                   Store, memory_store, sqlite_store) {
+                   Store, TASKER_STORES) {
   store_env<Store> env;
   env.register_flow({{"a", {}, retry_policy(3, "exponential", 1000)}, {"b", {"a"}}});
   const auto id = create_task(env.core);
@@ -579,7 +592,7 @@ TEST_CASE_TEMPLATE("a duplicate completion is reported and changes nothing" * do
 
 TEST_CASE_TEMPLATE("a completion of an unknown step is not found and the rest of the batch applies"
                        * doctest::timeout(30),
-                   Store, memory_store, sqlite_store) {
+                   Store, TASKER_STORES) {
   store_env<Store> env;
   env.register_flow({{"a"}});
   const auto id = create_task(env.core);
@@ -595,7 +608,7 @@ TEST_CASE_TEMPLATE("a completion of an unknown step is not found and the rest of
 // ---- tasks ------------------------------------------------------------------------------
 
 TEST_CASE_TEMPLATE("an idempotency key returns the task it created" * doctest::timeout(30), Store,
-                   memory_store, sqlite_store) {
+                   TASKER_STORES) {
   store_env<Store> env;
   env.register_flow(linear_steps());
   env.register_flow(linear_steps(), "elsewhere", "other");
@@ -628,7 +641,7 @@ TEST_CASE_TEMPLATE("an idempotency key returns the task it created" * doctest::t
 
 TEST_CASE_TEMPLATE("a cancelled task hands out nothing and rejects late completions"
                        * doctest::timeout(30),
-                   Store, memory_store, sqlite_store) {
+                   Store, TASKER_STORES) {
   store_env<Store> env;
   env.register_flow({{"a"}, {"b"}, {"c", {"a", "b"}}});
   const auto id = create_task(env.core);
@@ -653,7 +666,7 @@ TEST_CASE_TEMPLATE("a cancelled task hands out nothing and rejects late completi
 }
 
 TEST_CASE_TEMPLATE("cancelling a finished task is a conflict" * doctest::timeout(30), Store,
-                   memory_store, sqlite_store) {
+                   TASKER_STORES) {
   store_env<Store> env;
   env.register_flow({{"a"}});
   const auto id = create_task(env.core);
@@ -666,7 +679,7 @@ TEST_CASE_TEMPLATE("cancelling a finished task is a conflict" * doctest::timeout
 
 TEST_CASE_TEMPLATE("steps of higher priority tasks are handed out first then older ones"
                        * doctest::timeout(30),
-                   Store, memory_store, sqlite_store) {
+                   Store, TASKER_STORES) {
   store_env<Store> env;
   env.register_flow({{"a"}});
   auto create_at = [&](std::int32_t priority) {
@@ -693,7 +706,7 @@ TEST_CASE_TEMPLATE("steps of higher priority tasks are handed out first then old
 
 TEST_CASE_TEMPLATE("tasks are listed by state and namespace one page at a time"
                        * doctest::timeout(30),
-                   Store, memory_store, sqlite_store) {
+                   Store, TASKER_STORES) {
   store_env<Store> env;
   env.register_flow({{"a"}, {"b", {"a"}}}, "alpha", "flow");
   env.register_flow({{"a"}}, "beta", "flow");
@@ -776,7 +789,7 @@ TEST_CASE_TEMPLATE("tasks are listed by state and namespace one page at a time"
 
 TEST_CASE_TEMPLATE("the wake-up callback fires on task creation and when a child is released"
                        * doctest::timeout(30),
-                   Store, memory_store, sqlite_store) {
+                   Store, TASKER_STORES) {
   store_env<Store> env;
   env.register_flow({{"a"}, {"b", {"a"}}});
   wakeup_counter counter;
@@ -801,7 +814,7 @@ TEST_CASE_TEMPLATE("the wake-up callback fires on task creation and when a child
 
 TEST_CASE_TEMPLATE("one call completes steps and claims the children they released"
                        * doctest::timeout(30),
-                   Store, memory_store, sqlite_store) {
+                   Store, TASKER_STORES) {
   store_env<Store> env;
   env.register_flow({{"a"}, {"b", {"a"}}, {"c", {"a"}}});
   const auto task = create_task(env.core);
@@ -833,7 +846,7 @@ TEST_CASE_TEMPLATE("one call completes steps and claims the children they releas
 }
 
 TEST_CASE_TEMPLATE("tasks created in one batch are created all or none" * doctest::timeout(30),
-                   Store, memory_store, sqlite_store) {
+                   Store, TASKER_STORES) {
   store_env<Store> env;
   env.register_flow({{"a"}});
   auto spec = [](const char* name, const char* key) {
@@ -868,7 +881,7 @@ TEST_CASE_TEMPLATE("tasks created in one batch are created all or none" * doctes
 
 TEST_CASE_TEMPLATE("the task listener hears once of every task that ends and how it ended"
                        * doctest::timeout(30),
-                   Store, memory_store, sqlite_store) {
+                   Store, TASKER_STORES) {
   store_env<Store> env;
   env.register_flow({{"a", {}, retry_policy(2)}, {"b", {"a"}, retry_policy(2)}});
   finished_log log;
@@ -914,7 +927,7 @@ TEST_CASE_TEMPLATE("the task listener hears once of every task that ends and how
 
 TEST_CASE_TEMPLATE("next due is zero for ready work and minus one when nothing is scheduled"
                        * doctest::timeout(30),
-                   Store, memory_store, sqlite_store) {
+                   Store, TASKER_STORES) {
   store_env<Store> env;
   CHECK(next_due(env.core) == -1);
   env.register_flow({{"a"}});
@@ -932,7 +945,7 @@ TEST_CASE_TEMPLATE("next due is zero for ready work and minus one when nothing i
 
 TEST_CASE_TEMPLATE("next due ignores the leases and retries of other namespaces"
                        * doctest::timeout(30),
-                   Store, memory_store, sqlite_store) {
+                   Store, TASKER_STORES) {
   store_env<Store> env;
   env.register_flow({{"a", {}, retry_policy(3, "linear", 4000)}, {"b"}});
   create_task(env.core);
@@ -950,7 +963,7 @@ TEST_CASE_TEMPLATE("next due ignores the leases and retries of other namespaces"
 
 TEST_CASE_TEMPLATE("a linear four step workflow squares its input four times"
                        * doctest::timeout(30),
-                   Store, memory_store, sqlite_store) {
+                   Store, TASKER_STORES) {
   store_env<Store> env;
   // square_1 -> square_2 -> square_3 -> square_4; each squares its source.
   std::vector<step_spec> steps;

@@ -15,6 +15,7 @@
 #include "error.hpp"
 #include "json.hpp"
 #include "memory_store.hpp"
+#include "pg_store.hpp"
 #include "sql_store.hpp"
 #include "store.hpp"
 #include "tasker/core.h"
@@ -173,8 +174,9 @@ TK_API tk_core* tk_open(const char* url, const char* options_json, tk_error* err
       if (!opts.is_object())
         fail(TK_INVALID_ARGUMENT, "options must be a JSON object");
       for (auto& [key, _] : opts.items()) {
-        static const char* known[] = {"max_json_bytes", "default_lease_ms", "busy_timeout_ms",
-                                      "synchronous", "seed"};
+        static const char* known[] = {
+            "max_json_bytes", "default_lease_ms", "busy_timeout_ms", "synchronous", "seed",
+            "schema"};
         bool ok = false;
         for (const char* k : known)
           ok = ok || key == k;
@@ -210,17 +212,30 @@ TK_API tk_core* tk_open(const char* url, const char* options_json, tk_error* err
         so.synchronous = s->get<std::string>();
       }
       core->st = make_sqlite_store(so);
-    } else if (u.rfind("postgres", 0) == 0) {
-      fail(TK_UNSUPPORTED, "the PostgreSQL store is not built yet; use memory: or sqlite:PATH");
+    } else if (u.rfind("postgresql://", 0) == 0 || u.rfind("postgres://", 0) == 0) {
+      auto po = parse_pg_url(u);
+      if (auto s = opts.find("schema"); s != opts.end()) {
+        if (!s->is_string())
+          fail(TK_INVALID_ARGUMENT, "option schema must be a string");
+        po.schema = s->get<std::string>();
+      }
+      core->st = make_pg_store(po);
     } else {
-      fail(TK_UNSUPPORTED, "unknown store URL \"" + u + "\"; use memory: or sqlite:PATH");
+      fail(TK_UNSUPPORTED, "unknown store URL \"" + u
+                               + "\"; use memory:, sqlite:PATH or postgresql://USER@HOST:PORT/DB");
     }
+    // Work made ready or tasks finished by other processes (PostgreSQL's
+    // NOTIFY) reach the callbacks like our own.
+    tk_core* self = core.get();
+    core->st->watch([self](const effects& fx) { self->wake(fx); });
     result = core.release();
   });
   return result;
 }
 
 TK_API void tk_close(tk_core* core) {
+  if (core)
+    core->st.reset();  // first: its LISTEN thread calls back into the core
   delete core;
 }
 

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -136,6 +137,11 @@ public:
   /// Testing hook (tk_inject_store_fault): fail the n-th next database
   /// statement. Stores without a database answer TK_UNSUPPORTED.
   virtual void inject_fault(std::int64_t n);
+
+  /// Stores shared between processes call `fn`, from a thread of their own,
+  /// when another process made work ready or finished tasks, so a worker
+  /// wakes without polling. The store stops calling it before it is destroyed.
+  virtual void watch(std::function<void(const effects&)> fn) { (void)fn; }
 };
 
 /// A task as every store records it; the memory store keeps these directly.

@@ -69,13 +69,19 @@ typedef struct tk_worker tk_worker;
 
 /** Opens a core on a store.
  *  url: "memory:" (nothing persists), "sqlite:PATH" (embedded, the default for
- *       workers; WAL mode, safe for several processes on one machine).
+ *       workers; WAL mode, safe for several processes on one machine), or
+ *       "postgresql://USER@HOST:PORT/DB[?schema=NAME&libpq parameters]" (many
+ *       worker processes on many machines; tables in schema NAME, default
+ *       "tasker", created or migrated on open; other processes' new work and
+ *       finished tasks reach tk_set_wakeup and tk_set_task_listener through
+ *       LISTEN/NOTIFY).
  *  options_json: NULL or a JSON object with any of
  *       "max_json_bytes"  (default 4194304) cap on every JSON input,
  *       "default_lease_ms" (default 30000) lease when tk_poll gets 0,
  *       "busy_timeout_ms" (default 5000) SQLite lock wait,
  *       "synchronous"     ("normal" default, "full", "off") SQLite durability,
- *       "seed"            (default: random) seed of the retry jitter.
+ *       "seed"            (default: random) seed of the retry jitter,
+ *       "schema"          PostgreSQL schema (overrides the URL's schema=).
  *  Returns NULL on failure with `err` filled. */
 TK_API tk_core* tk_open(const char* url, const char* options_json, tk_error* err);
 /** Closes the core; a NULL core is ignored. Workers of it must be closed first. */
