@@ -113,7 +113,8 @@ std::size_t poller_state::capacity() const {
 void poller_state::pump() {
   // Steps that end without running (unknown handler) complete right away
   // and free capacity: go round a few times, but leave the mailbox a chance.
-  for (int round = 0; round < 8; ++round) {
+  // After a store error nothing is tried before the backoff ends.
+  for (int round = 0; round < 8 && !store_paused(); ++round) {
     wake_flag = false;
     // Completing and claiming together costs one store transaction.
     const bool combined =
@@ -155,9 +156,10 @@ bool poller_state::claim() {
     if (tk_poll(worker, namespace_ptrs.empty() ? nullptr : namespace_ptrs.data(),
                 namespace_ptrs.size(), want, config.lease.count(), &events, &count, &err)
         != TK_OK) {
-      spdlog::error("worker {}: poll failed: {}", config.worker_name, err.message);
-      return true;  // the fallback poll tries again
+      store_failed("claiming steps", err.message);
+      return true;
     }
+    store_ok();
     accept(events, count, want);
     if (core_dry)
       return true;
@@ -368,17 +370,17 @@ void poller_state::completed() {
 }
 
 void poller_state::flush() {
-  while (!pending.empty()) {
+  while (!pending.empty() && !store_paused()) {
     build_batch();
     tk_error err{};
     ++complete_calls;
     if (tk_complete(worker, batch.data(), batch.size(), outcomes.data(), &err) != TK_OK) {
-      // Keep the results: the next pump (a result, the timer or the fallback
-      // poll) tries again while the leases still hold.
-      spdlog::error("worker {}: completing {} step(s) failed, will retry: {}", config.worker_name,
-                    batch.size(), err.message);
+      // Keep the results: the pump after the backoff tries again while the
+      // leases still hold (and if they lapse, the core answers "stale").
+      store_failed("completing " + std::to_string(batch.size()) + " step(s)", err.message);
       return;
     }
+    store_ok();
     completed();
   }
 }
@@ -396,10 +398,10 @@ bool poller_state::cycle() {
                            namespace_ptrs.empty() ? nullptr : namespace_ptrs.data(),
                            namespace_ptrs.size(), want, config.lease.count(), &events, &count, &err)
       != TK_OK) {
-    spdlog::error("worker {}: completing {} step(s) failed, will retry: {}", config.worker_name,
-                  batch.size(), err.message);
+    store_failed("completing " + std::to_string(batch.size()) + " step(s)", err.message);
     return false;
   }
+  store_ok();
   completed();
   accept(events, count, want);
   flush();  // only results the core refused as malformed, now failures
@@ -428,6 +430,26 @@ void poller_state::heartbeat() {
     if (beat[i] != TK_OK)
       spdlog::warn("worker {}: step {} is no longer ours (lease lost or task cancelled)",
                    config.worker_name, ids[i]);
+}
+
+bool poller_state::store_paused() const {
+  return store_backoff.count() > 0 && now() < store_retry_at;
+}
+
+void poller_state::store_failed(const std::string& what, const char* message) {
+  using namespace std::chrono;
+  store_backoff = std::clamp(store_backoff * 2, milliseconds{100}, milliseconds{5000});
+  store_retry_at = now() + store_backoff;
+  spdlog::error("worker {}: {} failed, retrying in {} ms: {}", config.worker_name, what,
+                store_backoff.count(), message);
+  self->delayed_send(self, store_backoff, wake_atom_v);
+}
+
+void poller_state::store_ok() {
+  if (store_backoff.count() == 0)
+    return;
+  spdlog::info("worker {}: the store answers again", config.worker_name);
+  store_backoff = std::chrono::milliseconds{0};
 }
 
 void poller_state::arm_timer() {

@@ -133,6 +133,10 @@ struct poller_state {
   bool wake_flag = false;  ///< set by the core's wake-up callback (always on our thread)
   bool draining = false;
   bool core_dry = true;  ///< the last claim got fewer steps than it asked for
+  /// After a failed store call: wait this long (doubling from 100 ms up to
+  /// 5 s, reset by the next success) before calling the store again.
+  std::chrono::milliseconds store_backoff{0};
+  std::chrono::steady_clock::time_point store_retry_at{};
   std::chrono::steady_clock::time_point drain_deadline{};
   /// Handler deadlines, earliest first; one delayed message for the earliest
   /// (cheaper than a CAF request timeout per step, which costs a clock entry).
@@ -186,6 +190,9 @@ struct poller_state {
   void expire_deadlines();
   void arm_deadline(std::chrono::steady_clock::time_point at);
   void arm_timer();
+  bool store_paused() const;
+  void store_failed(const std::string& what, const char* message);
+  void store_ok();
   bool idle() const;
   void task_finished(std::int64_t task_id, const char* state);
   /// Answers waiters whose task ended elsewhere (another process); run by the fallback poll.
