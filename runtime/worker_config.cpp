@@ -12,7 +12,9 @@ namespace tasker {
 
 worker_config::worker_config() {
   opt_group{custom_options_, "global"}
-      .add(store, "store,s", "store URL: memory: | sqlite:PATH (env TASKER_STORE)")
+      .add(store, "store,s",
+           "store URL: memory: | sqlite:PATH | postgresql://USER@HOST:PORT/DB[?schema=NAME] (env "
+           "TASKER_STORE)")
       .add(namespaces, "namespaces,n", "comma-separated namespaces to serve; empty: all")
       .add(name, "name", "worker name shown in step status; default host:pid")
       .add(max_in_flight, "max-in-flight", "steps claimed and not yet completed, at most")

@@ -14,7 +14,7 @@ namespace tasker {
 /// INI file (`--config-file=PATH`, default ./tasker.ini when present) > defaults.
 /// CAF's own settings (scheduler.*, logger.*) are accepted too.
 struct worker_config : caf::actor_system_config {
-  std::string store = "sqlite:tasker.db";  ///< memory: | sqlite:PATH
+  std::string store = "sqlite:tasker.db";  ///< memory: | sqlite:PATH | postgresql://…
   std::string namespaces;                  ///< comma-separated; empty: all
   std::string name;                        ///< in step status; default host:pid
   std::size_t max_in_flight = 128;         ///< steps claimed and not yet completed

@@ -1,4 +1,5 @@
-// Fault sweeps: every SQLite-backed call is made to fail at its 0th, 1st,
+// Fault sweeps: every SQLite-backed (or, built with TASKER_FAULT_PG,
+// PostgreSQL-backed) call is made to fail at its 0th, 1st,
 // 2nd… database statement, until it gets through. Each failed attempt must
 // report TK_STORE_ERROR and leave the store exactly as it was (atomicity);
 // the attempt that gets through must then behave normally.
@@ -7,6 +8,7 @@
 #include <vector>
 
 #include "core_test_support.hpp"
+#include "pg_test_support.hpp"
 
 using namespace tasker::test;
 
@@ -44,12 +46,24 @@ int sweep(tk_core* core, const char* what, const std::function<tk_status()>& op)
   return -1;
 }
 
+#ifdef TASKER_FAULT_PG
+#define TASKER_FAULT_STORE "PostgreSQL"
+std::string fault_url(const temp_dir&) {
+  return fresh_pg_url();
+}
+#else
+#define TASKER_FAULT_STORE "SQLite"
+std::string fault_url(const temp_dir& dir) {
+  return "sqlite:" + dir.file("fault.db");
+}
+#endif
+
 }  // namespace
 
-TEST_CASE("a store failure at any statement leaves the SQLite store as it was"
-          * doctest::timeout(60)) {
+TEST_CASE("a store failure at any statement leaves the " TASKER_FAULT_STORE " store as it was"
+          * doctest::timeout(120)) {
   temp_dir dir;
-  core_handle core("sqlite:" + dir.file("fault.db"));
+  core_handle core(fault_url(dir));
   manual_clock clock;
   core.use_clock(clock);
   worker_handle w(core, "sweeper");
@@ -141,9 +155,11 @@ TEST_CASE("a store failure at any statement leaves the SQLite store as it was"
   CHECK(task_state(core, tasks[0]) == "cancelled");
 }
 
+#ifndef TASKER_FAULT_PG
 TEST_CASE("the memory store has no database to inject faults into" * doctest::timeout(10)) {
   core_handle core("memory:");
   tk_error err{};
   CHECK(tk_inject_store_fault(core, 0, &err) == TK_UNSUPPORTED);
   CHECK(tk_inject_store_fault(nullptr, 0, &err) == TK_INVALID_ARGUMENT);
 }
+#endif

@@ -140,6 +140,11 @@ void append_array_int(std::string& out, std::int64_t v, bool null) {
   out += null ? std::string("NULL") : std::to_string(v);
 }
 
+/// Server notices (and a dying server's last words) are not ours to print:
+/// errors reach the caller as tk_error messages.
+void ignore_notice(void*, const char*) {
+}
+
 /// A schema name goes into SQL text (identifiers cannot be parameters), so
 /// only plain lower-case names are accepted.
 void check_schema_name(const std::string& s) {
@@ -234,6 +239,7 @@ private:
         msg.pop_back();
       fail(TK_STORE_ERROR, "postgresql: cannot connect: " + msg);
     }
+    PQsetNoticeProcessor(c_, &ignore_notice, nullptr);
     backend_pid_.store(PQbackendPID(c_), std::memory_order_relaxed);
     // Quiet NOTICEs (CREATE ... IF NOT EXISTS), and our tables first.
     PQclear(PQexec(c_, "SET client_min_messages TO warning"));
@@ -325,6 +331,8 @@ private:
     while (!stopping_.load()) {
       PGconn* c = PQconnectdb(conninfo_.c_str());
       bool listening = PQstatus(c) == CONNECTION_OK;
+      if (listening)
+        PQsetNoticeProcessor(c, &ignore_notice, nullptr);
       for (const char* what : {"ready", "done"}) {
         if (!listening)
           break;

@@ -1,0 +1,317 @@
+// What only the PostgreSQL store has: several cores (as several processes
+// would) on one database at the same moment, LISTEN/NOTIFY between them,
+// migrations raced at start-up, and a server that goes away and comes back.
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <libpq-fe.h>
+
+#include "core_test_support.hpp"
+#include "pg_test_support.hpp"
+
+using namespace tasker::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// Counts wake-ups and finished tasks reported to one core's callbacks.
+struct observer {
+  std::mutex mu;
+  std::condition_variable cv;
+  int wakeups = 0;
+  std::vector<std::pair<std::int64_t, std::string>> finished;
+
+  static void on_wakeup(void* self) {
+    auto* o = static_cast<observer*>(self);
+    std::lock_guard<std::mutex> g{o->mu};
+    ++o->wakeups;
+    o->cv.notify_all();
+  }
+  static void on_finished(void* self, std::int64_t id, const char* state) {
+    auto* o = static_cast<observer*>(self);
+    std::lock_guard<std::mutex> g{o->mu};
+    o->finished.emplace_back(id, state);
+    o->cv.notify_all();
+  }
+  void attach(tk_core* core) {
+    tk_error err{};
+    REQUIRE(tk_set_wakeup(core, &observer::on_wakeup, this, &err) == TK_OK);
+    REQUIRE(tk_set_task_listener(core, &observer::on_finished, this, &err) == TK_OK);
+  }
+  /// Waits up to `limit` for `pred` (under the lock); true when it held.
+  template <class Pred>
+  bool wait_for(Pred pred, std::chrono::milliseconds limit = 10s) {
+    std::unique_lock<std::mutex> g{mu};
+    return cv.wait_for(g, limit, pred);
+  }
+  int wakeup_count() {
+    std::lock_guard<std::mutex> g{mu};
+    return wakeups;
+  }
+};
+
+/// A direct libpq connection, for looking at the rows themselves.
+class sql {
+public:
+  explicit sql(const std::string& url) : c_(PQconnectdb(url.c_str())) {
+    REQUIRE(PQstatus(c_) == CONNECTION_OK);
+  }
+  ~sql() { PQfinish(c_); }
+  sql(const sql&) = delete;
+  sql& operator=(const sql&) = delete;
+  /// The first column of the first row, as text.
+  std::string value(const std::string& query) {
+    PGresult* r = PQexec(c_, query.c_str());
+    INFO(query, ": ", PQresultErrorMessage(r));
+    REQUIRE(PQresultStatus(r) == PGRES_TUPLES_OK);
+    std::string out = PQntuples(r) ? PQgetvalue(r, 0, 0) : "";
+    PQclear(r);
+    return out;
+  }
+
+private:
+  PGconn* c_;
+};
+
+std::string schema_of(const std::string& url) {
+  return url.substr(url.find("schema=") + 7);
+}
+
+std::int64_t create_diamond_task(tk_core* core) {
+  task_args a;
+  return create_task(core, a);
+}
+
+}  // namespace
+
+TEST_CASE("a task created through one core wakes a worker on another, and its end reaches the "
+          "first core's listener"
+          * doctest::timeout(60)) {
+  const auto url = fresh_pg_url();
+  core_handle maker(url), runner(url);
+  observer at_maker, at_runner;
+  at_maker.attach(maker);
+  at_runner.attach(runner);
+  register_pipeline(maker, pipeline_json("test", "flow", linear_steps()));
+
+  const int before = at_runner.wakeup_count();
+  const auto id = create_diamond_task(maker);
+  CHECK(at_runner.wait_for([&] { return at_runner.wakeups > before; }));
+
+  worker_handle w(runner, "runner");
+  for (int step = 0; step < 4; ++step) {
+    auto got = poll(w, 10);
+    REQUIRE(got.size() == 1);
+    REQUIRE(succeed(w, got[0], "1") == TK_OK);
+  }
+  CHECK(task_state(maker, id) == "complete");
+  CHECK(at_maker.wait_for([&] {
+    for (const auto& [task, state] : at_maker.finished)
+      if (task == id && state == "complete")
+        return true;
+    return false;
+  }));
+}
+
+TEST_CASE("two parents completed at the same moment on two cores release the join exactly once"
+          * doctest::timeout(120)) {
+  const auto url = fresh_pg_url();
+  core_handle one(url), two(url);
+  register_pipeline(one, pipeline_json("test", "flow", diamond_steps()));
+  worker_handle w1(one, "w1"), w2(two, "w2");
+  constexpr int rounds = 40;
+  for (int round = 0; round < rounds; ++round) {
+    const auto id = create_diamond_task(one);
+    auto a = poll(w1, 10);
+    REQUIRE(a.size() == 1);
+    REQUIRE(succeed(w1, a[0], "1") == TK_OK);
+    auto b = poll(w1, 1);
+    auto c = poll(w2, 1);
+    REQUIRE(b.size() == 1);
+    REQUIRE(c.size() == 1);
+    // Both completions start together.
+    std::atomic<int> go{0};
+    int s1 = TK_INTERNAL, s2 = TK_INTERNAL;
+    std::thread t1([&] {
+      ++go;
+      while (go.load() < 2) {
+      }
+      s1 = succeed(w1, b[0], "2");
+    });
+    std::thread t2([&] {
+      ++go;
+      while (go.load() < 2) {
+      }
+      s2 = succeed(w2, c[0], "3");
+    });
+    t1.join();
+    t2.join();
+    REQUIRE(s1 == TK_OK);
+    REQUIRE(s2 == TK_OK);
+    auto d1 = poll(w1, 10);
+    auto d2 = poll(w2, 10);
+    INFO("round ", round);
+    REQUIRE(d1.size() + d2.size() == 1);
+    auto& d = d1.empty() ? d2[0] : d1[0];
+    CHECK(d.step_name == "d");
+    CHECK(d.dependency_results == json{{"a", 1}, {"b", 2}, {"c", 3}});
+    REQUIRE(succeed(d1.empty() ? w2 : w1, d, "4") == TK_OK);
+    CHECK(task_state(two, id) == "complete");
+  }
+  sql db(pg_base_url());
+  const auto schema = schema_of(url);
+  CHECK(db.value("SELECT count(*) FROM " + schema + ".tk_tasks WHERE steps_done <> 4") == "0");
+  CHECK(db.value("SELECT count(*) FROM " + schema + ".tk_steps WHERE attempts <> 1") == "0");
+}
+
+TEST_CASE("workers that start together on a new schema create it once" * doctest::timeout(60)) {
+  const auto url = fresh_pg_url();
+  constexpr int n = 6;
+  std::vector<tk_core*> cores(n, nullptr);
+  std::vector<std::string> errors(n);
+  std::atomic<int> go{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < n; ++i)
+    threads.emplace_back([&, i] {
+      ++go;
+      while (go.load() < n) {
+      }
+      tk_error err{};
+      cores[static_cast<std::size_t>(i)] = tk_open(url.c_str(), nullptr, &err);
+      errors[static_cast<std::size_t>(i)] = err.message;
+    });
+  for (auto& t : threads)
+    t.join();
+  for (int i = 0; i < n; ++i) {
+    INFO("core ", i, ": ", errors[static_cast<std::size_t>(i)]);
+    CHECK(cores[static_cast<std::size_t>(i)] != nullptr);
+  }
+  // All of them register the same pipeline at once too: one row.
+  const auto pipeline = pipeline_json("test", "flow", linear_steps());
+  threads.clear();
+  std::atomic<int> ok{0};
+  for (int i = 0; i < n; ++i)
+    threads.emplace_back([&, i] {
+      tk_error err{};
+      if (cores[static_cast<std::size_t>(i)]
+          && tk_register_pipeline(cores[static_cast<std::size_t>(i)], pipeline.c_str(), &err)
+                 == TK_OK)
+        ++ok;
+    });
+  for (auto& t : threads)
+    t.join();
+  CHECK(ok.load() == n);
+  for (auto* c : cores)
+    tk_close(c);
+  sql db(pg_base_url());
+  const auto schema = schema_of(url);
+  CHECK(db.value("SELECT count(*) FROM " + schema + ".tk_schema") == "1");
+  CHECK(db.value("SELECT version FROM " + schema + ".tk_schema") == "1");
+  CHECK(db.value("SELECT count(*) FROM " + schema + ".tk_pipelines") == "1");
+}
+
+TEST_CASE("the same idempotency key from two cores at once makes one task" * doctest::timeout(60)) {
+  const auto url = fresh_pg_url();
+  core_handle one(url), two(url);
+  register_pipeline(one, pipeline_json("test", "flow", linear_steps()));
+  for (int round = 0; round < 20; ++round) {
+    const std::string key = "order-" + std::to_string(round);
+    task_args a;
+    a.idempotency_key = key.c_str();
+    std::int64_t id1 = 0, id2 = 0;
+    int created1 = -1, created2 = -1;
+    tk_status s1 = TK_INTERNAL, s2 = TK_INTERNAL;
+    std::atomic<int> go{0};
+    std::thread t1([&] {
+      ++go;
+      while (go.load() < 2) {
+      }
+      tk_error e1{};
+      s1 = try_create_task(one, a, id1, &created1, e1);
+    });
+    std::thread t2([&] {
+      ++go;
+      while (go.load() < 2) {
+      }
+      tk_error e2{};
+      s2 = try_create_task(two, a, id2, &created2, e2);
+    });
+    t1.join();
+    t2.join();
+    REQUIRE(s1 == TK_OK);
+    REQUIRE(s2 == TK_OK);
+    CHECK(id1 == id2);
+    CHECK(created1 + created2 == 1);
+  }
+}
+
+TEST_CASE("a bad schema name or an unreachable server is a clear error" * doctest::timeout(60)) {
+  tk_error err{};
+  CHECK(tk_open((pg_base_url() + "?schema=Robert');DROP").c_str(), nullptr, &err) == nullptr);
+  CHECK(err.code == TK_INVALID_ARGUMENT);
+  CHECK(std::string(err.message).find("schema") != std::string::npos);
+
+  CHECK(tk_open(pg_base_url().c_str(), R"({"schema":7})", &err) == nullptr);
+  CHECK(err.code == TK_INVALID_ARGUMENT);
+
+  // Port 1 on loopback: nobody listens there.
+  CHECK(tk_open("postgresql://tasker@127.0.0.1:1/tasker?connect_timeout=5", nullptr, &err)
+        == nullptr);
+  CHECK(err.code == TK_STORE_ERROR);
+  CHECK(std::string(err.message).find("cannot connect") != std::string::npos);
+}
+
+TEST_CASE("after a server restart the next call reconnects and notifications flow again"
+          * doctest::timeout(180)) {
+  // A server of its own: restarting the shared one would disturb the other suites.
+  temp_dir dir;
+  const std::string script = TASKER_PG_SERVER_SCRIPT;
+  const std::string server = dir.file("pg");
+  REQUIRE(std::system((script + " start " + server + " >/dev/null").c_str()) == 0);
+  struct stop_server {
+    std::string cmd;
+    ~stop_server() { [[maybe_unused]] int rc = std::system(cmd.c_str()); }
+  } stopper{script + " stop " + server};
+  std::string base;
+  {
+    std::FILE* f = std::fopen((server + "/url").c_str(), "r");
+    REQUIRE(f != nullptr);
+    char line[512] = {};
+    REQUIRE(std::fgets(line, sizeof line, f) != nullptr);
+    std::fclose(f);
+    base = line;
+    while (!base.empty() && (base.back() == '\n' || base.back() == '\r'))
+      base.pop_back();
+  }
+  const auto url = base + "?schema=restart";
+  core_handle maker(url), runner(url);
+  observer at_runner;
+  at_runner.attach(runner);
+  register_pipeline(maker, pipeline_json("test", "flow", linear_steps()));
+  const auto first = create_diamond_task(maker);
+
+  const int before_restart = at_runner.wakeup_count();
+  REQUIRE(std::system((script + " restart " + server).c_str()) == 0);
+
+  // The runner's LISTEN connection comes back by itself, and says so with a
+  // wake-up (whatever was notified meanwhile is lost).
+  REQUIRE(at_runner.wait_for([&] { return at_runner.wakeups > before_restart; }, 30s));
+  const int after_reconnect = at_runner.wakeup_count();
+  // The maker's connection died with the server; its next call reconnects
+  // before it starts, so it succeeds, and its NOTIFY reaches the runner.
+  std::int64_t second = 0;
+  int created = 0;
+  tk_error err{};
+  CHECK(try_create_task(maker, task_args{}, second, &created, err) == TK_OK);
+  CHECK(second > first);
+  CHECK(at_runner.wait_for([&] { return at_runner.wakeups > after_reconnect; }, 30s));
+  worker_handle w(runner, "after-restart");
+  CHECK(poll(w, 10).size() == 2);
+}
