@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <utility>
 
+#include <caf/actor_cast.hpp>
 #include <caf/sec.hpp>
+#include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/system_messages.hpp>
 #include <spdlog/spdlog.h>
@@ -79,16 +81,32 @@ void poller_state::init(poller_actor::stateful_pointer<poller_state> self_ptr, c
   worker = tk_worker_open(core.get(), config.worker_name.c_str(), &err);
   if (!worker)
     throw std::runtime_error(std::string("poller: ") + err.message);
-  // Both callbacks run on this actor's thread: only the poller calls the core.
+  // The callbacks run on this actor's thread during its own store calls, or
+  // on the store's thread when another process made work (PostgreSQL).
+  callbacks = std::make_unique<callback_target>();
+  callbacks->state = this;
+  callbacks->owner = std::this_thread::get_id();
+  callbacks->addr = self->address();
   tk_set_wakeup(
-      core.get(), [](void* user) { static_cast<poller_state*>(user)->wake_flag = true; }, this,
-      nullptr);
+      core.get(),
+      [](void* user) {
+        auto* t = static_cast<callback_target*>(user);
+        if (std::this_thread::get_id() == t->owner)
+          t->state->wake_flag = true;
+        else
+          t->remote(0, nullptr);
+      },
+      callbacks.get(), nullptr);
   tk_set_task_listener(
       core.get(),
       [](void* user, std::int64_t task_id, const char* state) {
-        static_cast<poller_state*>(user)->task_finished(task_id, state);
+        auto* t = static_cast<callback_target*>(user);
+        if (std::this_thread::get_id() == t->owner)
+          t->state->task_finished(task_id, state);
+        else
+          t->remote(task_id, state);
       },
-      this, nullptr);
+      callbacks.get(), nullptr);
 }
 
 bool poller_state::worth_claiming(std::size_t freed) const {
@@ -432,6 +450,35 @@ void poller_state::heartbeat() {
                    config.worker_name, ids[i]);
 }
 
+void poller_state::callback_target::remote(std::int64_t task_id, const char* task_state) {
+  bool send = false;
+  {
+    std::lock_guard<std::mutex> g{mu};
+    if (task_state)
+      remote_finished.emplace_back(task_id, task_state);
+    else
+      remote_wake = true;
+    send = !std::exchange(wake_sent, true);
+  }
+  if (send)
+    if (auto a = caf::actor_cast<caf::actor>(addr))
+      caf::anon_send(a, wake_atom_v);
+}
+
+void poller_state::take_remote() {
+  if (!callbacks)
+    return;
+  std::vector<std::pair<std::int64_t, std::string>> finished;
+  {
+    std::lock_guard<std::mutex> g{callbacks->mu};
+    callbacks->wake_sent = false;
+    callbacks->remote_wake = false;  // the pump below claims what there is
+    finished.swap(callbacks->remote_finished);
+  }
+  for (const auto& [id, st] : finished)
+    task_finished(id, st.c_str());
+}
+
 bool poller_state::store_paused() const {
   return store_backoff.count() > 0 && now() < store_retry_at;
 }
@@ -555,7 +602,10 @@ poller_actor::behavior_type poller(poller_actor::stateful_pointer<poller_state> 
   self->delayed_send(self, st.config.heartbeat_interval, heartbeat_atom_v);
   self->delayed_send(self, st.config.fallback_poll, fallback_atom_v);
   return {
-      [self](wake_atom) { self->state.pump(); },
+      [self](wake_atom) {
+        self->state.take_remote();
+        self->state.pump();
+      },
       [self](deadline_atom) {
         self->state.expire_deadlines();
         self->state.pump();

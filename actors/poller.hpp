@@ -9,12 +9,15 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <queue>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
 #include <caf/actor.hpp>
+#include <caf/actor_addr.hpp>
 #include <caf/response_promise.hpp>
 #include <caf/typed_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
@@ -121,6 +124,23 @@ struct poller_state {
 
   poller_actor::stateful_pointer<poller_state> self = nullptr;
   poller_config config;
+  /// Where the core's callbacks go. Called on our thread (during our own
+  /// store calls) they set flags; called from another thread (the PostgreSQL
+  /// store's LISTEN thread, reporting other processes' work) they queue what
+  /// happened and send us one wake_atom. Declared before `core`, so it
+  /// outlives the core and its threads.
+  struct callback_target {
+    poller_state* state = nullptr;
+    std::thread::id owner;
+    caf::actor_addr addr;
+    std::mutex mu;
+    bool wake_sent = false;
+    bool remote_wake = false;
+    std::vector<std::pair<std::int64_t, std::string>> remote_finished;
+    /// Called from another thread: remember, and send one wake_atom.
+    void remote(std::int64_t task_id, const char* state);
+  };
+  std::unique_ptr<callback_target> callbacks;
   core_ptr core{nullptr, tk_close};
   tk_worker* worker = nullptr;
   std::unordered_map<std::string, route_state> routes;
@@ -130,7 +150,7 @@ struct poller_state {
   std::vector<int> outcomes;                            ///< reused by flush
   std::vector<const char*> namespace_ptrs;
   bool flush_scheduled = false;
-  bool wake_flag = false;  ///< set by the core's wake-up callback (always on our thread)
+  bool wake_flag = false;  ///< set by the core's wake-up callback during our own calls
   bool draining = false;
   bool core_dry = true;  ///< the last claim got fewer steps than it asked for
   /// After a failed store call: wait this long (doubling from 100 ms up to
@@ -191,6 +211,8 @@ struct poller_state {
   void arm_deadline(std::chrono::steady_clock::time_point at);
   void arm_timer();
   bool store_paused() const;
+  /// Handles what the core's callbacks reported from another thread.
+  void take_remote();
   void store_failed(const std::string& what, const char* message);
   void store_ok();
   bool idle() const;

@@ -1,0 +1,331 @@
+// The PostgreSQL store with real worker processes (tests/pg_worker.cpp) on
+// one machine, server and workers sharing its cores:
+//   1. no-op steps/s with 1 and with 3 worker processes, draining a backlog
+//      of linear 4-step tasks (timed by the database: first step started to
+//      last step finished);
+//   2. latency of one linear 4-step task, creation to completion as a client
+//      sees it (its task listener hears the end through NOTIFY), one task at
+//      a time, P50/P99.
+// The server is a throwaway one with PostgreSQL's durable defaults (fsync and
+// synchronous_commit on), unless --url names another.
+//
+//   pg_bench [--tasks N] [--samples N] [--url postgresql://...] [--quick]
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <libpq-fe.h>
+
+#include "bench/temp_dir.hpp"
+#include "tasker/core.h"
+
+extern char** environ;
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+struct options {
+  int tasks = 10000;  // per throughput run: 40,000 steps
+  int samples = 300;
+  std::string url;
+};
+
+options parse(int argc, char** argv) {
+  options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "pg_bench: %s needs a value\n", a.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--tasks")
+      o.tasks = std::stoi(value());
+    else if (a == "--samples")
+      o.samples = std::stoi(value());
+    else if (a == "--url")
+      o.url = value();
+    else if (a == "--quick") {
+      o.tasks = 2000;
+      o.samples = 100;
+    } else {
+      std::fprintf(stderr, "usage: pg_bench [--tasks N] [--samples N] [--url URL] [--quick]\n");
+      std::exit(2);
+    }
+  }
+  return o;
+}
+
+[[noreturn]] void die(const std::string& what) {
+  std::fprintf(stderr, "pg_bench: %s\n", what.c_str());
+  std::exit(1);
+}
+
+long long number(PGconn* c, const std::string& query) {
+  PGresult* r = PQexec(c, query.c_str());
+  if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+    die(query + ": " + PQresultErrorMessage(r));
+  long long v = PQgetisnull(r, 0, 0) ? -1 : std::atoll(PQgetvalue(r, 0, 0));
+  PQclear(r);
+  return v;
+}
+
+class worker_processes {
+public:
+  worker_processes(const std::string& url, int count) {
+    std::vector<std::string> env;
+    for (char** e = environ; *e; ++e)
+      if (std::strncmp(*e, "TASKER_", 7) != 0)
+        env.emplace_back(*e);
+    env.push_back("TASKER_STORE=" + url);
+    env.push_back("TASKER_LOG_LEVEL=warn");
+    std::vector<char*> envp;
+    for (auto& e : env)
+      envp.push_back(e.data());
+    envp.push_back(nullptr);
+    for (int i = 0; i < count; ++i) {
+      std::string path = TASKER_PG_WORKER;
+      std::string name = "--name=bench-" + std::to_string(i);
+      char* argv[] = {path.data(), name.data(), nullptr};
+      pid_t pid = 0;
+      if (::posix_spawn(&pid, path.c_str(), nullptr, nullptr, argv, envp.data()) != 0)
+        die("cannot start " + path);
+      pids_.push_back(pid);
+    }
+  }
+  ~worker_processes() {
+    for (pid_t p : pids_)
+      ::kill(p, SIGTERM);
+    for (pid_t p : pids_) {
+      int status = 0;
+      ::waitpid(p, &status, 0);
+    }
+  }
+  worker_processes(const worker_processes&) = delete;
+  worker_processes& operator=(const worker_processes&) = delete;
+
+private:
+  std::vector<pid_t> pids_;
+};
+
+tk_core* open_core(const std::string& url) {
+  tk_error err{};
+  tk_core* core = tk_open(url.c_str(), nullptr, &err);
+  if (!core)
+    die(std::string("tk_open: ") + err.message);
+  return core;
+}
+
+/// Waits until the workers registered mp/linear@1.
+void wait_for_pipeline(tk_core* core) {
+  const auto deadline = clock_type::now() + std::chrono::seconds(60);
+  tk_task_spec spec{};
+  spec.namespace_name = "mp";
+  spec.name = "linear";
+  spec.version = "1";
+  spec.idempotency_key = "pg-bench-probe";
+  for (;;) {
+    std::int64_t id = 0;
+    tk_error err{};
+    if (tk_create_task(core, &spec, &id, nullptr, &err) == TK_OK)
+      return;
+    if (err.code != TK_NOT_FOUND || clock_type::now() > deadline)
+      die(std::string("creating the probe task: ") + err.message);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+/// Creates `n` linear tasks in batches of 500.
+void create_backlog(tk_core* core, int n) {
+  std::vector<tk_task_spec> specs(500);
+  for (auto& s : specs) {
+    s.namespace_name = "mp";
+    s.name = "linear";
+    s.version = "1";
+  }
+  std::vector<std::int64_t> ids(specs.size());
+  for (int done = 0; done < n;) {
+    const auto k = static_cast<std::size_t>(std::min<int>(500, n - done));
+    tk_error err{};
+    if (tk_create_tasks(core, specs.data(), k, ids.data(), nullptr, &err) != TK_OK)
+      die(std::string("tk_create_tasks: ") + err.message);
+    done += static_cast<int>(k);
+  }
+}
+
+struct throughput {
+  double steps_per_s = 0;
+  double wall_s = 0;
+};
+
+/// A backlog of `tasks` linear tasks drained by `workers` processes, in a
+/// schema of its own.
+throughput run_throughput(const std::string& base, const std::string& schema, int workers,
+                          int tasks) {
+  const auto url = base + "?schema=" + schema;
+  tk_core* core = open_core(url);
+  PGconn* db = PQconnectdb(base.c_str());
+  if (PQstatus(db) != CONNECTION_OK)
+    die("connecting: " + std::string(PQerrorMessage(db)));
+  throughput out;
+  {
+    worker_processes procs(url, workers);
+    wait_for_pipeline(core);
+    // The probe task runs first; the backlog is created while the workers
+    // wait, then timed from its first step to its last.
+    const auto probe_done = clock_type::now() + std::chrono::seconds(60);
+    while (number(db, "SELECT count(*) FROM " + schema + ".tk_tasks WHERE state = 'complete'")
+           < 1) {
+      if (clock_type::now() > probe_done)
+        die("the probe task did not complete");
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    const auto first_id = number(db, "SELECT max(id) FROM " + schema + ".tk_tasks");
+    create_backlog(core, tasks);
+    const auto started = clock_type::now();
+    auto last_print = started;
+    const std::string count_done = "SELECT count(*) FROM " + schema
+                                   + ".tk_tasks WHERE state = 'complete' AND id > "
+                                   + std::to_string(first_id);
+    for (;;) {
+      const auto done = number(db, count_done);
+      if (done >= tasks)
+        break;
+      const auto now = clock_type::now();
+      if (now - started > std::chrono::minutes(5))
+        die("the backlog did not drain within 5 minutes (" + std::to_string(done) + " done)");
+      if (now - last_print > std::chrono::seconds(5)) {
+        std::printf("  ... %lld of %d tasks\n", done, tasks);
+        std::fflush(stdout);
+        last_print = now;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    const auto span_ms =
+        number(db, "SELECT max(s.finished_at) - min(s.started_at) FROM " + schema
+                       + ".tk_steps s WHERE s.task_id > " + std::to_string(first_id));
+    out.wall_s = static_cast<double>(std::max<long long>(span_ms, 1)) / 1000.0;
+    out.steps_per_s = 4.0 * tasks / out.wall_s;
+    const auto twice =
+        number(db, "SELECT count(*) FROM " + schema + ".tk_tasks WHERE steps_done <> 4 AND id > "
+                       + std::to_string(first_id));
+    if (twice != 0)
+      die(std::to_string(twice) + " tasks did not record exactly 4 completions");
+  }
+  PQfinish(db);
+  tk_close(core);
+  return out;
+}
+
+struct waiter {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::int64_t done_id = 0;
+  static void on_finished(void* self, std::int64_t id, const char*) {
+    auto* w = static_cast<waiter*>(self);
+    std::lock_guard<std::mutex> g{w->mu};
+    w->done_id = std::max(w->done_id, id);
+    w->cv.notify_all();
+  }
+};
+
+double percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  auto i = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
+  return v[std::min(i, v.size() - 1)];
+}
+
+/// One task at a time through `workers` idle worker processes.
+std::vector<double> run_latency(const std::string& base, const std::string& schema, int workers,
+                                int samples) {
+  const auto url = base + "?schema=" + schema;
+  tk_core* core = open_core(url);
+  waiter w;
+  tk_error err{};
+  tk_set_task_listener(core, &waiter::on_finished, &w, &err);
+  std::vector<double> out;
+  {
+    worker_processes procs(url, workers);
+    wait_for_pipeline(core);
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // let the probe finish
+    tk_task_spec spec{};
+    spec.namespace_name = "mp";
+    spec.name = "linear";
+    spec.version = "1";
+    for (int i = 0; i < samples + 10; ++i) {  // the first 10 warm up
+      const auto t0 = clock_type::now();
+      std::int64_t id = 0;
+      if (tk_create_task(core, &spec, &id, nullptr, &err) != TK_OK)
+        die(std::string("tk_create_task: ") + err.message);
+      std::unique_lock<std::mutex> g{w.mu};
+      if (!w.cv.wait_for(g, std::chrono::seconds(30), [&] { return w.done_id >= id; }))
+        die("task " + std::to_string(id) + " did not complete within 30 s");
+      const auto us = std::chrono::duration<double, std::micro>(clock_type::now() - t0).count();
+      if (i >= 10)
+        out.push_back(us);
+    }
+  }
+  tk_close(core);
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const auto o = parse(argc, argv);
+  bench::temp_dir dir;
+  std::string base = o.url;
+  const std::string server = (dir.path / "pg").string();
+  const bool own_server = base.empty();
+  if (own_server) {
+    const std::string cmd =
+        std::string(TASKER_PG_SERVER_SCRIPT) + " start " + server + " --durable >/dev/null";
+    if (std::system(cmd.c_str()) != 0)
+      die("cannot start a PostgreSQL server (is the postgresql package installed?)");
+    std::ifstream in(server + "/url");
+    std::getline(in, base);
+    if (base.empty() || base == "none")
+      die("no PostgreSQL server binary: install the postgresql package");
+  }
+  std::printf("PostgreSQL store, worker processes of tests/pg_worker.cpp, durable commits\n");
+  std::fflush(stdout);
+
+  const auto one = run_throughput(base, "bench_tp1", 1, o.tasks);
+  std::printf("throughput, 1 worker process:   %9.0f steps/s (%d linear tasks, %.2f s)\n",
+              one.steps_per_s, o.tasks, one.wall_s);
+  std::fflush(stdout);
+  const auto three = run_throughput(base, "bench_tp3", 3, o.tasks);
+  std::printf("throughput, 3 worker processes: %9.0f steps/s (%d linear tasks, %.2f s)\n",
+              three.steps_per_s, o.tasks, three.wall_s);
+  std::printf("  3 vs 1: %.2fx\n", three.steps_per_s / one.steps_per_s);
+  std::fflush(stdout);
+  const auto lat = run_latency(base, "bench_latency", 1, o.samples);
+  std::printf("linear 4-step latency, 1 worker, creation to completion seen by the client:\n");
+  std::printf("  P50 %.2f ms, P99 %.2f ms (%d tasks one at a time)\n",
+              percentile(lat, 0.50) / 1000.0, percentile(lat, 0.99) / 1000.0, o.samples);
+  const double best = std::max(one.steps_per_s, three.steps_per_s);
+  const double p50_ms = percentile(lat, 0.50) / 1000.0;
+  std::printf("targets: >= 20000 steps/s: %s (%.0f); P50 <= 3 ms: %s (%.2f)\n",
+              best >= 20000 ? "pass" : "MISS", best, p50_ms <= 3.0 ? "pass" : "MISS", p50_ms);
+  if (own_server) {
+    const std::string cmd =
+        std::string(TASKER_PG_SERVER_SCRIPT) + " stop " + server + " >/dev/null";
+    [[maybe_unused]] int rc = std::system(cmd.c_str());
+  }
+  return 0;
+}
