@@ -160,8 +160,14 @@ void check_schema_name(const std::string& s) {
                                     "starting with a letter or _");
 }
 
+/// One connection, used in pipeline mode: statements are queued and sent
+/// together, so a call costs a few network round trips rather than one per
+/// statement. A transaction's BEGIN goes out with its first batch and its
+/// COMMIT with its last.
 class pg_connection {
 public:
+  static constexpr std::size_t unnamed = static_cast<std::size_t>(-1);
+
   pg_connection(std::string conninfo, std::string schema)
     : conninfo_(std::move(conninfo)), schema_(std::move(schema)) {
     connect();
@@ -171,70 +177,106 @@ public:
   pg_connection& operator=(const pg_connection&) = delete;
 
   /// The server process of this connection (its notifications carry it).
-  int backend_pid() const { return backend_pid_.load(std::memory_order_relaxed); }
-  const std::atomic<int>& backend_pid_ref() const { return backend_pid_; }
+  const std::atomic<int>& backend_pid() const { return backend_pid_; }
 
+  /// Queues the statement of `slot` (prepared on first use per connection);
+  /// returns the index of its result after send().
+  std::size_t queue(std::size_t slot, const std::string& sql, pg_params p) {
+    queued_.push_back({slot, &sql, std::move(p)});
+    return queued_.size() - 1;
+  }
+
+  /// Sends what is queued in one round trip; results by queue() index.
+  /// Throws on the first error (the transaction is then aborted).
+  std::vector<pg_result> send();
+
+  /// queue() + send() for one statement.
+  pg_result run(std::size_t slot, const std::string& sql, pg_params p) {
+    auto i = queue(slot, sql, std::move(p));
+    return std::move(send()[i]);
+  }
+
+  /// A plain statement outside the pipeline (schema set-up).
   pg_result exec(const std::string& sql) {
+    if (begin_pending_)
+      send();  // sends the BEGIN
     count_statement();
+    ensure_connected();
     return check(PQexec(c_, sql.c_str()), sql);
   }
 
-  /// Runs the statement of `slot` (prepared on first use per connection).
-  pg_result run(std::size_t slot, const std::string& sql, pg_params& p) {
-    count_statement();
-    if (slot >= prepared_.size())
-      prepared_.resize(slot + 1, false);
-    const std::string name = "tk" + std::to_string(slot);
-    if (!prepared_[slot]) {
-      check(PQprepare(c_, name.c_str(), sql.c_str(), p.size(), nullptr), sql);
-      prepared_[slot] = true;
-    }
-    return check(PQexecPrepared(c_, name.c_str(), p.size(), p.pointers(), nullptr, nullptr, 0),
-                 sql);
-  }
-
-  /// Starts a transaction, reconnecting first if the connection was lost:
-  /// nothing has run yet, so a server restart between calls is invisible.
+  /// Starts a transaction: its BEGIN goes out with the first batch, after a
+  /// reconnect if the connection was lost (nothing has run yet).
   void begin(bool read_only = false) {
-    const char* sql = read_only ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN";
-    count_statement();
-    if (PQstatus(c_) != CONNECTION_OK)
-      connect();
-    PGresult* r = PQexec(c_, sql);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQstatus(c_) != CONNECTION_OK) {
-      PQclear(r);
-      connect();
-      r = PQexec(c_, sql);
-    }
-    check(r, sql);
+    in_tx_ = true;
+    begin_pending_ = true;
+    read_only_ = read_only;
+    batches_ = 0;
   }
-  void commit() { exec("COMMIT"); }
+  /// Queues COMMIT and sends the last batch; returns its results.
+  std::vector<pg_result> commit() {
+    static const std::string sql = "COMMIT";
+    queue(unnamed, sql, {});
+    commits_queued_ = true;
+    auto out = send();
+    in_tx_ = false;
+    return out;
+  }
   void rollback() noexcept {
-    if (PQstatus(c_) == CONNECTION_OK && PQtransactionStatus(c_) != PQTRANS_IDLE)
+    queued_.clear();
+    begin_pending_ = false;
+    commits_queued_ = false;
+    if (!in_tx_)
+      return;
+    in_tx_ = false;
+    if (c_ && PQstatus(c_) == CONNECTION_OK && PQtransactionStatus(c_) != PQTRANS_IDLE)
       PQclear(PQexec(c_, "ROLLBACK"));
+    if (forget_prepared_ && c_ && PQstatus(c_) == CONNECTION_OK) {
+      PQclear(PQexec(c_, "DEALLOCATE ALL"));
+      prepared_.clear();
+      forget_prepared_ = false;
+    }
   }
 
   void fail_after(std::int64_t n) { fail_countdown_ = n; }
 
 private:
+  struct queued {
+    std::size_t slot;
+    const std::string* sql;
+    pg_params params;
+  };
+
   std::string conninfo_;
   std::string schema_;
   PGconn* c_ = nullptr;
   std::vector<bool> prepared_;  // by slot, per server connection
   std::atomic<int> backend_pid_{0};
   std::int64_t fail_countdown_ = -1;
+  std::vector<queued> queued_;
+  bool in_tx_ = false, begin_pending_ = false, read_only_ = false, commits_queued_ = false;
+  bool forget_prepared_ = false;  // an error hit a batch that prepared statements
+  int batches_ = 0;               // sent in the current transaction
 
   void count_statement() {
     if (fail_countdown_ >= 0 && fail_countdown_-- == 0)
       fail(TK_STORE_ERROR, "injected store fault (testing hook)");
   }
 
+  void ensure_connected() {
+    if (!c_ || PQstatus(c_) != CONNECTION_OK)
+      connect();
+  }
+
   void connect() {
     PQfinish(c_);
     prepared_.clear();
+    forget_prepared_ = false;
     c_ = PQconnectdb(conninfo_.c_str());
     if (PQstatus(c_) != CONNECTION_OK) {
       std::string msg = c_ ? PQerrorMessage(c_) : "out of memory";
+      PQfinish(c_);
+      c_ = nullptr;
       while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' '))
         msg.pop_back();
       fail(TK_STORE_ERROR, "postgresql: cannot connect: " + msg);
@@ -246,26 +288,157 @@ private:
     check(PQexec(c_, ("SET search_path TO \"" + schema_ + "\"").c_str()), "SET search_path");
   }
 
+  [[noreturn]] void lost(const std::string& why) {
+    PQfinish(c_);
+    c_ = nullptr;
+    prepared_.clear();
+    fail(TK_STORE_ERROR, "postgresql: connection lost (" + why + "); the next call reconnects");
+  }
+
   pg_result check(PGresult* r, const std::string& sql) {
     const auto st = PQresultStatus(r);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
       return pg_result{r};
-    const char* code = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
     std::string msg = r ? PQresultErrorMessage(r) : "";
-    if (msg.empty())
+    if (msg.empty() && c_)
       msg = PQerrorMessage(c_);
     while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' '))
       msg.pop_back();
-    std::string state = code ? code : "";
     PQclear(r);
-    std::string what = "postgresql: " + msg + " [" + sql.substr(0, 60) + "]";
-    if (PQstatus(c_) != CONNECTION_OK)
-      fail(TK_STORE_ERROR, "postgresql: connection lost (" + msg + "); the next call reconnects");
+    if (!c_ || PQstatus(c_) != CONNECTION_OK)
+      lost(msg);
+    fail(TK_STORE_ERROR, "postgresql: " + msg + " [" + sql.substr(0, 60) + "]");
+  }
+};
+
+std::vector<pg_result> pg_connection::send() {
+  std::vector<pg_result> results_;
+  static const std::string begin_rw = "BEGIN";
+  static const std::string begin_ro = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+  const bool with_begin = std::exchange(begin_pending_, false);
+  const bool with_commit = std::exchange(commits_queued_, false);
+  auto batch = std::move(queued_);
+  queued_.clear();
+  if (batch.empty() && !with_begin)
+    return results_;
+  for (std::size_t i = 0; i < batch.size() + (with_begin ? 1 : 0); ++i)
+    count_statement();
+  if (with_begin || !in_tx_)
+    ensure_connected();  // nothing of this transaction ran yet
+  else if (!c_ || PQstatus(c_) != CONNECTION_OK)
+    lost("closed");
+  const bool first_batch = batches_++ == 0;
+
+  if (PQenterPipelineMode(c_) != 1)
+    lost("cannot enter pipeline mode");
+  std::vector<bool> is_query;  // per expected result: query (kept) or prepare (dropped)
+  auto send_failed = [&] {
+    std::string msg = PQerrorMessage(c_);
+    PQexitPipelineMode(c_);
+    lost(msg);
+  };
+  if (with_begin) {
+    const auto& b = read_only_ ? begin_ro : begin_rw;
+    if (PQsendQueryParams(c_, b.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0) != 1)
+      send_failed();
+    is_query.push_back(false);
+  }
+  std::vector<std::size_t> prepared_now;
+  for (auto& q : batch) {
+    if (q.slot == unnamed) {
+      if (PQsendQueryParams(c_, q.sql->c_str(), q.params.size(), nullptr, q.params.pointers(),
+                            nullptr, nullptr, 0)
+          != 1)
+        send_failed();
+      is_query.push_back(true);
+      continue;
+    }
+    if (q.slot >= prepared_.size())
+      prepared_.resize(q.slot + 1, false);
+    const std::string name = "tk" + std::to_string(q.slot);
+    if (!prepared_[q.slot]) {
+      if (PQsendPrepare(c_, name.c_str(), q.sql->c_str(), q.params.size(), nullptr) != 1)
+        send_failed();
+      prepared_[q.slot] = true;
+      prepared_now.push_back(q.slot);
+      is_query.push_back(false);
+    }
+    if (PQsendQueryPrepared(c_, name.c_str(), q.params.size(), q.params.pointers(), nullptr,
+                            nullptr, 0)
+        != 1)
+      send_failed();
+    is_query.push_back(true);
+  }
+  if (PQpipelineSync(c_) != 1)
+    send_failed();
+
+  std::string error, state, failed_sql;
+  bool broken = false;
+  std::size_t query_index = 0, got = 0, error_at = 0;
+  for (std::size_t i = 0; i < is_query.size() && !broken; ++i) {
+    PGresult* r = PQgetResult(c_);
+    if (!r) {
+      broken = true;
+      break;
+    }
+    ++got;
+    const auto st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_PIPELINE_ABORTED
+        && error.empty()) {
+      error_at = got;
+      error = PQresultErrorMessage(r);
+      if (const char* code = PQresultErrorField(r, PG_DIAG_SQLSTATE))
+        state = code;
+      if (is_query[i] && query_index < batch.size())
+        failed_sql = *batch[query_index].sql;
+    }
+    if (is_query[i]) {
+      results_.emplace_back(r);
+      ++query_index;
+    } else {
+      PQclear(r);
+    }
+    if (PGresult* end = PQgetResult(c_)) {  // each result ends with a null
+      PQclear(end);
+      broken = true;
+    }
+  }
+  if (!broken) {
+    PGresult* sync = PQgetResult(c_);
+    broken = !sync || PQresultStatus(sync) != PGRES_PIPELINE_SYNC;
+    PQclear(sync);
+  }
+  if (broken || PQstatus(c_) != CONNECTION_OK) {
+    std::string msg = error.empty() ? std::string(PQerrorMessage(c_)) : error;
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' '))
+      msg.pop_back();
+    // The server went away between calls, so nothing of this transaction
+    // ran: it runs again on a new connection. Known when no COMMIT was sent,
+    // or when the first answer was the server ending the session (SQLSTATE
+    // 57P01-57P03: it was shutting down before it read our statements). A
+    // server that crashed mid-batch may have committed: that is reported.
+    const bool ended_first = error_at == 1 && state.rfind("57P", 0) == 0;
+    if (first_batch && with_begin && (!with_commit || ended_first)) {
+      PQfinish(c_);
+      c_ = nullptr;
+      prepared_.clear();
+      throw pg_conflict(TK_STORE_ERROR, "postgresql: connection lost (" + msg + ")");
+    }
+    lost(msg);
+  }
+  PQexitPipelineMode(c_);
+  if (!error.empty()) {
+    while (!error.empty() && (error.back() == '\n' || error.back() == ' '))
+      error.pop_back();
+    if (!prepared_now.empty())
+      forget_prepared_ = true;  // which of them exist is unclear: the rollback clears them all
+    std::string what = "postgresql: " + error + " [" + failed_sql.substr(0, 60) + "]";
     if (state == "40001" || state == "40P01")
       throw pg_conflict(TK_STORE_ERROR, what);
     fail(TK_STORE_ERROR, what);
   }
-};
+  return results_;
+}
 
 /// Commits explicitly, rolls back if left by an exception.
 class pg_transaction {
@@ -277,9 +450,11 @@ public:
     if (!done_)
       c_.rollback();
   }
-  void commit() {
-    c_.commit();
+  /// Sends what is queued with the COMMIT; returns the results of that batch.
+  std::vector<pg_result> commit() {
+    auto out = c_.commit();
     done_ = true;
+    return out;
   }
 
 private:
@@ -397,23 +572,22 @@ private:
 
 constexpr int schema_version = 1;
 
-const char* const step_cols =
-    "s.id, s.task_id, s.idx, s.state, s.attempts, s.pending_parents, s.claim_seq, s.due_at, "
-    "s.created_at, s.started_at, s.finished_at, s.result, s.last_error, s.claimed_by";
+#define TK_STEP_COLS                                                                               \
+  "s.id, s.task_id, s.idx, s.state, s.attempts, s.pending_parents, s.claim_seq, s.due_at, "        \
+  "s.created_at, s.started_at, s.finished_at, s.result, s.last_error, s.claimed_by"
 constexpr int step_col_count = 14;
-const char* const task_cols =
-    "t.id, t.pipeline_id, t.state, t.priority, t.context, t.idempotency_key, t.created_at, "
-    "t.updated_at, t.completed_at, t.steps_done";
+#define TK_TASK_COLS                                                                               \
+  "t.id, t.pipeline_id, t.state, t.priority, t.context, t.idempotency_key, t.created_at, "         \
+  "t.updated_at, t.completed_at, t.steps_done"
 
-// Statement slots (each call site prepares its SQL once per connection).
+// Statement slots (each statement is prepared once per connection) and SQL.
 enum slot : std::size_t {
   s_pipeline_insert,
   s_pipeline_find,
   s_pipeline_id,
   s_pipeline_by_id,
   s_idem_find,
-  s_task_insert,
-  s_steps_insert,
+  s_create,
   s_state_of,
   s_task_by_id,
   s_steps_of_task,
@@ -441,6 +615,91 @@ enum slot : std::size_t {
   s_notify,
 };
 
+const std::string sql_task_locked =
+    "SELECT " TK_TASK_COLS " FROM tk_tasks t WHERE t.id = $1 FOR UPDATE";
+const std::string sql_task_by_id = "SELECT " TK_TASK_COLS " FROM tk_tasks t WHERE t.id = $1";
+const std::string sql_steps_of_task =
+    "SELECT " TK_STEP_COLS " FROM tk_steps s WHERE s.task_id = $1 ORDER BY s.idx";
+const std::string sql_steps_of_task_locked =
+    "SELECT " TK_STEP_COLS " FROM tk_steps s WHERE s.task_id = $1 ORDER BY s.id FOR UPDATE";
+const std::string sql_notify = "SELECT pg_notify($1, $2)";
+// A task and its steps in one statement; ON CONFLICT: the idempotency key is
+// taken (then no row comes back).
+const std::string sql_create =
+    "WITH t AS (INSERT INTO tk_tasks (pipeline_id, namespace, state, priority, context, "
+    "idempotency_key, created_at, updated_at, steps_done) "
+    "VALUES ($1, $2, 'pending', $3, $4, $5, $6, $6, 0) "
+    "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id) "
+    "INSERT INTO tk_steps (task_id, idx, namespace, priority, state, attempts, pending_parents, "
+    "claim_seq, due_at, created_at) "
+    "SELECT t.id, u.ord - 1, $2, $3, CASE WHEN u.parents = 0 THEN 'ready' ELSE 'pending' END, "
+    "0, u.parents, 0, $6, $6 FROM t, unnest($7::int[]) WITH ORDINALITY AS u(parents, ord) "
+    "ORDER BY u.ord RETURNING task_id";
+const std::string sql_idem_find = "SELECT id, pipeline_id FROM tk_tasks WHERE idempotency_key = $1";
+// Lock order everywhere: tasks by id, then their steps by id.
+const std::string sql_complete_tasks =
+    "SELECT " TK_TASK_COLS " FROM tk_tasks t WHERE t.id IN (SELECT task_id FROM tk_steps "
+    "WHERE id = ANY($1::bigint[])) ORDER BY t.id FOR UPDATE";
+// By the tasks' ids (known from the first statement): the planner then walks
+// the pending index per task, not the whole of it.
+const std::string sql_complete_steps =
+    "SELECT " TK_STEP_COLS " FROM tk_steps s WHERE s.task_id = ANY($1::bigint[]) AND "
+    "(s.id = ANY($2::bigint[]) OR s.state = 'pending') ORDER BY s.id FOR UPDATE";
+const std::string sql_child =
+    "SELECT " TK_STEP_COLS " FROM tk_steps s WHERE s.task_id = $1 AND s.idx = $2 FOR UPDATE";
+const std::string sql_save_steps =
+    "UPDATE tk_steps AS s SET state = v.state, attempts = v.attempts, "
+    "pending_parents = v.parents, claim_seq = v.seq, due_at = v.due, "
+    "started_at = v.started, finished_at = v.finished, result = v.result, "
+    "last_error = v.error, claimed_by = v.worker "
+    "FROM unnest($1::bigint[], $2::text[], $3::int[], $4::int[], $5::bigint[], "
+    "$6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::text[], $11::text[]) "
+    "AS v(id, state, attempts, parents, seq, due, started, finished, result, error, worker) "
+    "WHERE s.id = v.id";
+const std::string sql_save_tasks =
+    "UPDATE tk_tasks AS t SET state = v.state, updated_at = v.updated, "
+    "completed_at = v.completed, steps_done = v.done "
+    "FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::int[]) "
+    "AS v(id, state, updated, completed, done) WHERE t.id = v.id";
+const std::string sql_park =
+    "UPDATE tk_steps SET state = 'pending' WHERE task_id = ANY($1::bigint[]) "
+    "AND state IN ('ready', 'waiting_for_retry')";
+// Due retries become ready. SKIP LOCKED: rows another worker is promoting
+// are its business, and nobody waits on anybody.
+const std::string sql_promote =
+    "UPDATE tk_steps SET state = 'ready' WHERE id IN (SELECT id FROM tk_steps "
+    "WHERE namespace = ANY($1::text[]) AND state = 'waiting_for_retry' AND due_at <= $2 "
+    "FOR UPDATE SKIP LOCKED)";
+// Expired leases: the step and its task locked together, skipped if another
+// worker holds either.
+const std::string sql_expired =
+    "SELECT " TK_STEP_COLS ", " TK_TASK_COLS " FROM tk_steps s JOIN tk_tasks t ON t.id = s.task_id"
+    " WHERE s.namespace = ANY($1::text[]) AND s.state = 'running' AND s.due_at <= $2"
+    " ORDER BY s.id LIMIT 1000 FOR UPDATE SKIP LOCKED";
+const std::string sql_claim =
+    "SELECT " TK_STEP_COLS ", " TK_TASK_COLS ", s.priority"
+    " FROM tk_steps s JOIN tk_tasks t ON t.id = s.task_id"
+    " WHERE s.namespace = $1 AND s.state = 'ready'"
+    " ORDER BY s.priority DESC, s.due_at, s.id LIMIT $2 FOR UPDATE OF s SKIP LOCKED";
+const std::string sql_ancestors =
+    "SELECT task_id, idx, result FROM tk_steps WHERE task_id = ANY($1::bigint[]) "
+    "AND state = 'complete'";
+// pending -> running. SKIP LOCKED: a task locked by someone else (being
+// cancelled) keeps its state; the cancel ends it anyway.
+const std::string sql_start_tasks =
+    "UPDATE tk_tasks SET state = 'running', updated_at = $2 WHERE id IN (SELECT id "
+    "FROM tk_tasks WHERE id = ANY($1::bigint[]) AND state = 'pending' FOR UPDATE SKIP LOCKED)";
+const std::string sql_heartbeat_rows =
+    "SELECT " TK_STEP_COLS ", " TK_TASK_COLS " FROM tk_steps s JOIN tk_tasks t ON t.id = s.task_id"
+    " WHERE s.id = ANY($1::bigint[]) ORDER BY s.id FOR UPDATE OF s";
+const std::string sql_heartbeat_extend =
+    "UPDATE tk_steps SET due_at = $2 WHERE id = ANY($1::bigint[]) AND due_at < $2";
+const std::string sql_next_due =
+    "SELECT EXISTS (SELECT 1 FROM tk_steps WHERE namespace = ANY($1::text[]) AND "
+    "state = 'ready'), (SELECT MIN(due_at) FROM tk_steps WHERE namespace = ANY($1::text[]) "
+    "AND state = 'waiting_for_retry'), (SELECT MIN(due_at) FROM tk_steps WHERE "
+    "namespace = ANY($1::text[]) AND state = 'running')";
+
 class pg_store final : public store {
 public:
   explicit pg_store(const pg_options& o)
@@ -454,99 +713,145 @@ public:
     listener_.reset();
     if (fn)
       listener_ = std::make_unique<pg_listener>(options_.conninfo, options_.schema,
-                                                db_.backend_pid_ref(), std::move(fn));
+                                                db_.backend_pid(), std::move(fn));
   }
 
   void inject_fault(std::int64_t n) override { db_.fail_after(n); }
 
   pipeline_ptr register_pipeline(std::shared_ptr<pipeline_def> p) override {
+    static const std::string insert =
+        "INSERT INTO tk_pipelines (namespace, name, version, definition) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (namespace, name, version) DO NOTHING RETURNING id";
+    static const std::string find = "SELECT id, definition FROM tk_pipelines WHERE namespace = $1 "
+                                    "AND name = $2 AND version = $3";
     return retrying([&] {
       pg_transaction tx{db_};
       pg_params a;
       a.add(p->namespace_name).add(p->name).add(p->version).add(p->canonical_json);
-      auto ins =
-          db_.run(s_pipeline_insert,
-                  "INSERT INTO tk_pipelines (namespace, name, version, definition) "
-                  "VALUES ($1, $2, $3, $4) ON CONFLICT (namespace, name, version) DO NOTHING "
-                  "RETURNING id",
-                  a);
-      if (ins.rows() == 1) {
-        p->id = ins.integer(0, 0);
+      const auto ins = db_.queue(s_pipeline_insert, insert, std::move(a));
+      pg_params f;
+      f.add(p->namespace_name).add(p->name).add(p->version);
+      const auto fnd = db_.queue(s_pipeline_find, find, std::move(f));
+      auto r = db_.send();
+      if (r[ins].rows() == 1) {
+        p->id = r[ins].integer(0, 0);
         tx.commit();
         pipeline_ptr shared = p;
         pipelines_[shared->id] = shared;
+        known_namespace(shared->namespace_name);
         return shared;
       }
-      pg_params f;
-      f.add(p->namespace_name).add(p->name).add(p->version);
-      auto found = db_.run(s_pipeline_find,
-                           "SELECT id, definition FROM tk_pipelines WHERE namespace = $1 AND "
-                           "name = $2 AND version = $3",
-                           f);
-      if (found.rows() != 1)
+      if (r[fnd].rows() != 1)
         fail(TK_STORE_ERROR, "pipeline " + p->label() + " vanished while being registered");
-      if (found.text(0, 1) != p->canonical_json)
+      if (r[fnd].text(0, 1) != p->canonical_json)
         fail(TK_CONFLICT, "pipeline " + p->label()
                               + " is already registered with other steps; publish a new version");
-      auto id = found.integer(0, 0);
+      auto id = r[fnd].integer(0, 0);
       tx.commit();
       return pipeline_by_id(id);
     });
   }
 
   create_outcome create_task(const task_request& r, millis now, effects& fx) override {
-    return retrying([&] {
-      fx = effects{};
-      pg_transaction tx{db_};
-      auto out = create_in_transaction(r, now);
-      fx.work_ready = out.created;
-      notify(fx);
-      tx.commit();
-      return out;
-    });
+    create_outcome out;
+    create_tasks(&r, 1, now, &out, fx);
+    return out;
   }
 
+  // One round trip for the whole batch: BEGIN, one statement per task, the
+  // NOTIFY and COMMIT. A taken idempotency key shows as no row back.
   void create_tasks(const task_request* r, std::size_t n, millis now, create_outcome* out,
                     effects& fx) override {
     retrying([&] {
       fx = effects{};
       pg_transaction tx{db_};
-      for (std::size_t i = 0; i < n; ++i) {
+      std::vector<pipeline_ptr> pipelines(n);
+      std::vector<std::size_t> at(n), idem_at(n, pg_connection::unnamed);
+      for (std::size_t i = 0; i < n; ++i) {  // first: lookups may run statements
         try {
-          out[i] = create_in_transaction(r[i], now);
+          pipelines[i] = pipeline_by_id(pipeline_id(r[i]));
         } catch (const pg_conflict&) {
           throw;
         } catch (const core_error& e) {
+          if (n == 1)
+            throw;
           fail(e.code(),
                "task " + std::to_string(i + 1) + " of " + std::to_string(n) + ": " + e.what());
         }
-        fx.work_ready = fx.work_ready || out[i].created;
       }
+      for (std::size_t i = 0; i < n; ++i) {
+        const auto& p = *pipelines[i];
+        if (!r[i].idempotency_key.empty()) {
+          pg_params k;
+          k.add(r[i].idempotency_key);
+          idem_at[i] = db_.queue(s_idem_find, sql_idem_find, std::move(k));
+        }
+        pg_params a;
+        a.add(p.id)
+            .add(p.namespace_name)
+            .add(std::int64_t{r[i].priority})
+            .add(r[i].context)
+            .add_opt(r[i].idempotency_key)
+            .add(now)
+            .add(parent_counts(p));
+        at[i] = db_.queue(s_create, sql_create, std::move(a));
+      }
+      fx.work_ready = n > 0;
       notify(fx);
-      tx.commit();
+      auto res = tx.commit();
+      for (std::size_t i = 0; i < n; ++i) {
+        if (res[at[i]].rows() > 0) {
+          out[i] = {res[at[i]].integer(0, 0), true};
+          continue;
+        }
+        // The key names an existing task (found by the lookup queued before,
+        // or, if another process created it just now, by a new one).
+        std::int64_t id = 0, pid = 0;
+        if (idem_at[i] != pg_connection::unnamed && res[idem_at[i]].rows() > 0) {
+          id = res[idem_at[i]].integer(0, 0);
+          pid = res[idem_at[i]].integer(0, 1);
+        } else {
+          pg_params k;
+          k.add(r[i].idempotency_key);
+          auto again = db_.run(s_idem_find, sql_idem_find, std::move(k));
+          if (again.rows() == 0)
+            fail(TK_STORE_ERROR, "a task with idempotency key \""
+                                     + std::string(r[i].idempotency_key)
+                                     + "\" conflicted but cannot be found");
+          id = again.integer(0, 0);
+          pid = again.integer(0, 1);
+        }
+        if (pid != pipelines[i]->id)
+          fail(TK_CONFLICT, "idempotency key \"" + std::string(r[i].idempotency_key)
+                                + "\" already names task " + std::to_string(id) + " of pipeline "
+                                + pipeline_by_id(pid)->label());
+        out[i] = {id, false};
+      }
     });
   }
 
   std::string task_status(std::int64_t task_id) override {
     pg_transaction tx{db_, true};  // one snapshot for the task and its steps
-    auto t = load_task(task_id, false);
-    pg_params a;
+    pg_params a, b;
     a.add(task_id);
-    auto rows = db_.run(s_steps_of_task,
-                        std::string("SELECT ") + step_cols
-                            + " FROM tk_steps s WHERE s.task_id = $1 ORDER BY s.idx",
-                        a);
+    b.add(task_id);
+    const auto ti = db_.queue(s_task_by_id, sql_task_by_id, std::move(a));
+    const auto si = db_.queue(s_steps_of_task, sql_steps_of_task, std::move(b));
+    auto r = tx.commit();
+    if (r[ti].rows() == 0)
+      fail(TK_NOT_FOUND, "no task " + std::to_string(task_id));
     std::vector<step_row> steps;
-    for (int i = 0; i < rows.rows(); ++i)
-      steps.push_back(read_step(rows, i));
-    tx.commit();
+    for (int i = 0; i < r[si].rows(); ++i)
+      steps.push_back(read_step(r[si], i));
+    auto t = read_task(r[ti], 0, 0);
     return render_status(t, steps.data(), steps.size());
   }
 
   task_state state_of(std::int64_t task_id) override {
+    static const std::string sql = "SELECT state FROM tk_tasks WHERE id = $1";
     pg_params a;
     a.add(task_id);
-    auto r = db_.run(s_state_of, "SELECT state FROM tk_tasks WHERE id = $1", a);
+    auto r = db_.run(s_state_of, sql, std::move(a));
     if (r.rows() == 0)
       fail(TK_NOT_FOUND, "no task " + std::to_string(task_id));
     task_state st{};
@@ -558,28 +863,29 @@ public:
   void cancel_task(std::int64_t task_id, millis now) override {
     retrying([&] {
       pg_transaction tx{db_};
-      // Lock order everywhere: tasks by id, then their steps by id.
-      auto t = load_task(task_id, true);
+      pg_params a, b;
+      a.add(task_id);
+      b.add(task_id);
+      const auto ti = db_.queue(s_task_locked, sql_task_locked, std::move(a));
+      const auto si = db_.queue(s_steps_of_task_locked, sql_steps_of_task_locked, std::move(b));
+      auto r = db_.send();
+      if (r[ti].rows() == 0)
+        fail(TK_NOT_FOUND, "no task " + std::to_string(task_id));
+      auto t = read_task(r[ti], 0, 0);
       if (!task_active(t))
         fail(TK_CONFLICT,
              "task " + std::to_string(task_id) + " has already ended (" + to_string(t.state) + ")");
       const auto task_before = t.state;
-      pg_params a;
-      a.add(task_id);
-      auto rows = db_.run(s_steps_of_task_locked,
-                          std::string("SELECT ") + step_cols
-                              + " FROM tk_steps s WHERE s.task_id = $1 ORDER BY s.id FOR UPDATE",
-                          a);
       std::vector<step_row> steps;
-      for (int i = 0; i < rows.rows(); ++i)
-        steps.push_back(read_step(rows, i));
+      for (int i = 0; i < r[si].rows(); ++i)
+        steps.push_back(read_step(r[si], i));
       auto before = steps;
       cancel(t, steps.data(), steps.size(), now);
-      changed_steps_.clear();
+      std::vector<step_row> changed;
       for (std::size_t i = 0; i < steps.size(); ++i)
         if (steps[i].state != before[i].state)
-          changed_steps_.push_back(steps[i]);
-      save_steps(changed_steps_);
+          changed.push_back(steps[i]);
+      save_steps(changed);
       save_tasks({t});
       effects fx;
       fx.note(t, task_before);
@@ -594,22 +900,26 @@ public:
       if (!parse_task_state(r.state, ignored))
         fail(TK_VALIDATION, "unknown task state \"" + r.state + "\"");
     }
-    std::string sql = std::string("SELECT ") + task_cols + " FROM tk_tasks t WHERE t.id > $1";
+    static std::string variants[4];
+    const std::size_t v = (r.state.empty() ? 0 : 1) + (r.namespace_name.empty() ? 0 : 2);
+    if (variants[v].empty()) {
+      std::string sql = "SELECT " TK_TASK_COLS " FROM tk_tasks t WHERE t.id > $1";
+      int n = 2;
+      if (v & 1)
+        sql += " AND t.state = $" + std::to_string(n++);
+      if (v & 2)
+        sql += " AND t.namespace = $" + std::to_string(n++);
+      sql += " ORDER BY t.id LIMIT $" + std::to_string(n);
+      variants[v] = sql;
+    }
     pg_params a;
     a.add(r.after);
-    int n = 2;
-    if (!r.state.empty()) {
-      sql += " AND t.state = $" + std::to_string(n++);
+    if (!r.state.empty())
       a.add(r.state);
-    }
-    if (!r.namespace_name.empty()) {
-      sql += " AND t.namespace = $" + std::to_string(n++);
+    if (!r.namespace_name.empty())
       a.add(r.namespace_name);
-    }
-    sql += " ORDER BY t.id LIMIT $" + std::to_string(n);
     a.add(std::int64_t{r.limit} + 1);
-    auto rows =
-        db_.run(s_list_0 + (r.state.empty() ? 0 : 1) + (r.namespace_name.empty() ? 0 : 2), sql, a);
+    auto rows = db_.run(s_list_0 + v, variants[v], std::move(a));
     std::vector<task_row> tasks;
     for (int i = 0; i < rows.rows(); ++i)
       tasks.push_back(read_task(rows, i, 0));
@@ -633,9 +943,7 @@ public:
       out.clear();
       fx = effects{};
       pg_transaction tx{db_};
-      claim_in_transaction(r, out, fx);
-      notify(fx);
-      tx.commit();
+      claim_in_transaction(r, out, fx, tx);
     });
   }
 
@@ -652,6 +960,7 @@ public:
     });
   }
 
+  // Four round trips: lock tasks, lock steps, write and claim, write and commit.
   void complete_and_claim(const tk_step_result* results, std::size_t count, int* outcomes,
                           const claim_request& r, event_buffer& out, std::mt19937_64& rng,
                           effects& fx) override {
@@ -661,10 +970,8 @@ public:
       out.clear();
       fx = effects{};
       pg_transaction tx{db_};
-      complete_in_transaction(results, count, outcomes, r.now, rng, fx);
-      claim_in_transaction(r, out, fx);
-      notify(fx);
-      tx.commit();
+      complete_in_transaction(results, count, outcomes, r.now, rng, fx, r.max);
+      claim_in_transaction(r, out, fx, tx);
     });
   }
 
@@ -674,11 +981,7 @@ public:
       pg_transaction tx{db_};
       pg_params a;
       a.add(int_array(std::vector<std::int64_t>(step_ids, step_ids + count)));
-      auto rows = db_.run(s_heartbeat_rows,
-                          std::string("SELECT ") + step_cols + ", " + task_cols
-                              + " FROM tk_steps s JOIN tk_tasks t ON t.id = s.task_id"
-                                " WHERE s.id = ANY($1::bigint[]) ORDER BY s.id FOR UPDATE OF s",
-                          a);
+      auto rows = db_.run(s_heartbeat_rows, sql_heartbeat_rows, std::move(a));
       std::unordered_map<std::int64_t, int> row_of;
       for (int i = 0; i < rows.rows(); ++i)
         row_of[rows.integer(i, 0)] = i;
@@ -699,24 +1002,16 @@ public:
       if (!extend.empty()) {
         pg_params u;
         u.add(int_array(extend)).add(lease_until);
-        db_.run(s_heartbeat_extend, "UPDATE tk_steps SET due_at = $2 WHERE id = ANY($1::bigint[])",
-                u);
+        db_.queue(s_heartbeat_extend, sql_heartbeat_extend, std::move(u));
       }
       tx.commit();
     });
   }
 
   millis next_due(const std::vector<std::string>& namespaces, millis now) override {
-    const auto ns = namespaces.empty() ? all_namespaces() : namespaces;
     pg_params a;
-    a.add(text_array(ns));
-    auto r = db_.run(
-        s_next_due,
-        "SELECT EXISTS (SELECT 1 FROM tk_steps WHERE namespace = ANY($1::text[]) AND "
-        "state = 'ready'), (SELECT MIN(due_at) FROM tk_steps WHERE namespace = ANY($1::text[]) "
-        "AND state = 'waiting_for_retry'), (SELECT MIN(due_at) FROM tk_steps WHERE "
-        "namespace = ANY($1::text[]) AND state = 'running')",
-        a);
+    a.add(namespaces.empty() ? text_array(all_namespaces()) : text_array(namespaces));
+    auto r = db_.run(s_next_due, sql_next_due, std::move(a));
     if (r.integer(0, 0))
       return now;
     millis due = -1;
@@ -738,14 +1033,17 @@ private:
   std::unordered_map<std::int64_t, pipeline_ptr> pipelines_;     // immutable once stored
   std::unordered_map<std::string, std::int64_t> pipeline_ids_;   // "ns\nname\nversion" -> id
   std::unordered_map<std::int64_t, std::string> parent_counts_;  // pipeline id -> "{0,1,1}"
-
-  // Per call, reused.
-  std::vector<step_row> changed_steps_;
-  std::vector<task_row> changed_tasks_;
+  struct handoff {
+    step_row step;
+    task_row task;
+  };
+  std::vector<handoff> handoffs_;        // from complete_in_transaction to claim_in_transaction
+  std::vector<std::string> namespaces_;  // of every registered pipeline, refreshed each second
+  std::chrono::steady_clock::time_point namespaces_at_{};
 
   /// Runs `f` again when PostgreSQL aborted it as a serialization failure or
-  /// deadlock (it rolled back, so nothing of it happened); `f` resets its
-  /// outputs first.
+  /// deadlock, or the connection was found dead before anything of it ran
+  /// (nothing of it happened); `f` resets its outputs first.
   template <class F>
   auto retrying(F&& f) -> decltype(f()) {
     for (int attempt = 1;; ++attempt) {
@@ -766,12 +1064,23 @@ private:
     return out;
   }
 
-  /// Queues notifications, sent by PostgreSQL when the transaction commits.
+  const std::string& parent_counts(const pipeline_def& p) {
+    auto& parents = parent_counts_[p.id];
+    if (parents.empty()) {
+      std::vector<std::int64_t> counts;
+      for (const auto& s : p.steps)
+        counts.push_back(static_cast<std::int64_t>(s.parents.size()));
+      parents = int_array(counts);
+    }
+    return parents;
+  }
+
+  /// Queues notifications, which PostgreSQL sends when the transaction commits.
   void notify(const effects& fx) {
     if (fx.work_ready) {
       pg_params a;
       a.add(ready_channel_).add(std::string_view{});
-      db_.run(s_notify, "SELECT pg_notify($1, $2)", a);
+      db_.queue(s_notify, sql_notify, std::move(a));
     }
     std::string payload;
     auto flush = [&] {
@@ -779,7 +1088,7 @@ private:
         return;
       pg_params a;
       a.add(done_channel_).add(payload);
-      db_.run(s_notify, "SELECT pg_notify($1, $2)", a);
+      db_.queue(s_notify, sql_notify, std::move(a));
       payload.clear();
     };
     for (const auto& [id, st] : fx.finished) {
@@ -842,16 +1151,37 @@ private:
     db_.exec("CREATE INDEX tk_steps_retry ON tk_steps (namespace, due_at) "
              "WHERE state = 'waiting_for_retry'");
     db_.exec("CREATE INDEX tk_steps_lease ON tk_steps (namespace, due_at) WHERE state = 'running'");
-    // Children waiting for their parents, found by task.
+    // Children waiting for their parents, which a completion locks by task.
     db_.exec("CREATE INDEX tk_steps_pending ON tk_steps (task_id) WHERE state = 'pending'");
+  }
+
+  void known_namespace(const std::string& ns) {
+    if (std::find(namespaces_.begin(), namespaces_.end(), ns) == namespaces_.end())
+      namespaces_.push_back(ns);
+  }
+
+  /// Namespaces of all registered pipelines: read again at most once a
+  /// second, so a pipeline another process registers is served within one.
+  const std::vector<std::string>& all_namespaces() {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - namespaces_at_ < std::chrono::seconds(1))
+      return namespaces_;
+    static const std::string sql = "SELECT DISTINCT namespace FROM tk_pipelines";
+    auto r = db_.run(s_namespaces, sql, {});
+    namespaces_.clear();
+    for (int i = 0; i < r.rows(); ++i)
+      namespaces_.emplace_back(r.text(i, 0));
+    namespaces_at_ = now;
+    return namespaces_;
   }
 
   pipeline_ptr pipeline_by_id(std::int64_t id) {
     if (auto it = pipelines_.find(id); it != pipelines_.end())
       return it->second;
+    static const std::string sql = "SELECT definition FROM tk_pipelines WHERE id = $1";
     pg_params a;
     a.add(id);
-    auto r = db_.run(s_pipeline_by_id, "SELECT definition FROM tk_pipelines WHERE id = $1", a);
+    auto r = db_.run(s_pipeline_by_id, sql, std::move(a));
     if (r.rows() == 0)
       fail(TK_STORE_ERROR, "pipeline " + std::to_string(id) + " is missing");
     auto p = parse_pipeline(r.text(0, 0));
@@ -866,88 +1196,17 @@ private:
     key.append(r.namespace_name).append("\n").append(r.name).append("\n").append(r.version);
     if (auto it = pipeline_ids_.find(key); it != pipeline_ids_.end())
       return it->second;
+    static const std::string sql =
+        "SELECT id FROM tk_pipelines WHERE namespace = $1 AND name = $2 AND version = $3";
     pg_params a;
     a.add(r.namespace_name).add(r.name).add(r.version);
-    auto found = db_.run(
-        s_pipeline_id,
-        "SELECT id FROM tk_pipelines WHERE namespace = $1 AND name = $2 AND version = $3", a);
+    auto found = db_.run(s_pipeline_id, sql, std::move(a));
     if (found.rows() == 0)
       fail(TK_NOT_FOUND, "no pipeline " + std::string(r.namespace_name) + "/" + std::string(r.name)
                              + "@" + std::string(r.version) + " is registered");
     auto id = found.integer(0, 0);
     pipeline_ids_.emplace(std::move(key), id);  // registrations never change
     return id;
-  }
-
-  create_outcome existing_task(const task_request& r, const pipeline_def& p) {
-    pg_params a;
-    a.add(r.idempotency_key);
-    auto idem =
-        db_.run(s_idem_find, "SELECT id, pipeline_id FROM tk_tasks WHERE idempotency_key = $1", a);
-    if (idem.rows() == 0)
-      return {0, false};
-    auto id = idem.integer(0, 0);
-    auto pid = idem.integer(0, 1);
-    if (pid != p.id)
-      fail(TK_CONFLICT, "idempotency key \"" + std::string(r.idempotency_key)
-                            + "\" already names task " + std::to_string(id) + " of pipeline "
-                            + pipeline_by_id(pid)->label());
-    return {id, false};
-  }
-
-  create_outcome create_in_transaction(const task_request& r, millis now) {
-    auto p = pipeline_by_id(pipeline_id(r));
-    if (!r.idempotency_key.empty())
-      if (auto found = existing_task(r, *p); found.task_id != 0)
-        return found;
-    pg_params a;
-    a.add(p->id)
-        .add(p->namespace_name)
-        .add(std::int64_t{r.priority})
-        .add(r.context)
-        .add_opt(r.idempotency_key)
-        .add(now);
-    auto ins = db_.run(s_task_insert,
-                       "INSERT INTO tk_tasks (pipeline_id, namespace, state, priority, context, "
-                       "idempotency_key, created_at, updated_at, steps_done) "
-                       "VALUES ($1, $2, 'pending', $3, $4, $5, $6, $6, 0) "
-                       "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
-                       a);
-    if (ins.rows() == 0) {  // another process created it with the same key just now
-      auto found = existing_task(r, *p);
-      if (found.task_id == 0)
-        fail(TK_STORE_ERROR, "a task with idempotency key \"" + std::string(r.idempotency_key)
-                                 + "\" conflicted but cannot be found");
-      return found;
-    }
-    const auto task_id = ins.integer(0, 0);
-    auto& parents = parent_counts_[p->id];
-    if (parents.empty()) {
-      std::vector<std::int64_t> counts;
-      for (const auto& s : p->steps)
-        counts.push_back(static_cast<std::int64_t>(s.parents.size()));
-      parents = int_array(counts);
-    }
-    pg_params s;
-    s.add(task_id).add(p->namespace_name).add(std::int64_t{r.priority}).add(now).add(parents);
-    db_.run(
-        s_steps_insert,
-        "INSERT INTO tk_steps (task_id, idx, namespace, priority, state, attempts, "
-        "pending_parents, claim_seq, due_at, created_at) "
-        "SELECT $1, u.ord - 1, $2, $3, CASE WHEN u.parents = 0 THEN 'ready' ELSE 'pending' "
-        "END, 0, u.parents, 0, $4, $4 FROM unnest($5::int[]) WITH ORDINALITY AS u(parents, ord) "
-        "ORDER BY u.ord",
-        s);
-    return {task_id, true};
-  }
-
-  std::vector<std::string> all_namespaces() {
-    pg_params none;
-    auto r = db_.run(s_namespaces, "SELECT DISTINCT namespace FROM tk_pipelines", none);
-    std::vector<std::string> out;
-    for (int i = 0; i < r.rows(); ++i)
-      out.emplace_back(r.text(i, 0));
-    return out;
   }
 
   static step_state step_state_of(std::string_view s) {
@@ -994,21 +1253,7 @@ private:
     return t;
   }
 
-  task_row load_task(std::int64_t id, bool lock) {
-    pg_params a;
-    a.add(id);
-    auto r =
-        lock ? db_.run(
-            s_task_locked,
-            std::string("SELECT ") + task_cols + " FROM tk_tasks t WHERE t.id = $1 FOR UPDATE", a)
-             : db_.run(s_task_by_id,
-                       std::string("SELECT ") + task_cols + " FROM tk_tasks t WHERE t.id = $1", a);
-    if (r.rows() == 0)
-      fail(TK_NOT_FOUND, "no task " + std::to_string(id));
-    return read_task(r, 0, 0);
-  }
-
-  /// Writes every column of the changed steps in one statement.
+  /// Queues one statement writing every column of the changed steps.
   void save_steps(const std::vector<step_row>& steps) {
     if (steps.empty())
       return;
@@ -1033,17 +1278,7 @@ private:
       *arr += '}';
       a.add(*arr);
     }
-    db_.run(
-        s_save_steps,
-        "UPDATE tk_steps AS s SET state = v.state, attempts = v.attempts, "
-        "pending_parents = v.parents, claim_seq = v.seq, due_at = v.due, "
-        "started_at = v.started, finished_at = v.finished, result = v.result, "
-        "last_error = v.error, claimed_by = v.worker "
-        "FROM unnest($1::bigint[], $2::text[], $3::int[], $4::int[], $5::bigint[], "
-        "$6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::text[], $11::text[]) "
-        "AS v(id, state, attempts, parents, seq, due, started, finished, result, error, worker) "
-        "WHERE s.id = v.id",
-        a);
+    db_.queue(s_save_steps, sql_save_steps, std::move(a));
   }
 
   void save_tasks(const std::vector<task_row>& tasks) {
@@ -1062,28 +1297,26 @@ private:
       *arr += '}';
       a.add(*arr);
     }
-    db_.run(s_save_tasks,
-            "UPDATE tk_tasks AS t SET state = v.state, updated_at = v.updated, "
-            "completed_at = v.completed, steps_done = v.done "
-            "FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::int[]) "
-            "AS v(id, state, updated, completed, done) WHERE t.id = v.id",
-            a);
+    db_.queue(s_save_tasks, sql_save_tasks, std::move(a));
   }
 
-  /// A failed task's ready and waiting steps go back to pending (park_unstarted).
+  /// Queues: a failed task's ready and waiting steps go back to pending.
   void park(const std::vector<std::int64_t>& task_ids) {
     if (task_ids.empty())
       return;
     pg_params a;
     a.add(int_array(task_ids));
-    db_.run(s_park,
-            "UPDATE tk_steps SET state = 'pending' WHERE task_id = ANY($1::bigint[]) "
-            "AND state IN ('ready', 'waiting_for_retry')",
-            a);
+    db_.queue(s_park, sql_park, std::move(a));
   }
 
+  // Locks and reads in two round trips; the writes are queued for the next.
+  // Up to `handoff_max` steps made ready here are kept in handoffs_ rather
+  // than saved: the claim that follows in the same transaction takes them
+  // straight from pending to running (one row write instead of two).
   void complete_in_transaction(const tk_step_result* results, std::size_t count, int* outcomes,
-                               millis now, std::mt19937_64& rng, effects& fx) {
+                               millis now, std::mt19937_64& rng, effects& fx,
+                               std::size_t handoff_max = 0) {
+    handoffs_.clear();
     std::vector<std::int64_t> ids;
     for (std::size_t i = 0; i < count; ++i)
       if (outcomes[i] == TK_OK)
@@ -1091,14 +1324,10 @@ private:
     if (ids.empty())
       return;
     const auto id_list = int_array(ids);
-    // 1. Lock the tasks, in id order (the order every writer takes them in).
+    // Tasks first, then their steps (the order every writer locks in).
     pg_params a;
     a.add(id_list);
-    auto trows = db_.run(s_complete_tasks,
-                         std::string("SELECT ") + task_cols
-                             + " FROM tk_tasks t WHERE t.id IN (SELECT task_id FROM tk_steps "
-                               "WHERE id = ANY($1::bigint[])) ORDER BY t.id FOR UPDATE",
-                         a);
+    auto trows = db_.run(s_complete_tasks, sql_complete_tasks, std::move(a));
     std::unordered_map<std::int64_t, std::size_t> task_at;
     std::vector<task_row> tasks;
     std::vector<task_state> tasks_before;
@@ -1106,71 +1335,57 @@ private:
     for (int i = 0; i < trows.rows(); ++i) {
       tasks.push_back(read_task(trows, i, 0));
       tasks_before.push_back(tasks.back().state);
-      task_ids.push_back(tasks.back().id);
       task_at[tasks.back().id] = tasks.size() - 1;
+      task_ids.push_back(tasks.back().id);
     }
-    // 2. Their steps being completed and their waiting children, locked
-    //    (read after the task locks: nobody changes them while we hold those).
     pg_params b;
     b.add(int_array(task_ids)).add(id_list);
-    auto srows = db_.run(s_complete_steps,
-                         std::string("SELECT ") + step_cols
-                             + " FROM tk_steps s WHERE s.task_id = ANY($1::bigint[]) AND "
-                               "(s.id = ANY($2::bigint[]) OR s.state = 'pending') "
-                               "ORDER BY s.id FOR UPDATE",
-                         b);
+    auto srows = db_.run(s_complete_steps, sql_complete_steps, std::move(b));
     std::vector<step_row> steps;
     std::unordered_map<std::int64_t, std::size_t> step_at;
     std::map<std::pair<std::int64_t, int>, std::size_t> child_at;  // (task, index) -> position
-    auto child_key = [](std::int64_t task, int index) { return std::make_pair(task, index); };
     steps.reserve(static_cast<std::size_t>(srows.rows()));
     for (int i = 0; i < srows.rows(); ++i) {
       steps.push_back(read_step(srows, i));
       step_at[steps.back().id] = steps.size() - 1;
+      child_at[{steps.back().task_id, steps.back().index}] = steps.size() - 1;
     }
     std::vector<bool> dirty(steps.size(), false);
     std::vector<std::int64_t> parked;
     auto find_child = [&](std::int64_t task, int index) -> step_row* {
-      if (child_at.empty())
-        for (std::size_t k = 0; k < steps.size(); ++k)
-          child_at[child_key(steps[k].task_id, steps[k].index)] = k;
-      if (auto it = child_at.find(child_key(task, index)); it != child_at.end()) {
+      if (auto it = child_at.find({task, index}); it != child_at.end()) {
         dirty[it->second] = true;
         return &steps[it->second];
       }
-      // Not pending, so not loaded above (a child that is already past
-      // waiting): load it on its own.
+      // Not pending, so not loaded above: load it on its own (rare).
       pg_params c;
       c.add(task).add(std::int64_t{index});
-      auto r = db_.run(s_child,
-                       std::string("SELECT ") + step_cols
-                           + " FROM tk_steps s WHERE s.task_id = $1 AND s.idx = $2 FOR UPDATE",
-                       c);
-      if (r.rows() == 0)
+      auto row = db_.run(s_child, sql_child, std::move(c));
+      if (row.rows() == 0)
         return nullptr;
-      steps.push_back(read_step(r, 0));
+      steps.push_back(read_step(row, 0));
       dirty.push_back(true);
-      child_at[child_key(task, index)] = steps.size() - 1;
+      child_at[{task, index}] = steps.size() - 1;
       step_at[steps.back().id] = steps.size() - 1;
       return &steps.back();
     };
     for (std::size_t i = 0; i < count; ++i) {
       if (outcomes[i] != TK_OK)
         continue;
-      const auto& r = results[i];
-      auto sit = step_at.find(r.step_id);
+      const auto& res = results[i];
+      auto sit = step_at.find(res.step_id);
       if (sit == step_at.end()) {
         outcomes[i] = TK_NOT_FOUND;
         continue;
       }
       const auto pos = sit->second;
       auto& t = tasks[task_at.at(steps[pos].task_id)];
-      outcomes[i] = check_claim(steps[pos], t, r.fencing_token);
+      outcomes[i] = check_claim(steps[pos], t, res.fencing_token);
       if (outcomes[i] != TK_OK)
         continue;
       dirty[pos] = true;
-      if (r.kind == TK_RESULT_SUCCESS) {
-        bool done = apply_success(steps[pos], t, r.result_json ? r.result_json : "null", now);
+      if (res.kind == TK_RESULT_SUCCESS) {
+        bool done = apply_success(steps[pos], t, res.result_json ? res.result_json : "null", now);
         if (done)
           continue;
         const auto task_id = steps[pos].task_id;
@@ -1184,82 +1399,93 @@ private:
             fx.work_ready = true;
         }
       } else {
-        auto effect = apply_failure(steps[pos], t, r, now, rng);
+        auto effect = apply_failure(steps[pos], t, res, now, rng);
         if (effect == failure_effect::retry_now)
           fx.work_ready = true;
         else if (effect == failure_effect::failed)
           parked.push_back(t.id);
       }
     }
-    changed_steps_.clear();
-    for (std::size_t k = 0; k < steps.size(); ++k)
-      if (dirty[k])
-        changed_steps_.push_back(std::move(steps[k]));
-    save_steps(changed_steps_);
+    std::vector<step_row> changed;
+    for (std::size_t k = 0; k < steps.size(); ++k) {
+      if (!dirty[k])
+        continue;
+      if (steps[k].state == step_state::ready && handoffs_.size() < handoff_max) {
+        const auto& t = tasks[task_at.at(steps[k].task_id)];
+        if (task_active(t)) {
+          handoffs_.push_back({std::move(steps[k]), t});
+          continue;
+        }
+      }
+      changed.push_back(std::move(steps[k]));
+    }
+    save_steps(changed);
     save_tasks(tasks);
     park(parked);
     for (std::size_t k = 0; k < tasks.size(); ++k)
       fx.note(tasks[k], tasks_before[k]);
   }
 
-  void claim_in_transaction(const claim_request& r, event_buffer& out, effects& fx) {
+  // Two round trips (after whatever the caller queued): due work and
+  // candidates, then the claimed rows' writes, ancestors' results, the
+  // notifications and the COMMIT. Events are built once committed.
+  void claim_in_transaction(const claim_request& r, event_buffer& out, effects& fx,
+                            pg_transaction& tx) {
     const auto namespaces = r.namespaces->empty() ? all_namespaces() : *r.namespaces;
-    if (namespaces.empty())
+    if (namespaces.empty()) {
+      notify(fx);
+      tx.commit();
       return;
-    const auto ns_list = text_array(namespaces);
-    // Due retries become ready. SKIP LOCKED: rows another worker is
-    // promoting are its business, and nobody waits on anybody.
-    {
-      pg_params a;
-      a.add(ns_list).add(r.now);
-      auto u = db_.run(s_promote,
-                       "UPDATE tk_steps SET state = 'ready' WHERE id IN (SELECT id FROM tk_steps "
-                       "WHERE namespace = ANY($1::text[]) AND state = 'waiting_for_retry' AND "
-                       "due_at <= $2 FOR UPDATE SKIP LOCKED)",
-                       a);
-      if (u.affected() > 0)
-        fx.work_ready = true;
     }
-    // Expired leases are taken back: the step and its task locked together,
-    // skipped if another worker holds either.
-    {
-      pg_params a;
-      a.add(ns_list).add(r.now);
-      auto rows = db_.run(s_expired,
-                          std::string("SELECT ") + step_cols + ", " + task_cols
-                              + " FROM tk_steps s JOIN tk_tasks t ON t.id = s.task_id"
-                                " WHERE s.namespace = ANY($1::text[]) AND s.state = 'running' AND "
-                                "s.due_at <= $2 ORDER BY s.id LIMIT 1000 FOR UPDATE SKIP LOCKED",
-                          a);
-      if (rows.rows() > 0) {
-        std::vector<task_row> tasks;
-        std::vector<task_state> before;
-        std::unordered_map<std::int64_t, std::size_t> task_at;
-        changed_steps_.clear();
-        std::vector<std::int64_t> parked;
-        for (int i = 0; i < rows.rows(); ++i) {
-          auto s = read_step(rows, i);
-          auto [it, fresh] = task_at.emplace(s.task_id, tasks.size());
-          if (fresh) {
-            tasks.push_back(read_task(rows, i, step_col_count));
-            before.push_back(tasks.back().state);
-          }
-          auto& t = tasks[it->second];
-          auto effect = expire_lease(s, t, r.now);
-          if (effect == failure_effect::retry_now)
-            fx.work_ready = true;
-          else if (effect == failure_effect::failed)
-            parked.push_back(t.id);
-          changed_steps_.push_back(std::move(s));
-        }
-        save_steps(changed_steps_);
-        save_tasks(tasks);
-        park(parked);
-        for (std::size_t k = 0; k < tasks.size(); ++k)
-          fx.note(tasks[k], before[k]);
-        if (rows.rows() == 1000)
-          fx.work_ready = true;  // more to take back: the next call goes on
+    const auto ns_list = text_array(namespaces);
+    pg_params pa, ea;
+    pa.add(ns_list).add(r.now);
+    ea.add(ns_list).add(r.now);
+    const auto promoted = db_.queue(s_promote, sql_promote, std::move(pa));
+    const auto expired = db_.queue(s_expired, sql_expired, std::move(ea));
+    auto queue_claims = [&] {
+      std::vector<std::size_t> at;
+      for (const auto& ns : namespaces) {
+        pg_params a;
+        a.add(ns).add(static_cast<std::int64_t>(r.max - handoffs_.size()));
+        at.push_back(db_.queue(s_claim, sql_claim, std::move(a)));
       }
+      return at;
+    };
+    auto claims = queue_claims();
+    auto res = db_.send();
+    bool expired_ready = false;
+    if (res[promoted].affected() > 0)
+      fx.work_ready = true;
+    // Expired leases are taken back (ready again, or failed for good).
+    if (const auto& rows = res[expired]; rows.rows() > 0) {
+      std::vector<task_row> tasks;
+      std::vector<task_state> before;
+      std::unordered_map<std::int64_t, std::size_t> task_at;
+      std::vector<step_row> changed;
+      std::vector<std::int64_t> parked;
+      for (int i = 0; i < rows.rows(); ++i) {
+        auto s = read_step(rows, i);
+        auto [it, fresh] = task_at.emplace(s.task_id, tasks.size());
+        if (fresh) {
+          tasks.push_back(read_task(rows, i, step_col_count));
+          before.push_back(tasks.back().state);
+        }
+        auto& t = tasks[it->second];
+        auto effect = expire_lease(s, t, r.now);
+        if (effect == failure_effect::retry_now)
+          expired_ready = fx.work_ready = true;
+        else if (effect == failure_effect::failed)
+          parked.push_back(t.id);
+        changed.push_back(std::move(s));
+      }
+      save_steps(changed);
+      save_tasks(tasks);
+      park(parked);
+      for (std::size_t k = 0; k < tasks.size(); ++k)
+        fx.note(tasks[k], before[k]);
+      if (rows.rows() == 1000)
+        fx.work_ready = true;  // more to take back: the next call goes on
     }
     // Candidates per namespace in claim order (each walks the claim index),
     // merged when there are several namespaces.
@@ -1271,98 +1497,113 @@ private:
     std::vector<candidate> candidates;
     std::vector<task_row> tasks;
     std::unordered_map<std::int64_t, std::size_t> task_at;
-    for (const auto& ns : namespaces) {
-      pg_params a;
-      a.add(ns).add(static_cast<std::int64_t>(r.max));
-      auto rows = db_.run(s_claim,
-                          std::string("SELECT ") + step_cols + ", " + task_cols
-                              + ", s.priority FROM tk_steps s JOIN tk_tasks t ON t.id = s.task_id"
-                                " WHERE s.namespace = $1 AND s.state = 'ready'"
-                                " ORDER BY s.priority DESC, s.due_at, s.id LIMIT $2"
-                                " FOR UPDATE OF s SKIP LOCKED",
-                          a);
-      for (int i = 0; i < rows.rows(); ++i) {
-        auto s = read_step(rows, i);
-        auto [it, fresh] = task_at.emplace(s.task_id, tasks.size());
-        if (fresh)
-          tasks.push_back(read_task(rows, i, step_col_count));
-        candidates.push_back({std::move(s), rows.integer(i, step_col_count + 10), it->second});
-      }
+    std::unordered_map<std::int64_t, bool> seen;
+    // Steps this transaction just made ready come first: they are locked
+    // already, and the worker that advanced a task carries on with it.
+    for (auto& h : handoffs_) {
+      auto [it, fresh] = task_at.emplace(h.task.id, tasks.size());
+      if (fresh)
+        tasks.push_back(h.task);
+      seen.emplace(h.step.id, true);
+      candidates.push_back({std::move(h.step), h.task.priority, it->second});
     }
-    if (namespaces.size() > 1)
-      std::sort(candidates.begin(), candidates.end(), [](const candidate& a, const candidate& b) {
-        if (a.priority != b.priority)
-          return a.priority > b.priority;
-        if (a.step.due_at != b.step.due_at)
-          return a.step.due_at < b.step.due_at;
-        return a.step.id < b.step.id;
-      });
+    const std::size_t handed = handoffs_.size();
+    handoffs_.clear();
+    auto take = [&](const std::vector<pg_result>& results, const std::vector<std::size_t>& at) {
+      for (auto c : at) {
+        const auto& rows = results[c];
+        for (int i = 0; i < rows.rows(); ++i) {
+          auto s = read_step(rows, i);
+          if (!seen.emplace(s.id, true).second)
+            continue;  // locked by us in the first round already
+          auto [it, fresh] = task_at.emplace(s.task_id, tasks.size());
+          if (fresh)
+            tasks.push_back(read_task(rows, i, step_col_count));
+          candidates.push_back({std::move(s), rows.integer(i, step_col_count + 10), it->second});
+        }
+      }
+    };
+    take(res, claims);
+    if (expired_ready && candidates.size() < r.max) {
+      // Steps whose lease ran out are ready again: a second look (this
+      // happens only when leases lapse), sent with the expiry's writes.
+      auto again = queue_claims();
+      auto more = db_.send();
+      take(more, again);
+    }
+    if (namespaces.size() > 1 || expired_ready)
+      std::sort(candidates.begin() + static_cast<std::ptrdiff_t>(handed), candidates.end(),
+                [](const candidate& a, const candidate& b) {
+                  if (a.priority != b.priority)
+                    return a.priority > b.priority;
+                  if (a.step.due_at != b.step.due_at)
+                    return a.step.due_at < b.step.due_at;
+                  return a.step.id < b.step.id;
+                });
     if (candidates.size() > r.max)
       candidates.resize(r.max);  // the rest stay locked until commit, unchanged
-    if (candidates.empty())
-      return;
-    // Results of completed steps, for the candidates whose step has ancestors.
-    std::vector<std::int64_t> need;
-    for (const auto& c : candidates) {
-      const auto& t = tasks[c.task];
+    std::vector<step_row> changed;
+    std::vector<std::int64_t> started, need;
+    std::vector<std::size_t> claimed;  // into candidates
+    for (std::size_t k = 0; k < candidates.size(); ++k) {
+      auto& c = candidates[k];
+      auto& t = tasks[c.task];
+      if (!task_active(t)) {  // a leftover of a task that ended: not to run
+        park_unstarted(c.step);
+        changed.push_back(c.step);
+        continue;
+      }
+      if (t.state == task_state::pending)
+        started.push_back(t.id);
+      claim_step(c.step, t, r.now, r.lease_ms, r.worker);
+      changed.push_back(c.step);
+      claimed.push_back(k);
       if (!t.pipeline->steps[static_cast<std::size_t>(c.step.index)].ancestors.empty())
         need.push_back(t.id);
     }
-    std::unordered_map<std::int64_t, std::vector<std::string>> results;
+    save_steps(changed);
+    if (!started.empty()) {
+      std::sort(started.begin(), started.end());
+      started.erase(std::unique(started.begin(), started.end()), started.end());
+      pg_params a;
+      a.add(int_array(started)).add(r.now);
+      db_.queue(s_start_tasks, sql_start_tasks, std::move(a));
+    }
+    std::size_t ancestors = pg_connection::unnamed;
     if (!need.empty()) {
       std::sort(need.begin(), need.end());
       need.erase(std::unique(need.begin(), need.end()), need.end());
       pg_params a;
       a.add(int_array(need));
-      auto rows = db_.run(s_ancestors,
-                          "SELECT task_id, idx, result FROM tk_steps WHERE task_id = "
-                          "ANY($1::bigint[]) AND state = 'complete'",
-                          a);
+      ancestors = db_.queue(s_ancestors, sql_ancestors, std::move(a));
+    }
+    notify(fx);
+    auto last = tx.commit();
+    if (claimed.empty())
+      return;
+    std::unordered_map<std::int64_t, std::vector<std::string>> done;
+    if (ancestors != pg_connection::unnamed) {
+      const auto& rows = last[ancestors];
       for (int i = 0; i < rows.rows(); ++i) {
-        auto task_id = rows.integer(i, 0);
-        auto& v = results[task_id];
+        const auto task_id = rows.integer(i, 0);
+        auto& v = done[task_id];
         if (v.empty())
           v.resize(tasks[task_at.at(task_id)].pipeline->steps.size());
-        auto idx = static_cast<std::size_t>(rows.integer(i, 1));
+        const auto idx = static_cast<std::size_t>(rows.integer(i, 1));
         if (idx < v.size())
           v[idx].assign(rows.text(i, 2));
       }
     }
-    changed_steps_.clear();
-    std::vector<std::int64_t> started;
     static const std::string no_result;
-    for (auto& c : candidates) {
-      auto& s = c.step;
-      auto& t = tasks[c.task];
-      if (!task_active(t)) {  // a leftover of a task that ended: not to run
-        park_unstarted(s);
-        changed_steps_.push_back(s);
-        continue;
-      }
-      if (t.state == task_state::pending)
-        started.push_back(t.id);
-      claim_step(s, t, r.now, r.lease_ms, r.worker);
-      changed_steps_.push_back(s);
-      auto rit = results.find(t.id);
-      add_event(out, s, t, s.due_at, [&](int index) -> std::string_view {
-        if (rit == results.end())
+    for (auto k : claimed) {
+      const auto& c = candidates[k];
+      const auto& t = tasks[c.task];
+      auto dit = done.find(t.id);
+      add_event(out, c.step, t, c.step.due_at, [&](int index) -> const std::string& {
+        if (dit == done.end())
           return no_result;
-        return rit->second[static_cast<std::size_t>(index)];
+        return dit->second[static_cast<std::size_t>(index)];
       });
-    }
-    save_steps(changed_steps_);
-    if (!started.empty()) {
-      // pending -> running. SKIP LOCKED: a task locked by someone else
-      // (being cancelled) keeps its state; the cancel then ends it anyway.
-      std::sort(started.begin(), started.end());
-      started.erase(std::unique(started.begin(), started.end()), started.end());
-      pg_params a;
-      a.add(int_array(started)).add(r.now);
-      db_.run(s_start_tasks,
-              "UPDATE tk_tasks SET state = 'running', updated_at = $2 WHERE id IN (SELECT id "
-              "FROM tk_tasks WHERE id = ANY($1::bigint[]) AND state = 'pending' FOR UPDATE "
-              "SKIP LOCKED)",
-              a);
     }
   }
 };
