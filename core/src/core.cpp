@@ -219,6 +219,11 @@ TK_API tk_core* tk_open(const char* url, const char* options_json, tk_error* err
           fail(TK_INVALID_ARGUMENT, "option schema must be a string");
         po.schema = s->get<std::string>();
       }
+      if (auto a = opts.find("async_worker_commits"); a != opts.end()) {
+        if (!a->is_boolean())
+          fail(TK_INVALID_ARGUMENT, "option async_worker_commits must be true or false");
+        po.async_worker_commits = a->get<bool>();
+      }
       core->st = make_pg_store(po);
     } else {
       fail(TK_UNSUPPORTED, "unknown store URL \"" + u

@@ -37,7 +37,13 @@ class pg_result {
 public:
   explicit pg_result(PGresult* r) : r_(r) {}
   pg_result(pg_result&& o) noexcept : r_(std::exchange(o.r_, nullptr)) {}
-  pg_result& operator=(pg_result&&) = delete;
+  pg_result& operator=(pg_result&& o) noexcept {
+    if (this != &o) {
+      PQclear(r_);
+      r_ = std::exchange(o.r_, nullptr);
+    }
+    return *this;
+  }
   pg_result(const pg_result&) = delete;
   ~pg_result() { PQclear(r_); }
 
@@ -207,10 +213,11 @@ public:
 
   /// Starts a transaction: its BEGIN goes out with the first batch, after a
   /// reconnect if the connection was lost (nothing has run yet).
-  void begin(bool read_only = false) {
+  void begin(bool read_only = false, bool async_commit = false) {
     in_tx_ = true;
     begin_pending_ = true;
     read_only_ = read_only;
+    async_commit_ = async_commit;
     batches_ = 0;
   }
   /// Queues COMMIT and sends the last batch; returns its results.
@@ -255,6 +262,7 @@ private:
   std::int64_t fail_countdown_ = -1;
   std::vector<queued> queued_;
   bool in_tx_ = false, begin_pending_ = false, read_only_ = false, commits_queued_ = false;
+  bool async_commit_ = false;
   bool forget_prepared_ = false;  // an error hit a batch that prepared statements
   int batches_ = 0;               // sent in the current transaction
 
@@ -342,6 +350,12 @@ std::vector<pg_result> pg_connection::send() {
     if (PQsendQueryParams(c_, b.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0) != 1)
       send_failed();
     is_query.push_back(false);
+    if (async_commit_) {
+      static const char* off = "SET LOCAL synchronous_commit = off";
+      if (PQsendQueryParams(c_, off, 0, nullptr, nullptr, nullptr, nullptr, 0) != 1)
+        send_failed();
+      is_query.push_back(false);
+    }
   }
   std::vector<std::size_t> prepared_now;
   for (auto& q : batch) {
@@ -443,7 +457,10 @@ std::vector<pg_result> pg_connection::send() {
 /// Commits explicitly, rolls back if left by an exception.
 class pg_transaction {
 public:
-  explicit pg_transaction(pg_connection& c, bool read_only = false) : c_(c) { c_.begin(read_only); }
+  explicit pg_transaction(pg_connection& c, bool read_only = false, bool async_commit = false)
+    : c_(c) {
+    c_.begin(read_only, async_commit);
+  }
   pg_transaction(const pg_transaction&) = delete;
   pg_transaction& operator=(const pg_transaction&) = delete;
   ~pg_transaction() {
@@ -601,9 +618,9 @@ enum slot : std::size_t {
   s_promote,
   s_expired,
   s_claim,
-  s_ancestors,
-  s_start_tasks,
+  s_claim_ids,
   s_complete_tasks,
+  s_tasks_locked,
   s_complete_steps,
   s_child,
   s_save_steps,
@@ -640,6 +657,9 @@ const std::string sql_idem_find = "SELECT id, pipeline_id FROM tk_tasks WHERE id
 const std::string sql_complete_tasks =
     "SELECT " TK_TASK_COLS " FROM tk_tasks t WHERE t.id IN (SELECT task_id FROM tk_steps "
     "WHERE id = ANY($1::bigint[])) ORDER BY t.id FOR UPDATE";
+const std::string sql_tasks_locked =
+    "SELECT " TK_TASK_COLS " FROM tk_tasks t WHERE t.id = ANY($1::bigint[]) ORDER BY t.id "
+    "FOR UPDATE";
 // By the tasks' ids (known from the first statement): the planner then walks
 // the pending index per task, not the whole of it.
 const std::string sql_complete_steps =
@@ -676,29 +696,55 @@ const std::string sql_expired =
     "SELECT " TK_STEP_COLS ", " TK_TASK_COLS " FROM tk_steps s JOIN tk_tasks t ON t.id = s.task_id"
     " WHERE s.namespace = ANY($1::text[]) AND s.state = 'running' AND s.due_at <= $2"
     " ORDER BY s.id LIMIT 1000 FOR UPDATE SKIP LOCKED";
+
+// A claim is one statement: `pick` chooses the steps, `upd` applies
+// claim_step's transition (transitions.cpp defines it: running, attempt
+// counted, new fencing token, lease, start time, worker), `started` moves
+// their pending tasks to running (SKIP LOCKED: a task being cancelled keeps
+// its state, and the cancel ends it anyway), and the rows come back in claim
+// order with their task and the results of their task's complete steps
+// (`idx:length:result`...), for the dependency results of the events.
+#define TK_CLAIM_TAIL(NOW, LEASE, WORKER)                                                          \
+  "upd AS (UPDATE tk_steps s SET state = 'running', attempts = s.attempts + 1, "                   \
+  "claim_seq = s.claim_seq + 1, pending_parents = 0, due_at = " LEASE ", started_at = " NOW        \
+  ", claimed_by = " WORKER " FROM pick WHERE s.id = pick.id RETURNING s.id, s.task_id, s.idx, "    \
+  "s.state, s.attempts, s.pending_parents, s.claim_seq, s.due_at, s.created_at, s.started_at, "    \
+  "s.finished_at, s.result, s.last_error, s.claimed_by, pick.prio, pick.ready_at), "               \
+  "started AS (UPDATE tk_tasks SET state = 'running', updated_at = " NOW " WHERE id IN "           \
+  "(SELECT x.id FROM (SELECT DISTINCT task_id FROM upd) u CROSS JOIN LATERAL (SELECT t.id "        \
+  "FROM tk_tasks t WHERE t.id = u.task_id AND t.state = 'pending' FOR UPDATE SKIP LOCKED) x)) "    \
+  "SELECT upd.id, upd.task_id, upd.idx, upd.state, upd.attempts, upd.pending_parents, "            \
+  "upd.claim_seq, upd.due_at, upd.created_at, upd.started_at, upd.finished_at, upd.result, "       \
+  "upd.last_error, upd.claimed_by, " TK_TASK_COLS ", upd.prio, "                                   \
+  "(SELECT string_agg(a.idx || ':' || octet_length(a.result) || ':' || a.result, '' "              \
+  "ORDER BY a.idx) FROM tk_steps a WHERE a.task_id = upd.task_id AND a.state = 'complete') "       \
+  "FROM upd JOIN tk_tasks t ON t.id = upd.task_id ORDER BY upd.prio DESC, upd.ready_at, upd.id"
 const std::string sql_claim =
-    "SELECT " TK_STEP_COLS ", " TK_TASK_COLS ", s.priority"
-    " FROM tk_steps s JOIN tk_tasks t ON t.id = s.task_id"
-    " WHERE s.namespace = $1 AND s.state = 'ready'"
-    " ORDER BY s.priority DESC, s.due_at, s.id LIMIT $2 FOR UPDATE OF s SKIP LOCKED";
-const std::string sql_ancestors =
-    "SELECT task_id, idx, result FROM tk_steps WHERE task_id = ANY($1::bigint[]) "
-    "AND state = 'complete'";
-// pending -> running. SKIP LOCKED: a task locked by someone else (being
-// cancelled) keeps its state; the cancel ends it anyway.
-const std::string sql_start_tasks =
-    "UPDATE tk_tasks SET state = 'running', updated_at = $2 WHERE id IN (SELECT id "
-    "FROM tk_tasks WHERE id = ANY($1::bigint[]) AND state = 'pending' FOR UPDATE SKIP LOCKED)";
+    "WITH pick AS (SELECT s.id, s.priority AS prio, s.due_at AS ready_at FROM tk_steps s "
+    "WHERE s.namespace = $1 AND s.state = 'ready' ORDER BY s.priority DESC, s.due_at, s.id "
+    "LIMIT $2 FOR UPDATE SKIP LOCKED), " TK_CLAIM_TAIL("$3", "$4", "$5");
+// Steps this transaction made ready and keeps locked (hand-off).
+const std::string sql_claim_ids =
+    "WITH pick AS (SELECT s.id, s.priority AS prio, s.due_at AS ready_at FROM tk_steps s "
+    "WHERE s.id = ANY($1::bigint[])), " TK_CLAIM_TAIL("$2", "$3", "$4");
+constexpr int claim_done_column = step_col_count + 11;
 const std::string sql_heartbeat_rows =
     "SELECT " TK_STEP_COLS ", " TK_TASK_COLS " FROM tk_steps s JOIN tk_tasks t ON t.id = s.task_id"
     " WHERE s.id = ANY($1::bigint[]) ORDER BY s.id FOR UPDATE OF s";
 const std::string sql_heartbeat_extend =
     "UPDATE tk_steps SET due_at = $2 WHERE id = ANY($1::bigint[]) AND due_at < $2";
+// Per namespace, so that each probe is a plain index scan in due order: it
+// marks the entries of finished rows dead as it passes them, and the next
+// probe skips them (with `namespace = ANY` the planner takes a bitmap scan,
+// which visits every dead row again, every time).
 const std::string sql_next_due =
-    "SELECT EXISTS (SELECT 1 FROM tk_steps WHERE namespace = ANY($1::text[]) AND "
-    "state = 'ready'), (SELECT MIN(due_at) FROM tk_steps WHERE namespace = ANY($1::text[]) "
-    "AND state = 'waiting_for_retry'), (SELECT MIN(due_at) FROM tk_steps WHERE "
-    "namespace = ANY($1::text[]) AND state = 'running')";
+    "SELECT bool_or(r.ready), min(w.due_at), min(l.due_at) FROM unnest($1::text[]) AS n(ns) "
+    "CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM tk_steps s WHERE s.namespace = n.ns AND "
+    "s.state = 'ready') AS ready) r "
+    "LEFT JOIN LATERAL (SELECT s.due_at FROM tk_steps s WHERE s.namespace = n.ns AND "
+    "s.state = 'waiting_for_retry' ORDER BY s.due_at LIMIT 1) w ON true "
+    "LEFT JOIN LATERAL (SELECT s.due_at FROM tk_steps s WHERE s.namespace = n.ns AND "
+    "s.state = 'running' ORDER BY s.due_at LIMIT 1) l ON true";
 
 class pg_store final : public store {
 public:
@@ -719,6 +765,7 @@ public:
   void inject_fault(std::int64_t n) override { db_.fail_after(n); }
 
   pipeline_ptr register_pipeline(std::shared_ptr<pipeline_def> p) override {
+    next_due_fresh_ = false;  // this call may change it
     static const std::string insert =
         "INSERT INTO tk_pipelines (namespace, name, version, definition) VALUES ($1, $2, $3, $4) "
         "ON CONFLICT (namespace, name, version) DO NOTHING RETURNING id";
@@ -762,6 +809,7 @@ public:
   // NOTIFY and COMMIT. A taken idempotency key shows as no row back.
   void create_tasks(const task_request* r, std::size_t n, millis now, create_outcome* out,
                     effects& fx) override {
+    next_due_fresh_ = false;  // this call may change it
     retrying([&] {
       fx = effects{};
       pg_transaction tx{db_};
@@ -861,6 +909,7 @@ public:
   }
 
   void cancel_task(std::int64_t task_id, millis now) override {
+    next_due_fresh_ = false;  // this call may change it
     retrying([&] {
       pg_transaction tx{db_};
       pg_params a, b;
@@ -939,21 +988,23 @@ public:
   }
 
   void claim(const claim_request& r, event_buffer& out, std::mt19937_64&, effects& fx) override {
+    next_due_fresh_ = false;  // this call may change it
     retrying([&] {
       out.clear();
       fx = effects{};
-      pg_transaction tx{db_};
+      pg_transaction tx{db_, false, options_.async_worker_commits};
       claim_in_transaction(r, out, fx, tx);
     });
   }
 
   void complete(const tk_step_result* results, std::size_t count, int* outcomes, millis now,
                 std::mt19937_64& rng, effects& fx) override {
+    next_due_fresh_ = false;  // this call may change it
     const std::vector<int> initial(outcomes, outcomes + count);
     retrying([&] {
       std::copy(initial.begin(), initial.end(), outcomes);
       fx = effects{};
-      pg_transaction tx{db_};
+      pg_transaction tx{db_, false, options_.async_worker_commits};
       complete_in_transaction(results, count, outcomes, now, rng, fx);
       notify(fx);
       tx.commit();
@@ -964,12 +1015,13 @@ public:
   void complete_and_claim(const tk_step_result* results, std::size_t count, int* outcomes,
                           const claim_request& r, event_buffer& out, std::mt19937_64& rng,
                           effects& fx) override {
+    next_due_fresh_ = false;  // this call may change it
     const std::vector<int> initial(outcomes, outcomes + count);
     retrying([&] {
       std::copy(initial.begin(), initial.end(), outcomes);
       out.clear();
       fx = effects{};
-      pg_transaction tx{db_};
+      pg_transaction tx{db_, false, options_.async_worker_commits};
       complete_in_transaction(results, count, outcomes, r.now, rng, fx, r.max);
       claim_in_transaction(r, out, fx, tx);
     });
@@ -977,8 +1029,9 @@ public:
 
   void heartbeat(const std::int64_t* step_ids, const std::int64_t* tokens, std::size_t count,
                  millis lease_until, int* outcomes) override {
+    next_due_fresh_ = false;  // this call may change it
     retrying([&] {
-      pg_transaction tx{db_};
+      pg_transaction tx{db_, false, options_.async_worker_commits};
       pg_params a;
       a.add(int_array(std::vector<std::int64_t>(step_ids, step_ids + count)));
       auto rows = db_.run(s_heartbeat_rows, sql_heartbeat_rows, std::move(a));
@@ -1009,19 +1062,17 @@ public:
   }
 
   millis next_due(const std::vector<std::string>& namespaces, millis now) override {
+    // A claim answers this question in its own batch; right after one
+    // (the poller asks when it has nothing to do) that answer is used.
+    if (next_due_fresh_ && next_due_namespaces_ == namespaces) {
+      next_due_fresh_ = false;
+      return next_due_.ready ? now : next_due_.due;
+    }
     pg_params a;
     a.add(namespaces.empty() ? text_array(all_namespaces()) : text_array(namespaces));
     auto r = db_.run(s_next_due, sql_next_due, std::move(a));
-    if (r.integer(0, 0))
-      return now;
-    millis due = -1;
-    for (int col : {1, 2})
-      if (!r.null(0, col)) {
-        auto d = r.integer(0, col);
-        if (due < 0 || d < due)
-          due = d;
-      }
-    return due;
+    auto d = read_next_due(r);
+    return d.ready ? now : d.due;
   }
 
 private:
@@ -1037,6 +1088,35 @@ private:
     step_row step;
     task_row task;
   };
+  struct due_info {
+    bool ready = false;
+    millis due = -1;
+  };
+  due_info next_due_;
+  std::vector<std::string> next_due_namespaces_;
+  bool next_due_fresh_ = false;
+  // What the last claim saw (its batch ends with the next_due query), so a
+  // claim runs the statements for due retries and lapsed leases only when
+  // one may be due: a statement saved per claim each.
+  millis running_due_ = -1;    ///< earliest lease end
+  millis waiting_due_ = -1;    ///< earliest retry (also lowered by our own failures)
+  bool check_expired_ = true;  ///< unknown yet, or a lapsed lease was left
+  bool check_waiting_ = true;  ///< unknown yet
+  /// Task of each step this store claimed and has not completed yet: a
+  /// completion of those locks tasks and steps in one round trip.
+  std::unordered_map<std::int64_t, std::int64_t> task_of_;
+
+  static due_info read_next_due(const pg_result& r) {
+    due_info d;
+    d.ready = !r.null(0, 0) && r.integer(0, 0) != 0;
+    for (int col : {1, 2})
+      if (!r.null(0, col)) {
+        auto v = r.integer(0, col);
+        if (d.due < 0 || v < d.due)
+          d.due = v;
+      }
+    return d;
+  }
   std::vector<handoff> handoffs_;        // from complete_in_transaction to claim_in_transaction
   std::vector<std::string> namespaces_;  // of every registered pipeline, refreshed each second
   std::chrono::steady_clock::time_point namespaces_at_{};
@@ -1324,10 +1404,38 @@ private:
     if (ids.empty())
       return;
     const auto id_list = int_array(ids);
-    // Tasks first, then their steps (the order every writer locks in).
-    pg_params a;
-    a.add(id_list);
-    auto trows = db_.run(s_complete_tasks, sql_complete_tasks, std::move(a));
+    // Tasks first, then their steps (the order every writer locks in). When
+    // this store claimed every one of the steps, it knows their tasks: both
+    // statements go in one round trip.
+    std::vector<std::int64_t> known;
+    for (auto id : ids) {
+      auto it = task_of_.find(id);
+      if (it == task_of_.end()) {
+        known.clear();
+        break;
+      }
+      known.push_back(it->second);
+    }
+    for (auto id : ids)
+      task_of_.erase(id);
+    pg_result trows{nullptr}, srows{nullptr};
+    if (!known.empty()) {
+      std::sort(known.begin(), known.end());
+      known.erase(std::unique(known.begin(), known.end()), known.end());
+      const auto task_list = int_array(known);
+      pg_params a, b;
+      a.add(task_list);
+      b.add(task_list).add(id_list);
+      const auto ti = db_.queue(s_tasks_locked, sql_tasks_locked, std::move(a));
+      const auto si = db_.queue(s_complete_steps, sql_complete_steps, std::move(b));
+      auto both = db_.send();
+      trows = std::move(both[ti]);
+      srows = std::move(both[si]);
+    } else {
+      pg_params a;
+      a.add(id_list);
+      trows = db_.run(s_complete_tasks, sql_complete_tasks, std::move(a));
+    }
     std::unordered_map<std::int64_t, std::size_t> task_at;
     std::vector<task_row> tasks;
     std::vector<task_state> tasks_before;
@@ -1338,9 +1446,11 @@ private:
       task_at[tasks.back().id] = tasks.size() - 1;
       task_ids.push_back(tasks.back().id);
     }
-    pg_params b;
-    b.add(int_array(task_ids)).add(id_list);
-    auto srows = db_.run(s_complete_steps, sql_complete_steps, std::move(b));
+    if (known.empty()) {
+      pg_params b;
+      b.add(int_array(task_ids)).add(id_list);
+      srows = db_.run(s_complete_steps, sql_complete_steps, std::move(b));
+    }
     std::vector<step_row> steps;
     std::unordered_map<std::int64_t, std::size_t> step_at;
     std::map<std::pair<std::int64_t, int>, std::size_t> child_at;  // (task, index) -> position
@@ -1352,6 +1462,7 @@ private:
     }
     std::vector<bool> dirty(steps.size(), false);
     std::vector<std::int64_t> parked;
+    std::size_t made_ready = 0;  // steps this call made claimable
     auto find_child = [&](std::int64_t task, int index) -> step_row* {
       if (auto it = child_at.find({task, index}); it != child_at.end()) {
         dirty[it->second] = true;
@@ -1396,12 +1507,15 @@ private:
             fail(TK_STORE_ERROR, "step " + std::to_string(c) + " of task " + std::to_string(task_id)
                                      + " is missing");
           if (release_parent(*child, t, now))
-            fx.work_ready = true;
+            ++made_ready;
         }
       } else {
         auto effect = apply_failure(steps[pos], t, res, now, rng);
+        if (effect == failure_effect::retry_later)
+          waiting_due_ =
+              waiting_due_ < 0 ? steps[pos].due_at : std::min(waiting_due_, steps[pos].due_at);
         if (effect == failure_effect::retry_now)
-          fx.work_ready = true;
+          ++made_ready;
         else if (effect == failure_effect::failed)
           parked.push_back(t.id);
       }
@@ -1419,6 +1533,9 @@ private:
       }
       changed.push_back(std::move(steps[k]));
     }
+    // Work for others (and a NOTIFY) only if some of it is not handed off.
+    if (made_ready > handoffs_.size())
+      fx.work_ready = true;
     save_steps(changed);
     save_tasks(tasks);
     park(parked);
@@ -1426,185 +1543,151 @@ private:
       fx.note(tasks[k], tasks_before[k]);
   }
 
-  // Two round trips (after whatever the caller queued): due work and
-  // candidates, then the claimed rows' writes, ancestors' results, the
-  // notifications and the COMMIT. Events are built once committed.
+  // One round trip (with whatever the caller queued): due retries promoted,
+  // the claim statements, the next due time for the poller, notifications
+  // and COMMIT. When a lease may have run out (the last look said one was
+  // due by now, or saw one it could not take), expired leases are taken back
+  // first, in the same transaction: one more round trip, only then.
   void claim_in_transaction(const claim_request& r, event_buffer& out, effects& fx,
                             pg_transaction& tx) {
-    const auto namespaces = r.namespaces->empty() ? all_namespaces() : *r.namespaces;
-    if (namespaces.empty()) {
-      notify(fx);
-      tx.commit();
-      return;
-    }
+    const auto& namespaces = r.namespaces->empty() ? all_namespaces() : *r.namespaces;
     const auto ns_list = text_array(namespaces);
-    pg_params pa, ea;
-    pa.add(ns_list).add(r.now);
-    ea.add(ns_list).add(r.now);
-    const auto promoted = db_.queue(s_promote, sql_promote, std::move(pa));
-    const auto expired = db_.queue(s_expired, sql_expired, std::move(ea));
-    auto queue_claims = [&] {
-      std::vector<std::size_t> at;
-      for (const auto& ns : namespaces) {
-        pg_params a;
-        a.add(ns).add(static_cast<std::int64_t>(r.max - handoffs_.size()));
-        at.push_back(db_.queue(s_claim, sql_claim, std::move(a)));
-      }
-      return at;
-    };
-    auto claims = queue_claims();
-    auto res = db_.send();
-    bool expired_ready = false;
-    if (res[promoted].affected() > 0)
-      fx.work_ready = true;
-    // Expired leases are taken back (ready again, or failed for good).
-    if (const auto& rows = res[expired]; rows.rows() > 0) {
-      std::vector<task_row> tasks;
-      std::vector<task_state> before;
-      std::unordered_map<std::int64_t, std::size_t> task_at;
-      std::vector<step_row> changed;
-      std::vector<std::int64_t> parked;
-      for (int i = 0; i < rows.rows(); ++i) {
-        auto s = read_step(rows, i);
-        auto [it, fresh] = task_at.emplace(s.task_id, tasks.size());
-        if (fresh) {
-          tasks.push_back(read_task(rows, i, step_col_count));
-          before.push_back(tasks.back().state);
-        }
-        auto& t = tasks[it->second];
-        auto effect = expire_lease(s, t, r.now);
-        if (effect == failure_effect::retry_now)
-          expired_ready = fx.work_ready = true;
-        else if (effect == failure_effect::failed)
-          parked.push_back(t.id);
-        changed.push_back(std::move(s));
-      }
-      save_steps(changed);
-      save_tasks(tasks);
-      park(parked);
-      for (std::size_t k = 0; k < tasks.size(); ++k)
-        fx.note(tasks[k], before[k]);
-      if (rows.rows() == 1000)
-        fx.work_ready = true;  // more to take back: the next call goes on
-    }
-    // Candidates per namespace in claim order (each walks the claim index),
-    // merged when there are several namespaces.
-    struct candidate {
-      step_row step;
-      std::int64_t priority;
-      std::size_t task;
-    };
-    std::vector<candidate> candidates;
-    std::vector<task_row> tasks;
-    std::unordered_map<std::int64_t, std::size_t> task_at;
-    std::unordered_map<std::int64_t, bool> seen;
-    // Steps this transaction just made ready come first: they are locked
-    // already, and the worker that advanced a task carries on with it.
-    for (auto& h : handoffs_) {
-      auto [it, fresh] = task_at.emplace(h.task.id, tasks.size());
-      if (fresh)
-        tasks.push_back(h.task);
-      seen.emplace(h.step.id, true);
-      candidates.push_back({std::move(h.step), h.task.priority, it->second});
-    }
-    const std::size_t handed = handoffs_.size();
+    if (!namespaces.empty() && (check_expired_ || (running_due_ >= 0 && r.now >= running_due_)))
+      take_back_expired(ns_list, r.now, fx);
+    const bool promote = check_waiting_ || (waiting_due_ >= 0 && r.now >= waiting_due_);
+    const auto handed = std::min(handoffs_.size(), r.max);
+    std::vector<std::int64_t> handoff_ids;
+    for (std::size_t k = 0; k < handed; ++k)
+      handoff_ids.push_back(handoffs_[k].step.id);
     handoffs_.clear();
-    auto take = [&](const std::vector<pg_result>& results, const std::vector<std::size_t>& at) {
-      for (auto c : at) {
-        const auto& rows = results[c];
-        for (int i = 0; i < rows.rows(); ++i) {
-          auto s = read_step(rows, i);
-          if (!seen.emplace(s.id, true).second)
-            continue;  // locked by us in the first round already
-          auto [it, fresh] = task_at.emplace(s.task_id, tasks.size());
-          if (fresh)
-            tasks.push_back(read_task(rows, i, step_col_count));
-          candidates.push_back({std::move(s), rows.integer(i, step_col_count + 10), it->second});
+    const auto lease_until = r.now + r.lease_ms;
+    std::vector<std::size_t> claims;
+    if (!handoff_ids.empty()) {
+      pg_params a;
+      a.add(int_array(handoff_ids)).add(r.now).add(lease_until).add(r.worker);
+      claims.push_back(db_.queue(s_claim_ids, sql_claim_ids, std::move(a)));
+    }
+    std::size_t due = pg_connection::unnamed;
+    if (!namespaces.empty()) {
+      if (promote) {
+        pg_params pa;
+        pa.add(ns_list).add(r.now);
+        db_.queue(s_promote, sql_promote, std::move(pa));
+      }
+      if (r.max > handed)
+        for (const auto& ns : namespaces) {
+          pg_params a;
+          a.add(ns)
+              .add(static_cast<std::int64_t>(r.max - handed))
+              .add(r.now)
+              .add(lease_until)
+              .add(r.worker);
+          claims.push_back(db_.queue(s_claim, sql_claim, std::move(a)));
         }
-      }
-    };
-    take(res, claims);
-    if (expired_ready && candidates.size() < r.max) {
-      // Steps whose lease ran out are ready again: a second look (this
-      // happens only when leases lapse), sent with the expiry's writes.
-      auto again = queue_claims();
-      auto more = db_.send();
-      take(more, again);
-    }
-    if (namespaces.size() > 1 || expired_ready)
-      std::sort(candidates.begin() + static_cast<std::ptrdiff_t>(handed), candidates.end(),
-                [](const candidate& a, const candidate& b) {
-                  if (a.priority != b.priority)
-                    return a.priority > b.priority;
-                  if (a.step.due_at != b.step.due_at)
-                    return a.step.due_at < b.step.due_at;
-                  return a.step.id < b.step.id;
-                });
-    if (candidates.size() > r.max)
-      candidates.resize(r.max);  // the rest stay locked until commit, unchanged
-    std::vector<step_row> changed;
-    std::vector<std::int64_t> started, need;
-    std::vector<std::size_t> claimed;  // into candidates
-    for (std::size_t k = 0; k < candidates.size(); ++k) {
-      auto& c = candidates[k];
-      auto& t = tasks[c.task];
-      if (!task_active(t)) {  // a leftover of a task that ended: not to run
-        park_unstarted(c.step);
-        changed.push_back(c.step);
-        continue;
-      }
-      if (t.state == task_state::pending)
-        started.push_back(t.id);
-      claim_step(c.step, t, r.now, r.lease_ms, r.worker);
-      changed.push_back(c.step);
-      claimed.push_back(k);
-      if (!t.pipeline->steps[static_cast<std::size_t>(c.step.index)].ancestors.empty())
-        need.push_back(t.id);
-    }
-    save_steps(changed);
-    if (!started.empty()) {
-      std::sort(started.begin(), started.end());
-      started.erase(std::unique(started.begin(), started.end()), started.end());
-      pg_params a;
-      a.add(int_array(started)).add(r.now);
-      db_.queue(s_start_tasks, sql_start_tasks, std::move(a));
-    }
-    std::size_t ancestors = pg_connection::unnamed;
-    if (!need.empty()) {
-      std::sort(need.begin(), need.end());
-      need.erase(std::unique(need.begin(), need.end()), need.end());
-      pg_params a;
-      a.add(int_array(need));
-      ancestors = db_.queue(s_ancestors, sql_ancestors, std::move(a));
+      pg_params d;
+      d.add(ns_list);
+      due = db_.queue(s_next_due, sql_next_due, std::move(d));
     }
     notify(fx);
-    auto last = tx.commit();
-    if (claimed.empty())
-      return;
-    std::unordered_map<std::int64_t, std::vector<std::string>> done;
-    if (ancestors != pg_connection::unnamed) {
-      const auto& rows = last[ancestors];
-      for (int i = 0; i < rows.rows(); ++i) {
-        const auto task_id = rows.integer(i, 0);
-        auto& v = done[task_id];
-        if (v.empty())
-          v.resize(tasks[task_at.at(task_id)].pipeline->steps.size());
-        const auto idx = static_cast<std::size_t>(rows.integer(i, 1));
-        if (idx < v.size())
-          v[idx].assign(rows.text(i, 2));
-      }
+    auto res = tx.commit();
+
+    // Events in claim order: hand-offs first, then each namespace's rows
+    // (merged by priority when there are several namespaces).
+    struct claimed {
+      const pg_result* rows;
+      int row;
+      std::int64_t priority;
+      step_row step;
+    };
+    std::vector<claimed> got;
+    for (std::size_t k = 0; k < claims.size(); ++k) {
+      const auto& rows = res[claims[k]];
+      for (int i = 0; i < rows.rows(); ++i)
+        got.push_back({&rows, i, rows.integer(i, step_col_count + 10), read_step(rows, i)});
     }
-    static const std::string no_result;
-    for (auto k : claimed) {
-      const auto& c = candidates[k];
-      const auto& t = tasks[c.task];
-      auto dit = done.find(t.id);
-      add_event(out, c.step, t, c.step.due_at, [&](int index) -> const std::string& {
-        if (dit == done.end())
-          return no_result;
-        return dit->second[static_cast<std::size_t>(index)];
+    if (namespaces.size() > 1) {
+      const auto first = got.begin() + (handoff_ids.empty() ? 0 : res[claims[0]].rows());
+      std::stable_sort(first, got.end(), [](const claimed& x, const claimed& y) {
+        return x.priority > y.priority;  // each list is in claim order already
       });
     }
+    for (auto& c : got) {
+      auto t = read_task(*c.rows, c.row, step_col_count);
+      t.state = task_state::running;  // as claim_step leaves it
+      task_of_[c.step.id] = c.step.task_id;
+      const auto done = c.rows->text(c.row, claim_done_column);
+      add_event(out, c.step, t, c.step.due_at, [&](int index) { return result_of(done, index); });
+    }
+    if (task_of_.size() > 1'000'000)
+      task_of_.clear();  // steps whose leases lapsed: only an optimisation is lost
+    if (due != pg_connection::unnamed) {
+      const auto& d = res[due];
+      next_due_ = read_next_due(d);
+      next_due_namespaces_ = *r.namespaces;
+      next_due_fresh_ = true;
+      running_due_ = d.null(0, 2) ? -1 : d.integer(0, 2);
+      waiting_due_ = d.null(0, 1) ? -1 : d.integer(0, 1);
+      check_waiting_ = false;
+      // A lease ran out that this call did not take back (locked by
+      // another worker, or not expected yet): the next call does, soon.
+      check_expired_ = running_due_ >= 0 && running_due_ <= r.now;
+      if (check_expired_ || (waiting_due_ >= 0 && waiting_due_ <= r.now))
+        fx.work_ready = true;
+    }
+  }
+
+  /// The result of step `index` in a claim row's `idx:length:result`... list
+  /// (empty: none).
+  static std::string_view result_of(std::string_view done, int index) {
+    while (!done.empty()) {
+      auto c1 = done.find(':');
+      auto c2 = done.find(':', c1 + 1);
+      if (c1 == std::string_view::npos || c2 == std::string_view::npos)
+        break;
+      int idx = -1;
+      std::size_t len = 0;
+      std::from_chars(done.data(), done.data() + c1, idx);
+      std::from_chars(done.data() + c1 + 1, done.data() + c2, len);
+      auto value = done.substr(c2 + 1, len);
+      if (idx == index)
+        return value;
+      done = done.substr(std::min(done.size(), c2 + 1 + len));
+    }
+    return {};
+  }
+
+  /// Expired leases are taken back (ready again, or failed for good) in the
+  /// current transaction; their writes are queued.
+  void take_back_expired(const std::string& ns_list, millis now, effects& fx) {
+    pg_params a;
+    a.add(ns_list).add(now);
+    auto rows = db_.run(s_expired, sql_expired, std::move(a));
+    std::vector<task_row> tasks;
+    std::vector<task_state> before;
+    std::unordered_map<std::int64_t, std::size_t> task_at;
+    std::vector<step_row> changed;
+    std::vector<std::int64_t> parked;
+    for (int i = 0; i < rows.rows(); ++i) {
+      auto s = read_step(rows, i);
+      auto [it, fresh] = task_at.emplace(s.task_id, tasks.size());
+      if (fresh) {
+        tasks.push_back(read_task(rows, i, step_col_count));
+        before.push_back(tasks.back().state);
+      }
+      auto& t = tasks[it->second];
+      auto effect = expire_lease(s, t, now);
+      if (effect == failure_effect::retry_now)
+        fx.work_ready = true;
+      else if (effect == failure_effect::failed)
+        parked.push_back(t.id);
+      task_of_.erase(s.id);
+      changed.push_back(std::move(s));
+    }
+    save_steps(changed);
+    save_tasks(tasks);
+    park(parked);
+    for (std::size_t k = 0; k < tasks.size(); ++k)
+      fx.note(tasks[k], before[k]);
   }
 };
 
@@ -1625,6 +1708,13 @@ pg_options parse_pg_url(const std::string& url) {
     rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
     if (item.rfind("schema=", 0) == 0) {
       o.schema = std::string(item.substr(7));
+      continue;
+    }
+    if (item.rfind("async_worker_commits=", 0) == 0) {
+      auto v = item.substr(21);
+      if (v != "true" && v != "false" && v != "on" && v != "off" && v != "1" && v != "0")
+        fail(TK_INVALID_ARGUMENT, "postgresql: async_worker_commits must be true or false");
+      o.async_worker_commits = v == "true" || v == "on" || v == "1";
       continue;
     }
     if (!kept.empty())

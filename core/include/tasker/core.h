@@ -81,7 +81,11 @@ typedef struct tk_worker tk_worker;
  *       "busy_timeout_ms" (default 5000) SQLite lock wait,
  *       "synchronous"     ("normal" default, "full", "off") SQLite durability,
  *       "seed"            (default: random) seed of the retry jitter,
- *       "schema"          PostgreSQL schema (overrides the URL's schema=).
+ *       "schema"          PostgreSQL schema (overrides the URL's schema=),
+ *       "async_worker_commits" (default false) PostgreSQL: claims and
+ *                         completions commit without waiting for the WAL
+ *                         flush; a server crash may then lose the last moments
+ *                         of progress, which runs again. Creation stays durable.
  *  Returns NULL on failure with `err` filled. */
 TK_API tk_core* tk_open(const char* url, const char* options_json, tk_error* err);
 /** Closes the core; a NULL core is ignored. Workers of it must be closed first. */
