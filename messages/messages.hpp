@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "messages/file_messages.hpp"
+#include "messages/process_messages.hpp"
 #include "messages/step_event.hpp"
 #include "messages/step_result.hpp"
 #include "messages/task_request.hpp"
@@ -39,7 +41,7 @@ CAF_ADD_ATOM(tasker, tasker, register_atom, "register")
 CAF_ADD_ATOM(tasker, tasker, create_atom, "create")
 /// Reply once a task has ended.
 CAF_ADD_ATOM(tasker, tasker, wait_atom, "wait")
-/// Cancel a task.
+/// Cancel a task (poller), or a running process by request id (process actor).
 CAF_ADD_ATOM(tasker, tasker, cancel_atom, "cancel")
 /// List tasks (filter JSON in, list JSON out).
 CAF_ADD_ATOM(tasker, tasker, list_atom, "list")
@@ -49,5 +51,23 @@ CAF_ADD_ATOM(tasker, tasker, status_atom, "status")
 CAF_ADD_ATOM(tasker, tasker, idle_atom, "idle")
 /// Stop claiming, finish what runs (up to a deadline), reply, then stop.
 CAF_ADD_ATOM(tasker, tasker, drain_atom, "drain")
+
+// The file and process actors (new IDs go here, at the end, so that the
+// IDs above never move).
+CAF_ADD_TYPE_ID(tasker, (tasker::file_error))
+CAF_ADD_TYPE_ID(tasker, (tasker::file_view))
+CAF_ADD_TYPE_ID(tasker, (tasker::file_read_result))
+CAF_ADD_TYPE_ID(tasker, (tasker::file_write_result))
+CAF_ADD_TYPE_ID(tasker, (tasker::process_request))
+CAF_ADD_TYPE_ID(tasker, (tasker::process_result))
+
+/// Read a file (file actor): a path in, a file_read_result out.
+CAF_ADD_ATOM(tasker, tasker, read_atom, "read")
+/// Replace a file atomically (file actor): path and bytes in, a file_write_result out.
+CAF_ADD_ATOM(tasker, tasker, write_atom, "write")
+/// Run a program (process actor): a process_request in, a process_result out.
+CAF_ADD_ATOM(tasker, tasker, run_atom, "run")
+/// A run ended (the process actor's I/O thread to the actor).
+CAF_ADD_ATOM(tasker, tasker, done_atom, "done")
 
 CAF_END_TYPE_ID_BLOCK(tasker)
