@@ -1,6 +1,7 @@
-// The SQL store: one implementation of the store semantics in portable SQL,
-// over a small connection interface. SQLite is its first driver; PostgreSQL
-// plugs in as a second driver with its own dialect (placeholders, row locks).
+// The SQL store: the store semantics in SQL, row by row, over a small
+// connection interface with SQLite as its driver. (PostgreSQL has a store of
+// its own, pg_store.hpp: over a network, row by row costs a round trip per
+// statement.)
 #pragma once
 
 #include <memory>

@@ -1,5 +1,5 @@
-// The store interface: one implementation per backend (memory, SQLite, and
-// PostgreSQL through the same SQL code). Every store implements the same
+// The store interface: one implementation per backend (memory, SQLite,
+// PostgreSQL). Every store implements the same
 // semantics, checked by one conformance suite (tests/core_conformance_test.cpp).
 //
 // A store is not thread-safe: the core serialises calls on one store object.
