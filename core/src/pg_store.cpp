@@ -293,6 +293,12 @@ private:
     backend_pid_.store(PQbackendPID(c_), std::memory_order_relaxed);
     // Quiet NOTICEs (CREATE ... IF NOT EXISTS), and our tables first.
     PQclear(PQexec(c_, "SET client_min_messages TO warning"));
+    // Every statement is prepared once and written for one plan (index
+    // walks in claim or id order): planning it again on each run, as
+    // PostgreSQL's default does for its first runs and whenever a custom plan
+    // looks cheaper, cost more than running it (a worker's cycle went from
+    // about 0.9 ms to 0.5 ms).
+    PQclear(PQexec(c_, "SET plan_cache_mode TO force_generic_plan"));
     check(PQexec(c_, ("SET search_path TO \"" + schema_ + "\"").c_str()), "SET search_path");
   }
 
