@@ -101,6 +101,9 @@ TEST_CASE("a task created through one core wakes a worker on another, and its en
   at_runner.attach(runner);
   register_pipeline(maker, pipeline_json("test", "flow", linear_steps()));
 
+  // The LISTEN connections say they are up with one wake-up of their own.
+  REQUIRE(at_runner.wait_for([&] { return at_runner.wakeups > 0; }));
+  REQUIRE(at_maker.wait_for([&] { return at_maker.wakeups > 0; }));
   const int before = at_runner.wakeup_count();
   const auto id = create_diamond_task(maker);
   CHECK(at_runner.wait_for([&] { return at_runner.wakeups > before; }));
@@ -118,6 +121,41 @@ TEST_CASE("a task created through one core wakes a worker on another, and its en
         return true;
     return false;
   }));
+}
+
+TEST_CASE("a worker is woken by new work in the namespaces it claims from, not by others'"
+          * doctest::timeout(60)) {
+  const auto url = fresh_pg_url();
+  core_handle maker(url), runner(url);
+  observer at_runner;
+  at_runner.attach(runner);
+  register_pipeline(maker, pipeline_json("alpha", "flow", linear_steps()));
+  register_pipeline(maker, pipeline_json("beta", "flow", linear_steps()));
+  // The LISTEN connection says it is up with one wake-up of its own.
+  REQUIRE(at_runner.wait_for([&] { return at_runner.wakeups > 0; }));
+  worker_handle w(runner, "alpha-only");
+  CHECK(poll(w, 10, 0, {"alpha"}).empty());  // from now on it serves alpha
+  task_args beta;
+  beta.ns = "beta";
+  task_args alpha;
+  alpha.ns = "alpha";
+  const int before = at_runner.wakeup_count();
+  create_task(maker, beta);
+  // A task's end travels on the same connection after the beta NOTIFY: once
+  // the runner heard it, it has heard (and ignored) the beta work too.
+  const auto marker = create_task(maker, beta);
+  tk_error err{};
+  REQUIRE(tk_cancel_task(maker, marker, &err) == TK_OK);
+  REQUIRE(at_runner.wait_for([&] {
+    for (const auto& [task, state] : at_runner.finished)
+      if (task == marker)
+        return true;
+    return false;
+  }));
+  create_task(maker, alpha);
+  REQUIRE(at_runner.wait_for([&] { return at_runner.wakeups > before; }));
+  CHECK(at_runner.wakeup_count() == before + 1);
+  CHECK(poll(w, 10, 0, {"alpha"}).size() == 1);
 }
 
 TEST_CASE("two parents completed at the same moment on two cores release the join exactly once"

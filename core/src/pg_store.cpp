@@ -9,6 +9,7 @@
 #include <charconv>
 #include <cstdlib>
 #include <map>
+#include <mutex>
 #include <thread>
 #include <unordered_map>
 #include <utility>
@@ -490,10 +491,11 @@ private:
 
 class pg_listener {
 public:
+  /// `wanted` says whether work made ready in a namespace concerns this core.
   pg_listener(std::string conninfo, std::string schema, const std::atomic<int>& own_pid,
-              std::function<void(const effects&)> fn)
+              std::function<void(const effects&)> fn, std::function<bool(std::string_view)> wanted)
     : conninfo_(std::move(conninfo)), schema_(std::move(schema)), own_pid_(own_pid),
-      fn_(std::move(fn)) {
+      fn_(std::move(fn)), wanted_(std::move(wanted)) {
     if (::pipe(stop_pipe_) != 0)
       fail(TK_STORE_ERROR, "postgresql: cannot create the listener's stop pipe");
     thread_ = std::thread([this] { run(); });
@@ -513,6 +515,7 @@ private:
   std::string conninfo_, schema_;
   const std::atomic<int>& own_pid_;
   std::function<void(const effects&)> fn_;
+  std::function<bool(std::string_view)> wanted_;
   int stop_pipe_[2] = {-1, -1};
   std::atomic<bool> stopping_{false};
   std::thread thread_;
@@ -570,7 +573,9 @@ private:
 
   void parse(std::string_view channel, std::string_view payload, effects& out) {
     if (channel.size() > 5 && channel.substr(channel.size() - 5) == "ready") {
-      out.work_ready = true;
+      // The payload names the namespace ("": unknown, so any).
+      if (payload.empty() || wanted_(payload))
+        out.work_ready = true;
       return;
     }
     // "id:state id:state ..."
@@ -765,13 +770,15 @@ public:
     listener_.reset();
     if (fn)
       listener_ = std::make_unique<pg_listener>(options_.conninfo, options_.schema,
-                                                db_.backend_pid(), std::move(fn));
+                                                db_.backend_pid(), std::move(fn),
+                                                [this](std::string_view ns) { return serves(ns); });
   }
 
   void inject_fault(std::int64_t n) override { db_.fail_after(n); }
 
   pipeline_ptr register_pipeline(std::shared_ptr<pipeline_def> p) override {
     next_due_fresh_ = false;  // this call may change it
+    ready_ns_.clear();
     static const std::string insert =
         "INSERT INTO tk_pipelines (namespace, name, version, definition) VALUES ($1, $2, $3, $4) "
         "ON CONFLICT (namespace, name, version) DO NOTHING RETURNING id";
@@ -816,6 +823,7 @@ public:
   void create_tasks(const task_request* r, std::size_t n, millis now, create_outcome* out,
                     effects& fx) override {
     next_due_fresh_ = false;  // this call may change it
+    ready_ns_.clear();
     retrying([&] {
       fx = effects{};
       pg_transaction tx{db_};
@@ -851,6 +859,8 @@ public:
         at[i] = db_.queue(s_create, sql_create, std::move(a));
       }
       fx.work_ready = n > 0;
+      for (const auto& p : pipelines)
+        ready_ns_.push_back(p->namespace_name);
       notify(fx);
       auto res = tx.commit();
       for (std::size_t i = 0; i < n; ++i) {
@@ -916,6 +926,7 @@ public:
 
   void cancel_task(std::int64_t task_id, millis now) override {
     next_due_fresh_ = false;  // this call may change it
+    ready_ns_.clear();
     retrying([&] {
       pg_transaction tx{db_};
       pg_params a, b;
@@ -995,6 +1006,7 @@ public:
 
   void claim(const claim_request& r, event_buffer& out, std::mt19937_64&, effects& fx) override {
     next_due_fresh_ = false;  // this call may change it
+    ready_ns_.clear();
     retrying([&] {
       out.clear();
       fx = effects{};
@@ -1006,6 +1018,7 @@ public:
   void complete(const tk_step_result* results, std::size_t count, int* outcomes, millis now,
                 std::mt19937_64& rng, effects& fx) override {
     next_due_fresh_ = false;  // this call may change it
+    ready_ns_.clear();
     const std::vector<int> initial(outcomes, outcomes + count);
     retrying([&] {
       std::copy(initial.begin(), initial.end(), outcomes);
@@ -1022,6 +1035,7 @@ public:
                           const claim_request& r, event_buffer& out, std::mt19937_64& rng,
                           effects& fx) override {
     next_due_fresh_ = false;  // this call may change it
+    ready_ns_.clear();
     const std::vector<int> initial(outcomes, outcomes + count);
     retrying([&] {
       std::copy(initial.begin(), initial.end(), outcomes);
@@ -1036,6 +1050,7 @@ public:
   void heartbeat(const std::int64_t* step_ids, const std::int64_t* tokens, std::size_t count,
                  millis lease_until, int* outcomes) override {
     next_due_fresh_ = false;  // this call may change it
+    ready_ns_.clear();
     retrying([&] {
       pg_transaction tx{db_, false, options_.async_worker_commits};
       pg_params a;
@@ -1123,7 +1138,32 @@ private:
       }
     return d;
   }
-  std::vector<handoff> handoffs_;        // from complete_in_transaction to claim_in_transaction
+  std::vector<handoff> handoffs_;  // from complete_in_transaction to claim_in_transaction
+  std::vector<std::string>
+      ready_ns_;  ///< namespaces given ready work by this call (NOTIFY payloads)
+  // The namespaces this core's claims asked for: the LISTEN thread wakes it
+  // only for those (before its first claim, and after a claim of "all": any).
+  mutable std::mutex served_mu_;
+  std::vector<std::string> served_;
+  bool serve_all_ = true;
+  bool claimed_yet_ = false;
+
+  bool serves(std::string_view ns) const {
+    std::lock_guard<std::mutex> g{served_mu_};
+    return serve_all_ || std::find(served_.begin(), served_.end(), ns) != served_.end();
+  }
+  void note_served(const std::vector<std::string>& namespaces) {
+    std::lock_guard<std::mutex> g{served_mu_};
+    if (namespaces.empty()) {
+      serve_all_ = true;
+    } else if (!claimed_yet_) {
+      serve_all_ = false;
+    }
+    claimed_yet_ = true;
+    for (const auto& n : namespaces)
+      if (std::find(served_.begin(), served_.end(), n) == served_.end())
+        served_.push_back(n);
+  }
   std::vector<std::string> namespaces_;  // of every registered pipeline, refreshed each second
   std::chrono::steady_clock::time_point namespaces_at_{};
 
@@ -1164,10 +1204,17 @@ private:
   /// Queues notifications, which PostgreSQL sends when the transaction commits.
   void notify(const effects& fx) {
     if (fx.work_ready) {
-      pg_params a;
-      a.add(ready_channel_).add(std::string_view{});
-      db_.queue(s_notify, sql_notify, std::move(a));
+      std::sort(ready_ns_.begin(), ready_ns_.end());
+      ready_ns_.erase(std::unique(ready_ns_.begin(), ready_ns_.end()), ready_ns_.end());
+      if (ready_ns_.empty())
+        ready_ns_.emplace_back();  // "": some namespace
+      for (const auto& ns : ready_ns_) {
+        pg_params a;
+        a.add(ready_channel_).add(ns);
+        db_.queue(s_notify, sql_notify, std::move(a));
+      }
     }
+    ready_ns_.clear();
     std::string payload;
     auto flush = [&] {
       if (payload.empty())
@@ -1469,6 +1516,7 @@ private:
     std::vector<bool> dirty(steps.size(), false);
     std::vector<std::int64_t> parked;
     std::size_t made_ready = 0;  // steps this call made claimable
+    std::vector<const std::string*> made_ready_ns;
     auto find_child = [&](std::int64_t task, int index) -> step_row* {
       if (auto it = child_at.find({task, index}); it != child_at.end()) {
         dirty[it->second] = true;
@@ -1512,17 +1560,20 @@ private:
           if (!child)
             fail(TK_STORE_ERROR, "step " + std::to_string(c) + " of task " + std::to_string(task_id)
                                      + " is missing");
-          if (release_parent(*child, t, now))
+          if (release_parent(*child, t, now)) {
             ++made_ready;
+            made_ready_ns.push_back(&t.pipeline->namespace_name);
+          }
         }
       } else {
         auto effect = apply_failure(steps[pos], t, res, now, rng);
         if (effect == failure_effect::retry_later)
           waiting_due_ =
               waiting_due_ < 0 ? steps[pos].due_at : std::min(waiting_due_, steps[pos].due_at);
-        if (effect == failure_effect::retry_now)
+        if (effect == failure_effect::retry_now) {
           ++made_ready;
-        else if (effect == failure_effect::failed)
+          made_ready_ns.push_back(&t.pipeline->namespace_name);
+        } else if (effect == failure_effect::failed)
           parked.push_back(t.id);
       }
     }
@@ -1540,8 +1591,11 @@ private:
       changed.push_back(std::move(steps[k]));
     }
     // Work for others (and a NOTIFY) only if some of it is not handed off.
-    if (made_ready > handoffs_.size())
+    if (made_ready > handoffs_.size()) {
       fx.work_ready = true;
+      for (const auto* ns : made_ready_ns)
+        ready_ns_.push_back(*ns);
+    }
     save_steps(changed);
     save_tasks(tasks);
     park(parked);
@@ -1556,6 +1610,7 @@ private:
   // first, in the same transaction: one more round trip, only then.
   void claim_in_transaction(const claim_request& r, event_buffer& out, effects& fx,
                             pg_transaction& tx) {
+    note_served(*r.namespaces);
     const auto& namespaces = r.namespaces->empty() ? all_namespaces() : *r.namespaces;
     const auto ns_list = text_array(namespaces);
     if (!namespaces.empty() && (check_expired_ || (running_due_ >= 0 && r.now >= running_due_)))
@@ -1682,9 +1737,10 @@ private:
       }
       auto& t = tasks[it->second];
       auto effect = expire_lease(s, t, now);
-      if (effect == failure_effect::retry_now)
+      if (effect == failure_effect::retry_now) {
         fx.work_ready = true;
-      else if (effect == failure_effect::failed)
+        ready_ns_.push_back(t.pipeline->namespace_name);
+      } else if (effect == failure_effect::failed)
         parked.push_back(t.id);
       task_of_.erase(s.id);
       changed.push_back(std::move(s));
