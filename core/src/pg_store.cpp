@@ -664,9 +664,10 @@ const std::string sql_create =
     "VALUES ($1, $2, 'pending', $3, $4, $5, $6, $6, 0) "
     "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id) "
     "INSERT INTO tk_steps (task_id, idx, namespace, priority, state, attempts, pending_parents, "
-    "claim_seq, due_at, created_at) "
+    "parents, claim_seq, due_at, created_at) "
     "SELECT t.id, u.ord - 1, $2, $3, CASE WHEN u.parents = 0 THEN 'ready' ELSE 'pending' END, "
-    "0, u.parents, 0, $6, $6 FROM t, unnest($7::int[]) WITH ORDINALITY AS u(parents, ord) "
+    "0, u.parents, u.parents, 0, $6, $6 FROM t, unnest($7::int[]) WITH ORDINALITY AS u(parents, "
+    "ord) "
     "ORDER BY u.ord RETURNING task_id";
 const std::string sql_idem_find = "SELECT id, pipeline_id FROM tk_tasks WHERE idempotency_key = $1";
 // Lock order everywhere: tasks by id, then their steps by id.
@@ -718,22 +719,23 @@ const std::string sql_expired =
 // counted, new fencing token, lease, start time, worker), `started` moves
 // their pending tasks to running (SKIP LOCKED: a task being cancelled keeps
 // its state, and the cancel ends it anyway), and the rows come back in claim
-// order with their task and the results of their task's complete steps
+// order with their task and (for steps with parents) the results of their task's complete steps
 // (`idx:length:result`...), for the dependency results of the events.
 #define TK_CLAIM_TAIL(NOW, LEASE, WORKER)                                                          \
   "upd AS (UPDATE tk_steps s SET state = 'running', attempts = s.attempts + 1, "                   \
   "claim_seq = s.claim_seq + 1, pending_parents = 0, due_at = " LEASE ", started_at = " NOW        \
   ", claimed_by = " WORKER " FROM pick WHERE s.id = pick.id RETURNING s.id, s.task_id, s.idx, "    \
   "s.state, s.attempts, s.pending_parents, s.claim_seq, s.due_at, s.created_at, s.started_at, "    \
-  "s.finished_at, s.result, s.last_error, s.claimed_by, pick.prio, pick.ready_at), "               \
+  "s.finished_at, s.result, s.last_error, s.claimed_by, s.parents, pick.prio, pick.ready_at), "    \
   "started AS (UPDATE tk_tasks SET state = 'running', updated_at = " NOW " WHERE id IN "           \
   "(SELECT x.id FROM (SELECT DISTINCT task_id FROM upd) u CROSS JOIN LATERAL (SELECT t.id "        \
   "FROM tk_tasks t WHERE t.id = u.task_id AND t.state = 'pending' FOR UPDATE SKIP LOCKED) x)) "    \
   "SELECT upd.id, upd.task_id, upd.idx, upd.state, upd.attempts, upd.pending_parents, "            \
   "upd.claim_seq, upd.due_at, upd.created_at, upd.started_at, upd.finished_at, upd.result, "       \
   "upd.last_error, upd.claimed_by, " TK_TASK_COLS ", upd.prio, "                                   \
-  "(SELECT string_agg(a.idx || ':' || octet_length(a.result) || ':' || a.result, '' "              \
-  "ORDER BY a.idx) FROM tk_steps a WHERE a.task_id = upd.task_id AND a.state = 'complete') "       \
+  "CASE WHEN upd.parents > 0 THEN (SELECT string_agg(a.idx || ':' || octet_length(a.result) "      \
+  "|| ':' || a.result, '' ORDER BY a.idx) FROM tk_steps a WHERE a.task_id = upd.task_id "          \
+  "AND a.state = 'complete') END "                                                                 \
   "FROM upd JOIN tk_tasks t ON t.id = upd.task_id ORDER BY upd.prio DESC, upd.ready_at, upd.id"
 const std::string sql_claim =
     "WITH pick AS (SELECT s.id, s.priority AS prio, s.due_at AS ready_at FROM tk_steps s "
@@ -1280,6 +1282,7 @@ private:
              + ", task_id BIGINT NOT NULL REFERENCES tk_tasks (id), idx INTEGER NOT NULL, "
                "namespace TEXT NOT NULL, priority INTEGER NOT NULL, state TEXT NOT NULL, "
                "attempts INTEGER NOT NULL, pending_parents INTEGER NOT NULL, "
+               "parents INTEGER NOT NULL, "
                "claim_seq BIGINT NOT NULL, due_at BIGINT NOT NULL, created_at BIGINT NOT NULL, "
                "started_at BIGINT, finished_at BIGINT, result TEXT, last_error TEXT, "
                "claimed_by TEXT, UNIQUE (task_id, idx))");
