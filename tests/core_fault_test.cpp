@@ -155,6 +155,29 @@ TEST_CASE("a store failure at any statement leaves the " TASKER_FAULT_STORE " st
   CHECK(task_state(core, tasks[0]) == "cancelled");
 }
 
+TEST_CASE("a store failure during a retry leaves the failed " TASKER_FAULT_STORE " task as it was"
+          * doctest::timeout(120)) {
+  temp_dir dir;
+  core_handle core(fault_url(dir));
+  worker_handle w(core, "sweeper");
+  register_pipeline(core, pipeline_json("test", "flow", diamond_steps(retry_policy(1))));
+  const auto id = create_task(core);
+  CHECK(succeed(w, poll_one(w), R"({"n":1})") == TK_OK);
+  auto bc = poll(w, 10);
+  REQUIRE(bc.size() == 2);
+  CHECK(fail(w, bc[0], false) == TK_OK);
+  CHECK(succeed(w, bc[1]) == TK_OK);
+  REQUIRE(task_state(core, id) == "error");
+
+  tk_error err{};
+  CHECK(sweep(core, "retry", [&] { return tk_retry_task(core, id, &err); }) > 0);
+  CHECK(task_state(core, id) == "running");
+  auto again = poll(w, 10);
+  REQUIRE(again.size() == 1);
+  CHECK(again[0].step_id == bc[0].step_id);
+  CHECK(again[0].attempt == 1);
+}
+
 #ifndef TASKER_FAULT_PG
 TEST_CASE("the memory store has no database to inject faults into" * doctest::timeout(10)) {
   core_handle core("memory:");

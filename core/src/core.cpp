@@ -417,6 +417,18 @@ TK_API tk_status tk_cancel_task(tk_core* core, int64_t task_id, tk_error* err) {
   return status;
 }
 
+TK_API tk_status tk_retry_task(tk_core* core, int64_t task_id, tk_error* err) {
+  effects fx;
+  auto status = guarded(err, [&] {
+    require(core, "core");
+    std::lock_guard<std::mutex> g{core->mu};
+    core->st->retry_task(task_id, core->now(), fx);
+  });
+  if (status == TK_OK)
+    core->wake(fx);
+  return status;
+}
+
 TK_API tk_status tk_set_task_listener(tk_core* core, tk_task_listener_fn fn, void* user,
                                       tk_error* err) {
   return guarded(err, [&] {

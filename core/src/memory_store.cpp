@@ -155,6 +155,24 @@ public:
            t.pipeline->steps.size(), now);
   }
 
+  void retry_task(std::int64_t task_id, millis now, effects& fx) override {
+    auto& t = task(task_id);
+    check_retryable(t);
+    const auto base = static_cast<std::size_t>(first_step_of(task_id) - 1);
+    const auto n = t.pipeline->steps.size();
+    std::vector<step_state> before(n);
+    for (std::size_t i = 0; i < n; ++i)
+      before[i] = steps_[base + i].state;
+    retry(t, &steps_[base], n, now);
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto& s = steps_[base + i];
+      if (s.state == step_state::ready && before[i] != step_state::ready) {
+        queues_of(task_id).ready.push({t.priority, now, s.id});
+        fx.work_ready = true;
+      }
+    }
+  }
+
   std::string list_tasks(const list_request& r) override {
     task_state wanted{};
     const bool by_state = !r.state.empty();

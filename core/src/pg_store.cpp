@@ -967,6 +967,40 @@ public:
     });
   }
 
+  // As cancel_task: the task row, then its steps by id, locked in one round
+  // trip; the writes, the NOTIFY and COMMIT in the second.
+  void retry_task(std::int64_t task_id, millis now, effects& fx) override {
+    next_due_fresh_ = false;  // this call may change it
+    retrying([&] {
+      fx = effects{};
+      pg_transaction tx{db_};
+      pg_params a, b;
+      a.add(task_id);
+      b.add(task_id);
+      const auto ti = db_.queue(s_task_locked, sql_task_locked, std::move(a));
+      const auto si = db_.queue(s_steps_of_task_locked, sql_steps_of_task_locked, std::move(b));
+      auto r = db_.send();
+      if (r[ti].rows() == 0)
+        fail(TK_NOT_FOUND, "no task " + std::to_string(task_id));
+      auto t = read_task(r[ti], 0, 0);
+      check_retryable(t);
+      std::vector<step_row> steps;
+      for (int i = 0; i < r[si].rows(); ++i)
+        steps.push_back(read_step(r[si], i));
+      auto before = steps;
+      fx.work_ready = retry(t, steps.data(), steps.size(), now) > 0;
+      std::vector<step_row> changed;
+      for (std::size_t i = 0; i < steps.size(); ++i)
+        if (steps[i].state != before[i].state
+            || steps[i].pending_parents != before[i].pending_parents)
+          changed.push_back(steps[i]);
+      save_steps(changed);
+      save_tasks({t});
+      notify(fx);
+      tx.commit();
+    });
+  }
+
   std::string list_tasks(const list_request& r) override {
     if (!r.state.empty()) {
       task_state ignored;

@@ -211,6 +211,23 @@ public:
     tx.commit();
   }
 
+  void retry_task(std::int64_t task_id, millis now, effects& fx) override {
+    sql_transaction tx{*db_};
+    auto t = load_task(task_id);
+    check_retryable(t);
+    const auto task_before = t.state;
+    auto steps = load_steps(task_id);
+    auto before = steps;
+    const bool made_ready = retry(t, steps.data(), steps.size(), now) > 0;
+    for (std::size_t i = 0; i < steps.size(); ++i)
+      if (steps[i].state != before[i].state
+          || steps[i].pending_parents != before[i].pending_parents)
+        save_step(steps[i]);
+    save_task(t, task_before);
+    tx.commit();
+    fx.work_ready = made_ready;
+  }
+
   std::string list_tasks(const list_request& r) override {
     if (!r.state.empty()) {
       task_state ignored;

@@ -105,6 +105,10 @@ public:
   /// Just the task's state (cheap); TK_NOT_FOUND for an unknown id.
   virtual task_state state_of(std::int64_t task_id) = 0;
   virtual void cancel_task(std::int64_t task_id, millis now) = 0;
+  /// Runs a failed task again (transitions.hpp: check_retryable, retry):
+  /// TK_NOT_FOUND for an unknown id, TK_CONFLICT unless the task is in
+  /// `error`. Sets fx.work_ready when a step became ready.
+  virtual void retry_task(std::int64_t task_id, millis now, effects& fx) = 0;
   virtual std::string list_tasks(const list_request& r) = 0;
 
   /// Claims up to r.max steps into `out` (which the caller cleared). Due

@@ -1,5 +1,10 @@
 #include "transitions.hpp"
 
+#include <string>
+#include <vector>
+
+#include "error.hpp"
+
 namespace tasker::core {
 
 void claim_step(step_row& s, task_row& t, millis now, millis lease_ms, std::string_view worker) {
@@ -120,6 +125,48 @@ void cancel(task_row& t, step_row* steps, std::size_t count, millis now) {
       steps[i].state = step_state::cancelled;
       steps[i].finished_at = now;
     }
+}
+
+void check_retryable(const task_row& t) {
+  if (t.state != task_state::error)
+    fail(TK_CONFLICT, "task " + std::to_string(t.id) + " is " + to_string(t.state)
+                          + "; only a task in state error can be retried");
+}
+
+std::size_t retry(task_row& t, step_row* steps, std::size_t count, millis now) {
+  const auto& defs = t.pipeline->steps;
+  // The parents' states as loaded: a failed parent made ready again is not
+  // complete either way.
+  std::vector<bool> complete(defs.size(), false);
+  for (std::size_t i = 0; i < count; ++i)
+    if (static_cast<std::size_t>(steps[i].index) < defs.size())
+      complete[static_cast<std::size_t>(steps[i].index)] = steps[i].state == step_state::complete;
+  t.state = task_state::running;
+  t.completed_at = -1;
+  t.updated_at = now;
+  std::size_t made_ready = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    auto& s = steps[i];
+    if (s.state == step_state::error) {
+      s.attempts = 0;
+      s.finished_at = -1;
+    } else if (s.state != step_state::pending) {
+      continue;
+    }
+    std::int32_t waiting = 0;
+    for (int p : defs[static_cast<std::size_t>(s.index)].parents)
+      if (!complete[static_cast<std::size_t>(p)])
+        ++waiting;
+    s.pending_parents = waiting;
+    if (waiting > 0) {
+      s.state = step_state::pending;
+      continue;
+    }
+    s.state = step_state::ready;
+    s.due_at = now;
+    ++made_ready;
+  }
+  return made_ready;
 }
 
 }  // namespace tasker::core

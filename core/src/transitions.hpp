@@ -61,6 +61,19 @@ void retry_due(step_row& s);
 /// Cancels the task and every unfinished step in [steps, steps+count).
 void cancel(task_row& t, step_row* steps, std::size_t count, millis now);
 
+/// Throws TK_CONFLICT, naming the task's state, unless the task is in
+/// `error`: only a failed task can be retried (tk_retry_task).
+void check_retryable(const task_row& t);
+
+/// Retries a failed task; [steps, steps+count) must be all its steps (any
+/// order). The task is running again (completed_at cleared). A step in
+/// `error` gets a fresh attempt budget (attempts 0, finished_at cleared,
+/// last_error kept). Every step in `error` or `pending` then counts its
+/// parents that are not complete (pending_parents) and is `ready` when none
+/// is left, else `pending`, released by its parents as usual. Complete and
+/// running steps are left as they are. Returns how many steps became ready.
+std::size_t retry(task_row& t, step_row* steps, std::size_t count, millis now);
+
 /// Appends the event for a just-claimed step to `out`; `ancestor_result(i)`
 /// returns the stored result JSON of step index i (empty: null).
 template <class AncestorResult>

@@ -106,7 +106,8 @@ TK_API tk_status tk_set_clock(tk_core* core, tk_clock_fn fn, void* user, tk_erro
 TK_API int64_t tk_now_ms(tk_core* core);
 
 /** Called when new work may be ready: a task was created, a step was
- *  released, a failed step is ready to retry now, a task was cancelled. It is
+ *  released, a failed step is ready to retry now, a failed task was retried
+ *  (tk_retry_task), a task was cancelled. It is
  *  called from the thread that made the change, after the core dropped its
  *  locks, so it may call back into the core; keep it cheap (signal, don't work). */
 typedef void (*tk_wakeup_fn)(void* user);
@@ -176,6 +177,20 @@ TK_API tk_status tk_task_state(tk_core* core, int64_t task_id, const char** stat
  *  again, and completions of steps still running are rejected as TK_STALE.
  *  Cancelling a finished task is TK_CONFLICT. */
 TK_API tk_status tk_cancel_task(tk_core* core, int64_t task_id, tk_error* err);
+
+/** Runs a failed task again, in one transaction. Only a task in state
+ *  "error" can be retried: any other state is TK_CONFLICT (the message names
+ *  it), an unknown id TK_NOT_FOUND. The task is "running" again and its
+ *  completed_at is cleared. Every step in "error" gets a fresh attempt
+ *  budget: its attempts are reset to 0 (the next claim is attempt 1 of
+ *  max_attempts again), its last_error is kept until it runs. A failed step
+ *  and a step parked in "pending" become "ready" when all their parents are
+ *  complete; the others stay "pending" and are released by their parents as
+ *  usual. A parked step keeps its attempt count (it had not failed for good).
+ *  Complete steps keep their results, which the steps run again receive as
+ *  dependency results; steps still running go on. The wake-up callback fires
+ *  (work is ready); the task listener hears of the task again when it ends. */
+TK_API tk_status tk_retry_task(tk_core* core, int64_t task_id, tk_error* err);
 
 /** Lists tasks, newest id last. filter_json: NULL or
  *  {"state": "running", "namespace": "...", "after": <task id>, "limit": 100}
