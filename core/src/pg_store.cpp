@@ -971,6 +971,7 @@ public:
   // trip; the writes, the NOTIFY and COMMIT in the second.
   void retry_task(std::int64_t task_id, millis now, effects& fx) override {
     next_due_fresh_ = false;  // this call may change it
+    ready_ns_.clear();
     retrying([&] {
       fx = effects{};
       pg_transaction tx{db_};
