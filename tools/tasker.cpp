@@ -65,7 +65,8 @@ Exit codes:
   submit --wait only:
   6  the task ended in error
   7  the task was cancelled
-  8  --timeout passed before the task ended)";
+  8  --timeout passed before the task ended
+)";
 
 /// Ends the command: `message` goes to stderr, `code` is the exit code.
 class command_error : public std::runtime_error {
