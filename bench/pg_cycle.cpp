@@ -1,0 +1,102 @@
+// One core driving the C ABI alone (no runtime, no other process): the cost
+// of each store call of a worker's life on one linear 4-step task at a time.
+// Any store URL; it is meant for PostgreSQL, where a call is round trips.
+//
+//   pg_cycle URL [--tasks N]      e.g. pg_cycle
+//   'postgresql://tasker@127.0.0.1:5432/tasker?schema=cyc'
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "tasker/core.h"
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+double micros(clock_type::time_point a, clock_type::time_point b) {
+  return std::chrono::duration<double, std::micro>(b - a).count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+[[noreturn]] void die(const char* what, const tk_error& err) {
+  std::fprintf(stderr, "pg_cycle: %s: %s\n", what, err.message);
+  std::exit(1);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: pg_cycle URL [--tasks N]\n");
+    return 2;
+  }
+  int tasks = 300;
+  for (int i = 2; i + 1 < argc; i += 2)
+    if (std::string(argv[i]) == "--tasks")
+      tasks = std::atoi(argv[i + 1]);
+  tk_error err{};
+  tk_core* core = tk_open(argv[1], nullptr, &err);
+  if (!core)
+    die("tk_open", err);
+  const char* pipeline =
+      R"({"namespace":"cycle","name":"linear","version":"1","steps":[)"
+      R"({"name":"a","handler":"h"},{"name":"b","handler":"h","dependencies":["a"]},)"
+      R"({"name":"c","handler":"h","dependencies":["b"]},)"
+      R"({"name":"d","handler":"h","dependencies":["c"]}]})";
+  if (tk_register_pipeline(core, pipeline, &err) != TK_OK)
+    die("tk_register_pipeline", err);
+  tk_worker* w = tk_worker_open(core, "cycle", &err);
+  if (!w)
+    die("tk_worker_open", err);
+  tk_task_spec spec{};
+  spec.namespace_name = "cycle";
+  spec.name = "linear";
+  spec.version = "1";
+  std::vector<double> create, poll, cycle, due;
+  for (int i = 0; i < tasks; ++i) {
+    const auto t0 = clock_type::now();
+    std::int64_t id = 0;
+    if (tk_create_task(core, &spec, &id, nullptr, &err) != TK_OK)
+      die("tk_create_task", err);
+    const auto t1 = clock_type::now();
+    const tk_step_event* events = nullptr;
+    std::size_t n = 0;
+    if (tk_poll(w, nullptr, 0, 16, 30000, &events, &n, &err) != TK_OK)
+      die("tk_poll", err);
+    const auto t2 = clock_type::now();
+    create.push_back(micros(t0, t1));
+    poll.push_back(micros(t1, t2));
+    while (n > 0) {
+      tk_step_result r{};
+      r.step_id = events[0].step_id;
+      r.fencing_token = events[0].fencing_token;
+      r.kind = TK_RESULT_SUCCESS;
+      r.result_json = "1";
+      int outcome = 0;
+      const auto a = clock_type::now();
+      if (tk_complete_and_poll(w, &r, 1, &outcome, nullptr, 0, 16, 30000, &events, &n, &err)
+          != TK_OK)
+        die("tk_complete_and_poll", err);
+      cycle.push_back(micros(a, clock_type::now()));
+    }
+    std::int64_t delay = 0;
+    const auto d0 = clock_type::now();
+    if (tk_next_due(core, nullptr, 0, &delay, &err) != TK_OK)
+      die("tk_next_due", err);
+    due.push_back(micros(d0, clock_type::now()));
+  }
+  std::printf("medians over %d linear tasks: create %.0f us, poll %.0f us, "
+              "complete_and_poll %.0f us, next_due %.0f us\n",
+              tasks, median(create), median(poll), median(cycle), median(due));
+  tk_worker_close(w);
+  tk_close(core);
+  return 0;
+}
