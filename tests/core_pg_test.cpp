@@ -326,24 +326,8 @@ TEST_CASE("after a server restart the next call reconnects and notifications flo
           * doctest::timeout(180)) {
   // A server of its own: restarting the shared one would disturb the other suites.
   temp_dir dir;
-  const std::string script = TASKER_PG_SERVER_SCRIPT;
-  const std::string server = dir.file("pg");
-  REQUIRE(std::system((script + " start " + server + " >/dev/null").c_str()) == 0);
-  struct stop_server {
-    std::string cmd;
-    ~stop_server() { [[maybe_unused]] int rc = std::system(cmd.c_str()); }
-  } stopper{script + " stop " + server};
-  std::string base;
-  {
-    std::FILE* f = std::fopen((server + "/url").c_str(), "r");
-    REQUIRE(f != nullptr);
-    char line[512] = {};
-    REQUIRE(std::fgets(line, sizeof line, f) != nullptr);
-    std::fclose(f);
-    base = line;
-    while (!base.empty() && (base.back() == '\n' || base.back() == '\r'))
-      base.pop_back();
-  }
+  own_pg_server server(TASKER_PG_SERVER_SCRIPT, dir.file("pg"));
+  const std::string base = server.url();
   const auto url = base + "?schema=restart";
   core_handle maker(url), runner(url);
   observer at_runner;
@@ -352,7 +336,7 @@ TEST_CASE("after a server restart the next call reconnects and notifications flo
   const auto first = create_diamond_task(maker);
 
   const int before_restart = at_runner.wakeup_count();
-  REQUIRE(std::system((script + " restart " + server).c_str()) == 0);
+  REQUIRE(server.restart());
 
   // The runner's LISTEN connection comes back by itself, and says so with a
   // wake-up (whatever was notified meanwhile is lost).

@@ -224,24 +224,8 @@ TEST_CASE("a worker killed with SIGKILL mid-run: its leases lapse and every task
 TEST_CASE("the server restarts mid-run: the workers reconnect and finish" * doctest::timeout(300)) {
   // A server of its own: restarting the shared one would disturb the other suites.
   temp_dir dir;
-  const std::string script = TASKER_PG_SERVER_SCRIPT;
-  const std::string server = dir.file("pg");
-  REQUIRE(std::system((script + " start " + server + " >/dev/null").c_str()) == 0);
-  struct stop_server {
-    std::string cmd;
-    ~stop_server() { [[maybe_unused]] int rc = std::system(cmd.c_str()); }
-  } stopper{script + " stop " + server};
-  std::string base;
-  {
-    std::FILE* f = std::fopen((server + "/url").c_str(), "r");
-    REQUIRE(f != nullptr);
-    char line[512] = {};
-    REQUIRE(std::fgets(line, sizeof line, f) != nullptr);
-    std::fclose(f);
-    base = line;
-    while (!base.empty() && (base.back() == '\n' || base.back() == '\r'))
-      base.pop_back();
-  }
+  own_pg_server server(TASKER_PG_SERVER_SCRIPT, dir.file("pg"));
+  const std::string base = server.url();
   const std::string schema = "restart";
   const auto url = base + "?schema=" + schema;
   core_handle core(url);
@@ -250,7 +234,7 @@ TEST_CASE("the server restarts mid-run: the workers reconnect and finish" * doct
   sql db(base);
   wait_all_complete(db, schema, [&] {
     MESSAGE("restarting the server");
-    REQUIRE(std::system((script + " restart " + server).c_str()) == 0);
+    REQUIRE(server.restart());
   });
   CHECK(procs.stop());
   check_exactly_once(db, schema);

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <random>
+#include <stdexcept>
 #include <string>
 
 namespace tasker::test {
@@ -39,5 +40,32 @@ inline std::string fresh_schema() {
 inline std::string fresh_pg_url() {
   return pg_base_url() + "?schema=" + fresh_schema();
 }
+
+/// A PostgreSQL server of a test's own (for tests that restart it, which
+/// would disturb the other suites on the shared one), in `dir`, stopped and
+/// removed on destruction. Needs the script's path (TASKER_PG_SERVER_SCRIPT).
+class own_pg_server {
+public:
+  own_pg_server(std::string script, std::string dir)
+    : script_(std::move(script)), dir_(std::move(dir)) {
+    if (std::system((script_ + " start " + dir_ + " >/dev/null").c_str()) != 0)
+      throw std::runtime_error("cannot start a PostgreSQL server in " + dir_);
+    std::ifstream in(dir_ + "/url");
+    std::getline(in, url_);
+    if (url_.empty() || url_ == "none")
+      throw std::runtime_error("no PostgreSQL server binary");
+  }
+  ~own_pg_server() { [[maybe_unused]] int rc = std::system((script_ + " stop " + dir_).c_str()); }
+  own_pg_server(const own_pg_server&) = delete;
+  own_pg_server& operator=(const own_pg_server&) = delete;
+
+  /// Its base URL (no schema).
+  const std::string& url() const { return url_; }
+  /// Restarts it (same port, same data); false when that failed.
+  bool restart() { return std::system((script_ + " restart " + dir_).c_str()) == 0; }
+
+private:
+  std::string script_, dir_, url_;
+};
 
 }  // namespace tasker::test

@@ -936,22 +936,12 @@ public:
     ready_ns_.clear();
     retrying([&] {
       pg_transaction tx{db_};
-      pg_params a, b;
-      a.add(task_id);
-      b.add(task_id);
-      const auto ti = db_.queue(s_task_locked, sql_task_locked, std::move(a));
-      const auto si = db_.queue(s_steps_of_task_locked, sql_steps_of_task_locked, std::move(b));
-      auto r = db_.send();
-      if (r[ti].rows() == 0)
-        fail(TK_NOT_FOUND, "no task " + std::to_string(task_id));
-      auto t = read_task(r[ti], 0, 0);
+      std::vector<step_row> steps;
+      auto t = lock_task_and_steps(task_id, steps);
       if (!task_active(t))
         fail(TK_CONFLICT,
              "task " + std::to_string(task_id) + " has already ended (" + to_string(t.state) + ")");
       const auto task_before = t.state;
-      std::vector<step_row> steps;
-      for (int i = 0; i < r[si].rows(); ++i)
-        steps.push_back(read_step(r[si], i));
       auto before = steps;
       cancel(t, steps.data(), steps.size(), now);
       std::vector<step_row> changed;
@@ -975,19 +965,9 @@ public:
     retrying([&] {
       fx = effects{};
       pg_transaction tx{db_};
-      pg_params a, b;
-      a.add(task_id);
-      b.add(task_id);
-      const auto ti = db_.queue(s_task_locked, sql_task_locked, std::move(a));
-      const auto si = db_.queue(s_steps_of_task_locked, sql_steps_of_task_locked, std::move(b));
-      auto r = db_.send();
-      if (r[ti].rows() == 0)
-        fail(TK_NOT_FOUND, "no task " + std::to_string(task_id));
-      auto t = read_task(r[ti], 0, 0);
-      check_retryable(t);
       std::vector<step_row> steps;
-      for (int i = 0; i < r[si].rows(); ++i)
-        steps.push_back(read_step(r[si], i));
+      auto t = lock_task_and_steps(task_id, steps);
+      check_retryable(t);
       auto before = steps;
       fx.work_ready = retry(t, steps.data(), steps.size(), now) > 0;
       std::vector<step_row> changed;
@@ -1427,6 +1407,23 @@ private:
     t.steps_done = static_cast<std::int32_t>(r.integer(row, at + 9));
     t.pipeline = pipeline_by_id(r.integer(row, at + 1));
     return t;
+  }
+
+  /// Locks a task row, then its steps by id, in one round trip (the lock
+  /// order every writer follows); TK_NOT_FOUND for an unknown id.
+  task_row lock_task_and_steps(std::int64_t task_id, std::vector<step_row>& steps) {
+    pg_params a, b;
+    a.add(task_id);
+    b.add(task_id);
+    const auto ti = db_.queue(s_task_locked, sql_task_locked, std::move(a));
+    const auto si = db_.queue(s_steps_of_task_locked, sql_steps_of_task_locked, std::move(b));
+    auto r = db_.send();
+    if (r[ti].rows() == 0)
+      fail(TK_NOT_FOUND, "no task " + std::to_string(task_id));
+    steps.clear();
+    for (int i = 0; i < r[si].rows(); ++i)
+      steps.push_back(read_step(r[si], i));
+    return read_task(r[ti], 0, 0);
   }
 
   /// Queues one statement writing every column of the changed steps.
