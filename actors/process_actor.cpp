@@ -89,7 +89,11 @@ process_actor::behavior_type process_worker(process_actor::stateful_pointer<proc
 }
 
 process_actor spawn_process_actor(caf::actor_system& sys, process_actor_config config) {
-  return sys.spawn(process_worker, std::move(config));
+  // Detached: function handlers wait for it with process_client, blocking
+  // their pool threads; on the pool itself it could not answer once every
+  // pool thread waits for it (seen: two handlers on two threads hung until
+  // their request timeout). It only routes messages, so one thread is plenty.
+  return sys.spawn<caf::detached>(process_worker, std::move(config));
 }
 
 process_client::process_client(caf::actor_system& sys, process_actor actor,

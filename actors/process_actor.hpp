@@ -11,8 +11,8 @@
 //   self->request(procs, 15s, tasker::run_atom_v, req)
 //       .then([](tasker::process_result& r) { /* r.exit_code, r.stdout_data… */ });
 //
-// The actor itself only routes messages (it runs on CAF's pool and never
-// blocks). One I/O thread per actor does everything else: posix_spawn, one
+// The actor itself only routes messages, on a thread of its own (detached),
+// so that blocking clients on CAF's pool can never starve it. One I/O thread per actor does everything else: posix_spawn, one
 // epoll set over every child's pipes and pidfd, timers, and wait4 once a
 // child has exited, so no CAF thread ever waits for a child.
 #pragma once
@@ -67,7 +67,7 @@ struct process_state {
   std::unordered_map<std::uint64_t, std::uint64_t> keys_by_id;
 };
 
-/// The behavior of a process actor (spawn it on the pool, not detached).
+/// The behavior of a process actor (spawn_process_actor runs it detached).
 process_actor::behavior_type process_worker(process_actor::stateful_pointer<process_state> self,
                                             process_actor_config config);
 
