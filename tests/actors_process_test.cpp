@@ -1,6 +1,7 @@
 // The process actor with real children: exit codes, pipes both ways,
 // timeouts (SIGTERM, then SIGKILL), output caps, cancellation, environment
 // and working directory, many children at once, and nothing left behind.
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -9,10 +10,12 @@
 #include <map>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
+#include <caf/event_based_actor.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 #include <doctest/doctest.h>
@@ -354,4 +357,29 @@ TEST_CASE_FIXTURE(fixture,
   CHECK(r.stdout_data == "client\n");
   CHECK(r.id != 0);  // the client named it, so it could cancel it
   CHECK_FALSE(client.cancel(r.id));
+}
+
+TEST_CASE_FIXTURE(fixture, "process_client calls that block every pool thread still get answers"
+                               * doctest::timeout(60)) {
+  // Function handlers call process_client on CAF's pool and block their
+  // thread until the reply. With as many of them as pool threads (2 here),
+  // the process actor must still run: it is detached, not on the pool.
+  actors::process_client client{sys, procs, 2s};
+  std::atomic<int> ok{0};
+  std::vector<caf::actor> callers;
+  for (int i = 0; i < 4; ++i)
+    callers.push_back(sys.spawn(
+        [&client, &ok](caf::event_based_actor*, int) -> caf::behavior {
+          process_request req;
+          req.argv = {"/bin/sleep", "0.2"};
+          req.timeout_ms = 10000;
+          if (client.run(req).ok())
+            ++ok;
+          return {};
+        },
+        i));
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (ok.load() < 4 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(10ms);
+  CHECK(ok.load() == 4);
 }
