@@ -278,6 +278,25 @@ TEST_CASE_TEMPLATE("a null or scalar result is stored and passed on as is" * doc
   CHECK(step_status(status, "b").at("result") == "done");
 }
 
+TEST_CASE_TEMPLATE("results and contexts with quotes, backslashes, braces and unicode survive"
+                       * doctest::timeout(30),
+                   Store, TASKER_STORES) {
+  store_env<Store> env;
+  env.register_flow({{"a"}, {"b", {"a"}}});
+  task_args args;
+  args.context = R"({"path":"C:\\tmp\\{x}","quote":"say \"hi\"","nl":"a\nb","u":"\u00e9\u4e2d"})";
+  const auto id = create_task(env.core, args);
+  worker_handle w(env.core, "w1");
+  auto a = poll_one(w);
+  CHECK(a.context == json::parse(args.context));
+  const char* result =
+      R"({"s":"back\\slash \"q\" {brace} ,comma NULL","e":"\u00e9","n":[1,{"k":null}]})";
+  CHECK(succeed(w, a, result) == TK_OK);
+  auto b = poll_one(w);
+  CHECK(b.dependency_results == json{{"a", json::parse(result)}});
+  CHECK(step_status(task_status(env.core, id), "a").at("result") == json::parse(result));
+}
+
 // ---- retries --------------------------------------------------------------------
 
 TEST_CASE_TEMPLATE("a failed step is retried after its backoff and then succeeds"
