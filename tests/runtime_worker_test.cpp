@@ -190,7 +190,9 @@ TEST_CASE("run_until_idle waits for a retry that is due later" * doctest::timeou
   auto t = w.client().create(p);
   const auto start = std::chrono::steady_clock::now();
   CHECK(w.run_until_idle(10s));
-  CHECK(std::chrono::steady_clock::now() - start >= 100ms);
+  // The core keeps whole milliseconds (the failure at 12.9 ms is due at
+  // 112 ms), so the retry may come up to 1 ms before 100 ms of real time.
+  CHECK(std::chrono::steady_clock::now() - start >= 99ms);
   CHECK(calls == 2);
   CHECK(w.client().status(t).at("state") == "complete");
 }
