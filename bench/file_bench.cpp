@@ -27,6 +27,7 @@
 #include <caf/send.hpp>
 
 #include "actors/file_actor.hpp"
+#include "bench/stats.hpp"
 #include "bench/temp_dir.hpp"
 
 namespace {
@@ -38,11 +39,6 @@ struct size_case {
   std::size_t bytes;
   int reps;
 };
-
-double median_us(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2];
-}
 
 template <class F>
 double time_us(F&& f) {
@@ -158,9 +154,9 @@ int main(int argc, char** argv) {
         scan_actor.push_back(s1);
         scan_stream.push_back(s2);
       }
-      const double ra = median_us(read_actor), rd = median_us(read_direct),
-                   rs = median_us(read_stream);
-      const double sa = median_us(scan_actor), ss = median_us(scan_stream);
+      const double ra = bench::median(read_actor), rd = bench::median(read_direct),
+                   rs = bench::median(read_stream);
+      const double sa = bench::median(scan_actor), ss = bench::median(scan_stream);
       std::printf("%-8s %5d | %11.1f %11.1f %11.1f %6.2fx | %11.1f %11.1f %6.2fx\n", c.label,
                   c.reps, ra, rd, rs, rs / ra, sa, ss, ss / sa);
       std::fflush(stdout);

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/stats.hpp"
 #include "tasker/core.h"
 
 namespace {
@@ -19,11 +20,6 @@ using clock_type = std::chrono::steady_clock;
 
 double micros(clock_type::time_point a, clock_type::time_point b) {
   return std::chrono::duration<double, std::micro>(b - a).count();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
 }
 
 [[noreturn]] void die(const char* what, const tk_error& err) {
@@ -95,7 +91,8 @@ int main(int argc, char** argv) {
   }
   std::printf("medians over %d linear tasks: create %.0f us, poll %.0f us, "
               "complete_and_poll %.0f us, next_due %.0f us\n",
-              tasks, median(create), median(poll), median(cycle), median(due));
+              tasks, bench::median(create), bench::median(poll), bench::median(cycle),
+              bench::median(due));
   tk_worker_close(w);
   tk_close(core);
   return 0;

@@ -32,6 +32,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include "actors/process_actor.hpp"
+#include "bench/stats.hpp"
 
 namespace {
 
@@ -43,13 +44,6 @@ using stop_atom = caf::atom_constant<caf::atom("stop")>;
 
 double us_since(clock_type::time_point t0) {
   return std::chrono::duration<double, std::micro>(clock_type::now() - t0).count();
-}
-
-double percentile(std::vector<double> v, double p) {
-  if (v.empty())
-    return 0.0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
 }
 
 /// Runs `fn` `n` times on `threads` threads; total wall time in microseconds.
@@ -141,8 +135,8 @@ latency measure(caf::scoped_actor& self, const caf::actor& probe,
             std::vector<double> us;
             for (auto x : ns)
               us.push_back(static_cast<double>(x) / 1000.0);
-            out.p50_us = percentile(us, 0.50);
-            out.p99_us = percentile(us, 0.99);
+            out.p50_us = bench::percentile(us, 0.50);
+            out.p99_us = bench::percentile(us, 0.99);
             out.samples = us.size();
           },
           [](caf::error&) {});
@@ -230,9 +224,9 @@ int main(int argc, char** argv) {
       run_popen("/bin/true");
       popen_us.push_back(us_since(t0));
     }
-    const double a50 = percentile(actor_us, 0.5);
-    const double s50 = percentile(system_us, 0.5);
-    const double p50 = percentile(popen_us, 0.5);
+    const double a50 = bench::percentile(actor_us, 0.5);
+    const double s50 = bench::percentile(system_us, 0.5);
+    const double p50 = bench::percentile(popen_us, 0.5);
     std::printf("/bin/true x%d, sequential, median per run (us):\n", true_runs);
     std::printf("  process actor %8.1f\n  std::system   %8.1f  (%.2fx)\n  popen         %8.1f  "
                 "(%.2fx)\n\n",
@@ -277,8 +271,8 @@ int main(int argc, char** argv) {
       if (i > 0)
         big_system.push_back(us_since(t0));
     }
-    const double ba = percentile(big_actor, 0.5), bp = percentile(big_popen, 0.5),
-                 bs = percentile(big_system, 0.5);
+    const double ba = bench::percentile(big_actor, 0.5), bp = bench::percentile(big_popen, 0.5),
+                 bs = bench::percentile(big_system, 0.5);
     std::printf("10 MB of stdout x%d, median per run (us):\n", big_runs);
     std::printf("  process actor (captured) %8.1f\n  popen (captured)         %8.1f  (%.2fx)\n"
                 "  std::system (>/dev/null) %8.1f  (%.2fx)\n\n",

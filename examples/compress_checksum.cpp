@@ -10,8 +10,6 @@
 // original bytes, and `summary` gathers sizes and digests. main() checks the
 // results against what it computes itself (the original's size and content).
 // Run: compress_checksum [--store=memory: | --store=sqlite:cc.db]
-#include <unistd.h>
-
 #include <cstdint>
 #include <filesystem>
 #include <iostream>
@@ -21,6 +19,7 @@
 #include "actors/file_actor.hpp"
 #include "actors/process_actor.hpp"
 #include "examples/check.hpp"
+#include "examples/scratch_dir.hpp"
 #include "runtime/worker.hpp"
 
 namespace {
@@ -33,22 +32,6 @@ std::string content(int lines) {
     out += "line " + std::to_string(i) + ": the quick brown fox jumps over the lazy dog\n";
   return out;
 }
-
-struct data_dir {
-  std::filesystem::path path;
-  data_dir() {
-    auto pattern = (std::filesystem::temp_directory_path() / "tasker-gz-XXXXXX").string();
-    std::vector<char> buf(pattern.begin(), pattern.end());
-    buf.push_back('\0');
-    if (::mkdtemp(buf.data()) == nullptr)
-      throw std::runtime_error("cannot create a temporary directory");
-    path = buf.data();
-  }
-  ~data_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
 
 /// A failure naming the program and how it ended.
 tasker::step_result failed(const std::string& what, const tasker::process_result& r) {
@@ -66,7 +49,7 @@ int main(int argc, char** argv) {
   int code = 0;
   if (!cfg.parse_args(argc, argv, &code))
     return code;
-  data_dir data;
+  examples::scratch_dir data{"tasker-gz"};
   const std::string dir = data.path.string();
   tasker::worker w{cfg};
 

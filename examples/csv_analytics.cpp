@@ -10,8 +10,6 @@
 // directory. main() recomputes the expected figures from the same formula
 // and checks the pipeline's results and the report file against them.
 // Run: csv_analytics [--store=memory: | --store=sqlite:csv.db]
-#include <unistd.h>
-
 #include <array>
 #include <cstdint>
 #include <filesystem>
@@ -23,6 +21,7 @@
 
 #include "actors/file_actor.hpp"
 #include "examples/check.hpp"
+#include "examples/scratch_dir.hpp"
 #include "runtime/worker.hpp"
 
 namespace {
@@ -54,23 +53,6 @@ bool for_each_row(std::string_view csv, Row&& row) {
   return true;
 }
 
-/// A data directory of its own, removed at the end.
-struct data_dir {
-  std::filesystem::path path;
-  data_dir() {
-    auto pattern = (std::filesystem::temp_directory_path() / "tasker-csv-XXXXXX").string();
-    std::vector<char> buf(pattern.begin(), pattern.end());
-    buf.push_back('\0');
-    if (::mkdtemp(buf.data()) == nullptr)
-      throw std::runtime_error("cannot create a temporary directory");
-    path = buf.data();
-  }
-  ~data_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -78,7 +60,7 @@ int main(int argc, char** argv) {
   int code = 0;
   if (!cfg.parse_args(argc, argv, &code))
     return code;
-  data_dir data;
+  examples::scratch_dir data{"tasker-csv"};
   tasker::worker w{cfg};
 
   // The file actor (opt-in): every path is relative to, and confined in, the data directory.

@@ -65,10 +65,6 @@ public:
     return v;
   }
   std::int64_t time(int row, int col) const { return null(row, col) ? -1 : integer(row, col); }
-  std::int64_t affected() const {
-    const char* n = PQcmdTuples(r_);
-    return n && *n ? std::strtoll(n, nullptr, 10) : 0;
-  }
 
 private:
   PGresult* r_;
@@ -1127,10 +1123,6 @@ private:
   std::unordered_map<std::int64_t, pipeline_ptr> pipelines_;     // immutable once stored
   std::unordered_map<std::string, std::int64_t> pipeline_ids_;   // "ns\nname\nversion" -> id
   std::unordered_map<std::int64_t, std::string> parent_counts_;  // pipeline id -> "{0,1,1}"
-  struct handoff {
-    step_row step;
-    task_row task;
-  };
   struct due_info {
     bool ready = false;
     millis due = -1;
@@ -1160,7 +1152,7 @@ private:
       }
     return d;
   }
-  std::vector<handoff> handoffs_;  // from complete_in_transaction to claim_in_transaction
+  std::vector<std::int64_t> handoffs_;  // from complete_in_transaction to claim_in_transaction
   std::vector<std::string>
       ready_ns_;  ///< namespaces given ready work by this call (NOTIFY payloads)
   // The namespaces this core's claims asked for: the LISTEN thread wakes it
@@ -1624,7 +1616,8 @@ private:
       if (steps[k].state == step_state::ready && handoffs_.size() < handoff_max) {
         const auto& t = tasks[task_at.at(steps[k].task_id)];
         if (task_active(t)) {
-          handoffs_.push_back({std::move(steps[k]), t});
+          // Not saved: the claim's statement writes it (pending -> running).
+          handoffs_.push_back(steps[k].id);
           continue;
         }
       }
@@ -1659,7 +1652,7 @@ private:
     const auto handed = std::min(handoffs_.size(), r.max);
     std::vector<std::int64_t> handoff_ids;
     for (std::size_t k = 0; k < handed; ++k)
-      handoff_ids.push_back(handoffs_[k].step.id);
+      handoff_ids.push_back(handoffs_[k]);
     handoffs_.clear();
     const auto lease_until = r.now + r.lease_ms;
     std::vector<std::size_t> claims;

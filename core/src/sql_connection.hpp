@@ -46,8 +46,7 @@ public:
 
 /// Which SQL spelling a database wants where standard SQL leaves it open.
 struct sql_dialect {
-  const char* id_column;     ///< auto-increment primary key column definition
-  const char* claim_suffix;  ///< appended to the claim SELECT (row locks)
+  const char* id_column;  ///< auto-increment primary key column definition
 };
 
 class sql_connection {

@@ -304,8 +304,7 @@ public:
       return std::string("SELECT " + step_columns("s.") + ", " + task_columns("t.")
                          + " FROM tk_steps s JOIN tk_tasks t ON t.id = s.task_id"
                            " WHERE s.namespace = ? AND s.state = 'ready'"
-                           " ORDER BY s.priority DESC, s.due_at, s.id LIMIT ?"
-                         + db_->dialect().claim_suffix);
+                           " ORDER BY s.priority DESC, s.due_at, s.id LIMIT ?");
     });
     for (const auto& ns : namespaces) {
       q.reset();

@@ -132,7 +132,7 @@ public:
   void rollback() noexcept override { sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr); }
 
   const sql_dialect& dialect() const override {
-    static const sql_dialect d{"id INTEGER PRIMARY KEY", ""};
+    static const sql_dialect d{"id INTEGER PRIMARY KEY"};
     return d;
   }
 
