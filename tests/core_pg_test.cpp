@@ -267,7 +267,8 @@ TEST_CASE("workers that start together on a new schema create it once" * doctest
   sql db(pg_base_url());
   const auto schema = schema_of(url);
   CHECK(db.value("SELECT count(*) FROM " + schema + ".tk_schema") == "1");
-  CHECK(db.value("SELECT version FROM " + schema + ".tk_schema") == "1");
+  CHECK(db.value("SELECT version FROM " + schema + ".tk_schema") == "2");
+  CHECK(db.value("SELECT count(*) FROM " + schema + ".tk_meta") == "1");
   CHECK(db.value("SELECT count(*) FROM " + schema + ".tk_pipelines") == "1");
 }
 

@@ -269,6 +269,10 @@ struct claimed_step {
   std::int64_t fencing_token = 0;
   std::int64_t lease_expires_at_ms = 0;
   std::int64_t timeout_ms = 0;
+  std::string wait_token;
+  bool signalled = false;  ///< the event carries a signal
+  std::string signal_name;
+  json signal_payload;
 };
 
 inline json parse_event_json(const char* text, std::size_t len, const char* what) {
@@ -302,6 +306,18 @@ inline claimed_step copy_event(const tk_step_event& e) {
   c.fencing_token = e.fencing_token;
   c.lease_expires_at_ms = e.lease_expires_at_ms;
   c.timeout_ms = e.timeout_ms;
+  REQUIRE(e.wait_token != nullptr);
+  c.wait_token = e.wait_token;
+  CHECK(c.wait_token.size() == e.wait_token_len);
+  c.signalled = e.signal_payload != nullptr;
+  CHECK((e.signal_name != nullptr) == c.signalled);
+  if (c.signalled) {
+    c.signal_name = e.signal_name;
+    CHECK(c.signal_name.size() == e.signal_name_len);
+    CHECK(std::strlen(e.signal_payload) == e.signal_payload_len);
+    c.signal_payload = json::parse(e.signal_payload, nullptr, false);
+    CHECK_FALSE(c.signal_payload.is_discarded());
+  }
   return c;
 }
 
@@ -351,6 +367,17 @@ inline tk_step_result failure_result(const claimed_step& s, const char* message,
   return r;
 }
 
+inline tk_step_result wait_result(const claimed_step& s, const char* signal_name,
+                                  std::int64_t timeout_ms) {
+  tk_step_result r{};
+  r.step_id = s.step_id;
+  r.fencing_token = s.fencing_token;
+  r.kind = TK_RESULT_WAIT;
+  r.wait_signal = signal_name;
+  r.wait_timeout_ms = timeout_ms;
+  return r;
+}
+
 /// Completes a batch; returns the per-item outcomes.
 inline std::vector<int> complete(tk_worker* worker, const std::vector<tk_step_result>& results) {
   tk_error err{};
@@ -370,6 +397,18 @@ inline int fail(tk_worker* worker, const claimed_step& s, bool retryable,
                 std::int64_t retry_after_ms = 0, const char* message = "boom",
                 const char* type = "test_error") {
   return complete(worker, {failure_result(s, message, type, retryable, retry_after_ms)}).front();
+}
+
+/// Answers "wait for `signal_name`" for one step; returns its outcome.
+inline int wait_for(tk_worker* worker, const claimed_step& s, const char* signal_name,
+                    std::int64_t timeout_ms) {
+  return complete(worker, {wait_result(s, signal_name, timeout_ms)}).front();
+}
+
+/// tk_signal; returns its status (the message in `err`).
+inline tk_status signal(tk_core* core, const std::string& token, const char* payload,
+                        tk_error& err) {
+  return tk_signal(core, token.c_str(), payload, &err);
 }
 
 /// Heartbeats one step; returns its outcome.

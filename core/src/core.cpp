@@ -524,8 +524,15 @@ int* validate_results(tk_worker* worker, const tk_step_result* results, size_t c
         auto len = [](const char* s) { return s ? std::strlen(s) : 0; };
         if (len(r.error_message) + len(r.error_type) > core->max_json_bytes)
           fail(TK_TOO_LARGE, "error message is over the limit (option max_json_bytes)");
+      } else if (r.kind == TK_RESULT_WAIT) {
+        const auto n = r.wait_signal ? std::strlen(r.wait_signal) : 0;
+        if (n == 0 || n > 255)
+          fail(TK_INVALID_ARGUMENT, "a wait needs a signal name of 1 to 255 bytes");
+        if (r.wait_timeout_ms <= 0)
+          fail(TK_INVALID_ARGUMENT, "a wait needs a wait_timeout_ms > 0");
       } else {
-        fail(TK_INVALID_ARGUMENT, "result kind must be TK_RESULT_SUCCESS or TK_RESULT_FAILURE");
+        fail(TK_INVALID_ARGUMENT,
+             "result kind must be TK_RESULT_SUCCESS, TK_RESULT_FAILURE or TK_RESULT_WAIT");
       }
     } catch (const core_error& e) {
       out[i] = e.code();
@@ -602,6 +609,26 @@ TK_API tk_status tk_complete_and_poll(tk_worker* worker, const tk_step_result* r
   });
   if (status == TK_OK)
     worker->core->wake(fx);
+  return status;
+}
+
+TK_API tk_status tk_signal(tk_core* core, const char* token, const char* payload_json,
+                           tk_error* err) {
+  effects fx;
+  auto status = guarded(err, [&] {
+    require(core, "core");
+    require(token, "token");
+    std::string_view payload = "null";
+    if (payload_json)
+      payload = checked_json(core, payload_json, "signal payload");
+    std::int64_t step_id = 0, seq = 0;
+    if (!check_wait_token(core->st->key(), token, step_id, seq))
+      fail(TK_NOT_FOUND, "no wait has this token");
+    std::lock_guard<std::mutex> g{core->mu};
+    core->st->signal(step_id, seq, payload, core->now(), fx);
+  });
+  if (status == TK_OK)
+    core->wake(fx);
   return status;
 }
 

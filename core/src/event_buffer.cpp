@@ -26,6 +26,14 @@ void event_buffer::end_dependency_results() {
   arena_.push_back('\0');
 }
 
+void event_buffer::end_string(field f) {
+  auto& sp = spans_.back();
+  sp.at[f] = start_;
+  sp.len[f] = arena_.size() - start_;
+  sp.set[f] = true;
+  arena_.push_back('\0');
+}
+
 void event_buffer::drop_last() {
   events_.pop_back();
   spans_.pop_back();
@@ -40,6 +48,12 @@ const tk_step_event* event_buffer::finish() {
     e.task_context_len = s.context_len;
     e.dependency_results = base + s.deps;
     e.dependency_results_len = s.deps_len;
+    const char** targets[3] = {&e.wait_token, &e.signal_name, &e.signal_payload};
+    std::size_t* lens[3] = {&e.wait_token_len, &e.signal_name_len, &e.signal_payload_len};
+    for (int f = 0; f < 3; ++f) {
+      *targets[f] = s.set[f] ? base + s.at[f] : nullptr;
+      *lens[f] = s.set[f] ? s.len[f] : 0;
+    }
   }
   return events_.data();
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "tasker/core.h"
+#include "wait_token.hpp"
 
 namespace tasker::core {
 
@@ -29,6 +30,14 @@ public:
   void end_context();
   /// Closes the string opened last as the current event's dependency results.
   void end_dependency_results();
+  /// The optional strings of an event.
+  enum field { wait_token, signal_name, signal_payload };
+  /// Closes the string opened last as the current event's `f`.
+  void end_string(field f);
+  /// Appends a wait token (wait_token.hpp) without a temporary string.
+  void append_wait_token(const wait_key& key, std::int64_t step_id, std::int64_t seq) {
+    tasker::core::append_wait_token(arena_, key, step_id, seq);
+  }
 
   /// Drops the current event (its claim did not happen).
   void drop_last();
@@ -40,6 +49,8 @@ public:
 private:
   struct spans {
     std::size_t context = 0, context_len = 0, deps = 0, deps_len = 0;
+    std::size_t at[3] = {0, 0, 0}, len[3] = {0, 0, 0};
+    bool set[3] = {false, false, false};
   };
   std::vector<tk_step_event> events_;
   std::vector<spans> spans_;

@@ -45,6 +45,8 @@ using timed_heap = std::priority_queue<timed_entry, std::vector<timed_entry>, st
 
 class memory_store final : public store {
 public:
+  memory_store() { key_ = wait_key::random(); }
+
   pipeline_ptr register_pipeline(std::shared_ptr<pipeline_def> p) override {
     auto key = std::make_tuple(p->namespace_name, p->name, p->version);
     if (auto it = pipelines_.find(key); it != pipelines_.end()) {
@@ -141,7 +143,7 @@ public:
   std::string task_status(std::int64_t task_id) override {
     const auto& t = task(task_id);
     return render_status(t, &steps_[static_cast<std::size_t>(first_step_of(task_id) - 1)],
-                         t.pipeline->steps.size());
+                         t.pipeline->steps.size(), key_);
   }
 
   task_state state_of(std::int64_t task_id) override { return task(task_id).state; }
@@ -204,10 +206,11 @@ public:
     return out;
   }
 
-  void claim(const claim_request& r, event_buffer& out, std::mt19937_64&, effects& fx) override {
+  void claim(const claim_request& r, event_buffer& out, std::mt19937_64& rng,
+             effects& fx) override {
     select(*r.namespaces, selected_);
     for (auto* q : selected_)
-      process_due(*q, r.now, fx);
+      process_due(*q, r.now, rng, fx);
     while (out.size() < r.max) {
       ready_heap* best = nullptr;
       for (auto* q : selected_) {
@@ -223,7 +226,7 @@ public:
       claim_step(s, t, r.now, r.lease_ms, r.worker);
       queues_of(s.task_id).leases.push({s.due_at, s.id, s.claim_seq});
       const auto base = static_cast<std::size_t>(first_step_of(s.task_id) - 1);
-      add_event(out, s, t, s.due_at, [&](int index) -> std::string_view {
+      add_event(out, s, t, s.due_at, key_, [&](int index) -> std::string_view {
         return steps_[base + static_cast<std::size_t>(index)].result;
       });
     }
@@ -257,6 +260,13 @@ public:
             queues_of(s.task_id).ready.push({t.priority, now, child.id});
             fx.work_ready = true;
           }
+        }
+      } else if (r.kind == TK_RESULT_WAIT) {
+        if (apply_wait(s, t, r.wait_signal, r.wait_timeout_ms, now)) {
+          queues_of(s.task_id).ready.push({t.priority, now, s.id});
+          fx.work_ready = true;
+        } else {
+          queues_of(s.task_id).waits.push({s.due_at, s.id, s.claim_seq});
         }
       } else {
         switch (apply_failure(s, t, r, now, rng)) {
@@ -293,6 +303,18 @@ public:
     }
   }
 
+  void signal(std::int64_t step_id, std::int64_t seq, std::string_view payload, millis now,
+              effects& fx) override {
+    if (!known_step(step_id))
+      fail(TK_NOT_FOUND, "no wait has this token");
+    auto& s = step(step_id);
+    auto& t = tasks_[static_cast<std::size_t>(s.task_id - 1)];
+    if (apply_signal(s, t, seq, payload, now)) {
+      queues_of(s.task_id).ready.push({t.priority, now, s.id});
+      fx.work_ready = true;
+    }
+  }
+
   millis next_due(const std::vector<std::string>& names, millis now) override {
     select(names, selected_);
     millis due = -1;
@@ -302,7 +324,8 @@ public:
         return now;
       drop_stale(q->retries, step_state::waiting_for_retry);
       drop_stale(q->leases, step_state::running);
-      for (auto* h : {&q->retries, &q->leases})
+      drop_stale(q->waits, step_state::waiting);
+      for (auto* h : {&q->retries, &q->leases, &q->waits})
         if (!h->empty() && (due < 0 || h->top().due < due))
           due = h->top().due;
     }
@@ -321,6 +344,7 @@ private:
     ready_heap ready;
     timed_heap retries;
     timed_heap leases;
+    timed_heap waits;
   };
   std::unordered_map<std::string, queues> namespaces_;
   std::vector<queues*> task_queues_;  // per task
@@ -384,8 +408,9 @@ private:
     }
   }
 
-  // Due retries become ready; expired leases are taken back.
-  void process_due(queues& q, millis now, effects& fx) {
+  // Due retries become ready; expired leases are taken back; waits that
+  // timed out fail.
+  void process_due(queues& q, millis now, std::mt19937_64& rng, effects& fx) {
     while (true) {
       drop_stale(q.retries, step_state::waiting_for_retry);
       if (q.retries.empty() || q.retries.top().due > now)
@@ -414,6 +439,26 @@ private:
           fx.note(t, before);
           break;
         case failure_effect::retry_later: break;
+      }
+    }
+    while (true) {
+      drop_stale(q.waits, step_state::waiting);
+      if (q.waits.empty() || q.waits.top().due > now)
+        break;
+      auto& s = step(q.waits.top().step_id);
+      q.waits.pop();
+      auto& t = tasks_[static_cast<std::size_t>(s.task_id - 1)];
+      const auto before = t.state;
+      switch (expire_wait(s, t, now, rng)) {
+        case failure_effect::retry_now:
+          q.ready.push({t.priority, now, s.id});
+          fx.work_ready = true;
+          break;
+        case failure_effect::retry_later: q.retries.push({s.due_at, s.id, s.claim_seq}); break;
+        case failure_effect::failed:
+          park_task(s.task_id);
+          fx.note(t, before);
+          break;
       }
     }
   }

@@ -599,12 +599,13 @@ private:
 // ---------------------------------------------------------------------------
 // The store.
 
-constexpr int schema_version = 1;
+constexpr int schema_version = 2;
 
 #define TK_STEP_COLS                                                                               \
   "s.id, s.task_id, s.idx, s.state, s.attempts, s.pending_parents, s.claim_seq, s.due_at, "        \
-  "s.created_at, s.started_at, s.finished_at, s.result, s.last_error, s.claimed_by"
-constexpr int step_col_count = 14;
+  "s.created_at, s.started_at, s.finished_at, s.result, s.last_error, s.claimed_by, "             \
+  "s.wait_name, s.signal, s.signal_seq, s.resume"
+constexpr int step_col_count = 18;
 #define TK_TASK_COLS                                                                               \
   "t.id, t.pipeline_id, t.state, t.priority, t.context, t.idempotency_key, t.created_at, "         \
   "t.updated_at, t.completed_at, t.steps_done"
@@ -642,6 +643,9 @@ enum slot : std::size_t {
   s_heartbeat_extend,
   s_next_due,
   s_notify,
+  s_wait_expired,
+  s_signal_task,
+  s_signal_step,
 };
 
 const std::string sql_task_locked =
@@ -684,10 +688,13 @@ const std::string sql_save_steps =
     "UPDATE tk_steps AS s SET state = v.state, attempts = v.attempts, "
     "pending_parents = v.parents, claim_seq = v.seq, due_at = v.due, "
     "started_at = v.started, finished_at = v.finished, result = v.result, "
-    "last_error = v.error, claimed_by = v.worker "
+    "last_error = v.error, claimed_by = v.worker, wait_name = v.wait_name, signal = v.signal, "
+    "signal_seq = v.signal_seq, resume = v.resume "
     "FROM unnest($1::bigint[], $2::text[], $3::int[], $4::int[], $5::bigint[], "
-    "$6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::text[], $11::text[]) "
-    "AS v(id, state, attempts, parents, seq, due, started, finished, result, error, worker) "
+    "$6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::text[], $11::text[], "
+    "$12::text[], $13::text[], $14::bigint[], $15::int[]) "
+    "AS v(id, state, attempts, parents, seq, due, started, finished, result, error, worker, "
+    "wait_name, signal, signal_seq, resume) "
     "WHERE s.id = v.id";
 const std::string sql_save_tasks =
     "UPDATE tk_tasks AS t SET state = v.state, updated_at = v.updated, "
@@ -696,7 +703,7 @@ const std::string sql_save_tasks =
     "AS v(id, state, updated, completed, done) WHERE t.id = v.id";
 const std::string sql_park =
     "UPDATE tk_steps SET state = 'pending' WHERE task_id = ANY($1::bigint[]) "
-    "AND state IN ('ready', 'waiting_for_retry')";
+    "AND state IN ('ready', 'waiting_for_retry', 'waiting')";
 // Due retries become ready. SKIP LOCKED: rows another worker is promoting
 // are its business, and nobody waits on anybody.
 const std::string sql_promote =
@@ -709,6 +716,17 @@ const std::string sql_expired =
     "SELECT " TK_STEP_COLS ", " TK_TASK_COLS " FROM tk_steps s JOIN tk_tasks t ON t.id = s.task_id"
     " WHERE s.namespace = ANY($1::text[]) AND s.state = 'running' AND s.due_at <= $2"
     " ORDER BY s.id LIMIT 1000 FOR UPDATE SKIP LOCKED";
+// Waits that timed out, likewise.
+const std::string sql_wait_expired =
+    "SELECT " TK_STEP_COLS ", " TK_TASK_COLS " FROM tk_steps s JOIN tk_tasks t ON t.id = s.task_id"
+    " WHERE s.namespace = ANY($1::text[]) AND s.state = 'waiting' AND s.due_at <= $2"
+    " ORDER BY s.id LIMIT 1000 FOR UPDATE SKIP LOCKED";
+// tk_signal: the task, then the step (the lock order).
+const std::string sql_signal_task =
+    "SELECT " TK_TASK_COLS " FROM tk_tasks t WHERE t.id = (SELECT task_id FROM tk_steps "
+    "WHERE id = $1) FOR UPDATE";
+const std::string sql_signal_step =
+    "SELECT " TK_STEP_COLS " FROM tk_steps s WHERE s.id = $1 FOR UPDATE";
 
 // A claim is one statement: `pick` chooses the steps, `upd` applies
 // claim_step's transition (transitions.cpp defines it: running, attempt
@@ -718,17 +736,20 @@ const std::string sql_expired =
 // order with their task and (for steps with parents) the results of their task's complete steps
 // (`idx:length:result`...), for the dependency results of the events.
 #define TK_CLAIM_TAIL(NOW, LEASE, WORKER)                                                          \
-  "upd AS (UPDATE tk_steps s SET state = 'running', attempts = s.attempts + 1, "                   \
+  "upd AS (UPDATE tk_steps s SET state = 'running', attempts = s.attempts + 1 - s.resume, "        \
+  "resume = 0, "                                                                                   \
   "claim_seq = s.claim_seq + 1, pending_parents = 0, due_at = " LEASE ", started_at = " NOW        \
   ", claimed_by = " WORKER " FROM pick WHERE s.id = pick.id RETURNING s.id, s.task_id, s.idx, "    \
   "s.state, s.attempts, s.pending_parents, s.claim_seq, s.due_at, s.created_at, s.started_at, "    \
-  "s.finished_at, s.result, s.last_error, s.claimed_by, s.parents, pick.prio, pick.ready_at), "    \
+  "s.finished_at, s.result, s.last_error, s.claimed_by, s.wait_name, s.signal, s.signal_seq, "      \
+  "s.resume, s.parents, pick.prio, pick.ready_at), "                                               \
   "started AS (UPDATE tk_tasks SET state = 'running', updated_at = " NOW " WHERE id IN "           \
   "(SELECT x.id FROM (SELECT DISTINCT task_id FROM upd) u CROSS JOIN LATERAL (SELECT t.id "        \
   "FROM tk_tasks t WHERE t.id = u.task_id AND t.state = 'pending' FOR UPDATE SKIP LOCKED) x)) "    \
   "SELECT upd.id, upd.task_id, upd.idx, upd.state, upd.attempts, upd.pending_parents, "            \
   "upd.claim_seq, upd.due_at, upd.created_at, upd.started_at, upd.finished_at, upd.result, "       \
-  "upd.last_error, upd.claimed_by, " TK_TASK_COLS ", upd.prio, "                                   \
+  "upd.last_error, upd.claimed_by, upd.wait_name, upd.signal, upd.signal_seq, upd.resume, "        \
+  TK_TASK_COLS ", upd.prio, "                                                                      \
   "CASE WHEN upd.parents > 0 THEN (SELECT string_agg(a.idx || ':' || octet_length(a.result) "      \
   "|| ':' || a.result, '' ORDER BY a.idx) FROM tk_steps a WHERE a.task_id = upd.task_id "          \
   "AND a.state = 'complete') END "                                                                 \
@@ -752,13 +773,16 @@ const std::string sql_heartbeat_extend =
 // probe skips them (with `namespace = ANY` the planner takes a bitmap scan,
 // which visits every dead row again, every time).
 const std::string sql_next_due =
-    "SELECT bool_or(r.ready), min(w.due_at), min(l.due_at) FROM unnest($1::text[]) AS n(ns) "
+    "SELECT bool_or(r.ready), min(w.due_at), min(l.due_at), min(x.due_at) "
+    "FROM unnest($1::text[]) AS n(ns) "
     "CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM tk_steps s WHERE s.namespace = n.ns AND "
     "s.state = 'ready') AS ready) r "
     "LEFT JOIN LATERAL (SELECT s.due_at FROM tk_steps s WHERE s.namespace = n.ns AND "
     "s.state = 'waiting_for_retry' ORDER BY s.due_at LIMIT 1) w ON true "
     "LEFT JOIN LATERAL (SELECT s.due_at FROM tk_steps s WHERE s.namespace = n.ns AND "
-    "s.state = 'running' ORDER BY s.due_at LIMIT 1) l ON true";
+    "s.state = 'running' ORDER BY s.due_at LIMIT 1) l ON true "
+    "LEFT JOIN LATERAL (SELECT s.due_at FROM tk_steps s WHERE s.namespace = n.ns AND "
+    "s.state = 'waiting' ORDER BY s.due_at LIMIT 1) x ON true";
 
 class pg_store final : public store {
 public:
@@ -911,7 +935,7 @@ public:
     for (int i = 0; i < r[si].rows(); ++i)
       steps.push_back(read_step(r[si], i));
     auto t = read_task(r[ti], 0, 0);
-    return render_status(t, steps.data(), steps.size());
+    return render_status(t, steps.data(), steps.size(), key_);
   }
 
   task_state state_of(std::int64_t task_id) override {
@@ -1022,14 +1046,15 @@ public:
     return out;
   }
 
-  void claim(const claim_request& r, event_buffer& out, std::mt19937_64&, effects& fx) override {
+  void claim(const claim_request& r, event_buffer& out, std::mt19937_64& rng,
+             effects& fx) override {
     next_due_fresh_ = false;  // this call may change it
     ready_ns_.clear();
     retrying([&] {
       out.clear();
       fx = effects{};
       pg_transaction tx{db_, false, options_.async_worker_commits};
-      claim_in_transaction(r, out, fx, tx);
+      claim_in_transaction(r, out, rng, fx, tx);
     });
   }
 
@@ -1061,7 +1086,7 @@ public:
       fx = effects{};
       pg_transaction tx{db_, false, options_.async_worker_commits};
       complete_in_transaction(results, count, outcomes, r.now, rng, fx, r.max);
-      claim_in_transaction(r, out, fx, tx);
+      claim_in_transaction(r, out, rng, fx, tx);
     });
   }
 
@@ -1096,6 +1121,33 @@ public:
         u.add(int_array(extend)).add(lease_until);
         db_.queue(s_heartbeat_extend, sql_heartbeat_extend, std::move(u));
       }
+      tx.commit();
+    });
+  }
+
+  void signal(std::int64_t step_id, std::int64_t seq, std::string_view payload, millis now,
+              effects& fx) override {
+    next_due_fresh_ = false;  // this call may change it
+    retrying([&] {
+      ready_ns_.clear();
+      fx = effects{};
+      pg_transaction tx{db_};
+      pg_params a, b;
+      a.add(step_id);
+      b.add(step_id);
+      const auto ti = db_.queue(s_signal_task, sql_signal_task, std::move(a));
+      const auto si = db_.queue(s_signal_step, sql_signal_step, std::move(b));
+      auto r = db_.send();
+      if (r[ti].rows() == 0 || r[si].rows() == 0)
+        fail(TK_NOT_FOUND, "no wait has this token");
+      auto t = read_task(r[ti], 0, 0);
+      std::vector<step_row> s{read_step(r[si], 0)};
+      if (apply_signal(s[0], t, seq, payload, now)) {
+        fx.work_ready = true;
+        ready_ns_.push_back(t.pipeline->namespace_name);
+      }
+      save_steps(s);
+      notify(fx);
       tx.commit();
     });
   }
@@ -1135,6 +1187,7 @@ private:
   // one may be due: a statement saved per claim each.
   millis running_due_ = -1;    ///< earliest lease end
   millis waiting_due_ = -1;    ///< earliest retry (also lowered by our own failures)
+  millis wait_end_ = -1;       ///< earliest end of a signal wait (also lowered by our own)
   bool check_expired_ = true;  ///< unknown yet, or a lapsed lease was left
   bool check_waiting_ = true;  ///< unknown yet
   /// Task of each step this store claimed and has not completed yet: a
@@ -1144,7 +1197,7 @@ private:
   static due_info read_next_due(const pg_result& r) {
     due_info d;
     d.ready = !r.null(0, 0) && r.integer(0, 0) != 0;
-    for (int col : {1, 2})
+    for (int col : {1, 2, 3})
       if (!r.null(0, col)) {
         auto v = r.integer(0, col);
         if (d.due < 0 || v < d.due)
@@ -1268,11 +1321,26 @@ private:
         db_.exec("INSERT INTO tk_schema (version) VALUES (" + std::to_string(schema_version) + ")");
       else if (found != schema_version)
         db_.exec("UPDATE tk_schema SET version = " + std::to_string(schema_version));
+      auto k = db_.exec("SELECT value FROM tk_meta WHERE key = 'wait_secret'");
+      if (k.rows() == 0 || !wait_key::from_hex(k.text(0, 0), key_))
+        fail(TK_STORE_ERROR, "the database's wait-token secret is missing or malformed");
       tx.commit();
     });
   }
 
   void apply_migration(int version) {
+    if (version == 2) {
+      // Durable waits (TK_RESULT_WAIT, tk_signal).
+      db_.exec("ALTER TABLE tk_steps ADD COLUMN wait_name TEXT, ADD COLUMN signal TEXT, "
+               "ADD COLUMN signal_seq BIGINT NOT NULL DEFAULT 0, "
+               "ADD COLUMN resume INTEGER NOT NULL DEFAULT 0");
+      db_.exec(
+          "CREATE INDEX tk_steps_wait ON tk_steps (namespace, due_at) WHERE state = 'waiting'");
+      db_.exec("CREATE TABLE tk_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+      db_.exec("INSERT INTO tk_meta (key, value) VALUES ('wait_secret', '"
+               + wait_key::random().to_hex() + "')");
+      return;
+    }
     if (version != 1)
       fail(TK_STORE_ERROR, "no migration to schema version " + std::to_string(version));
     const std::string id = "id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY";
@@ -1380,6 +1448,10 @@ private:
     s.result.assign(r.text(row, 11));
     s.last_error.assign(r.text(row, 12));
     s.claimed_by.assign(r.text(row, 13));
+    s.wait_name.assign(r.text(row, 14));
+    s.signal.assign(r.text(row, 15));
+    s.signal_seq = r.integer(row, 16);
+    s.resume = r.integer(row, 17) != 0;
     return s;
   }
 
@@ -1423,7 +1495,8 @@ private:
     if (steps.empty())
       return;
     std::string ids = "{", states = "{", attempts = "{", parents = "{", seqs = "{", due = "{",
-                started = "{", finished = "{", results = "{", errors = "{", workers = "{";
+                started = "{", finished = "{", results = "{", errors = "{", workers = "{",
+                wait_names = "{", signals = "{", signal_seqs = "{", resumes = "{";
     for (const auto& s : steps) {
       append_array_int(ids, s.id, false);
       append_array_text(states, to_string(s.state), false);
@@ -1436,10 +1509,15 @@ private:
       append_array_text(results, s.result, s.result.empty());
       append_array_text(errors, s.last_error, s.last_error.empty());
       append_array_text(workers, s.claimed_by, s.claimed_by.empty());
+      append_array_text(wait_names, s.wait_name, s.wait_name.empty());
+      append_array_text(signals, s.signal, s.signal.empty());
+      append_array_int(signal_seqs, s.signal_seq, false);
+      append_array_int(resumes, s.resume ? 1 : 0, false);
     }
     pg_params a;
     for (auto* arr : {&ids, &states, &attempts, &parents, &seqs, &due, &started, &finished,
-                      &results, &errors, &workers}) {
+                      &results, &errors, &workers, &wait_names, &signals, &signal_seqs,
+                      &resumes}) {
       *arr += '}';
       a.add(*arr);
     }
@@ -1597,6 +1675,13 @@ private:
             made_ready_ns.push_back(&t.pipeline->namespace_name);
           }
         }
+      } else if (res.kind == TK_RESULT_WAIT) {
+        if (apply_wait(steps[pos], t, res.wait_signal, res.wait_timeout_ms, now)) {
+          ++made_ready;
+          made_ready_ns.push_back(&t.pipeline->namespace_name);
+        } else {
+          wait_end_ = wait_end_ < 0 ? steps[pos].due_at : std::min(wait_end_, steps[pos].due_at);
+        }
       } else {
         auto effect = apply_failure(steps[pos], t, res, now, rng);
         if (effect == failure_effect::retry_later)
@@ -1641,13 +1726,15 @@ private:
   // and COMMIT. When a lease may have run out (the last look said one was
   // due by now, or saw one it could not take), expired leases are taken back
   // first, in the same transaction: one more round trip, only then.
-  void claim_in_transaction(const claim_request& r, event_buffer& out, effects& fx,
-                            pg_transaction& tx) {
+  void claim_in_transaction(const claim_request& r, event_buffer& out, std::mt19937_64& rng,
+                            effects& fx, pg_transaction& tx) {
     note_served(*r.namespaces);
     const auto& namespaces = r.namespaces->empty() ? all_namespaces() : *r.namespaces;
     const auto ns_list = text_array(namespaces);
-    if (!namespaces.empty() && (check_expired_ || (running_due_ >= 0 && r.now >= running_due_)))
-      take_back_expired(ns_list, r.now, fx);
+    if (!namespaces.empty()
+        && (check_expired_ || (running_due_ >= 0 && r.now >= running_due_)
+            || (wait_end_ >= 0 && r.now >= wait_end_)))
+      take_back_expired(ns_list, r.now, rng, fx);
     const bool promote = check_waiting_ || (waiting_due_ >= 0 && r.now >= waiting_due_);
     const auto handed = std::min(handoffs_.size(), r.max);
     std::vector<std::int64_t> handoff_ids;
@@ -1710,7 +1797,8 @@ private:
       t.state = task_state::running;  // as claim_step leaves it
       task_of_[c.step.id] = c.step.task_id;
       const auto done = c.rows->text(c.row, claim_done_column);
-      add_event(out, c.step, t, c.step.due_at, [&](int index) { return result_of(done, index); });
+      add_event(out, c.step, t, c.step.due_at, key_,
+                [&](int index) { return result_of(done, index); });
     }
     if (task_of_.size() > 1'000'000)
       task_of_.clear();  // steps whose leases lapsed: only an optimisation is lost
@@ -1721,10 +1809,12 @@ private:
       next_due_fresh_ = true;
       running_due_ = d.null(0, 2) ? -1 : d.integer(0, 2);
       waiting_due_ = d.null(0, 1) ? -1 : d.integer(0, 1);
+      wait_end_ = d.null(0, 3) ? -1 : d.integer(0, 3);
       check_waiting_ = false;
-      // A lease ran out that this call did not take back (locked by
-      // another worker, or not expected yet): the next call does, soon.
-      check_expired_ = running_due_ >= 0 && running_due_ <= r.now;
+      // A lease ran out or a wait ended that this call did not take back
+      // (locked by another worker, or not expected yet): the next call does, soon.
+      check_expired_ = (running_due_ >= 0 && running_due_ <= r.now)
+                       || (wait_end_ >= 0 && wait_end_ <= r.now);
       if (check_expired_ || (waiting_due_ >= 0 && waiting_due_ <= r.now))
         fx.work_ready = true;
     }
@@ -1750,26 +1840,36 @@ private:
     return {};
   }
 
-  /// Expired leases are taken back (ready again, or failed for good) in the
-  /// current transaction; their writes are queued.
-  void take_back_expired(const std::string& ns_list, millis now, effects& fx) {
-    pg_params a;
+  /// Expired leases are taken back (ready again, or failed for good) and
+  /// waits that timed out fail, in the current transaction (one round trip);
+  /// their writes are queued.
+  void take_back_expired(const std::string& ns_list, millis now, std::mt19937_64& rng,
+                         effects& fx) {
+    pg_params a, b;
     a.add(ns_list).add(now);
-    auto rows = db_.run(s_expired, sql_expired, std::move(a));
+    b.add(ns_list).add(now);
+    const auto li = db_.queue(s_expired, sql_expired, std::move(a));
+    const auto wi = db_.queue(s_wait_expired, sql_wait_expired, std::move(b));
+    auto both = db_.send();
     std::vector<task_row> tasks;
     std::vector<task_state> before;
     std::unordered_map<std::int64_t, std::size_t> task_at;
     std::vector<step_row> changed;
     std::vector<std::int64_t> parked;
-    for (int i = 0; i < rows.rows(); ++i) {
-      auto s = read_step(rows, i);
+    const int leases = both[li].rows();
+    for (int i = 0; i < leases + both[wi].rows(); ++i) {
+      const auto& rows = i < leases ? both[li] : both[wi];
+      const int row = i < leases ? i : i - leases;
+      auto s = read_step(rows, row);
       auto [it, fresh] = task_at.emplace(s.task_id, tasks.size());
       if (fresh) {
-        tasks.push_back(read_task(rows, i, step_col_count));
+        tasks.push_back(read_task(rows, row, step_col_count));
         before.push_back(tasks.back().state);
       }
       auto& t = tasks[it->second];
-      auto effect = expire_lease(s, t, now);
+      auto effect = i < leases ? expire_lease(s, t, now) : expire_wait(s, t, now, rng);
+      if (effect == failure_effect::retry_later)
+        waiting_due_ = waiting_due_ < 0 ? s.due_at : std::min(waiting_due_, s.due_at);
       if (effect == failure_effect::retry_now) {
         fx.work_ready = true;
         ready_ns_.push_back(t.pipeline->namespace_name);

@@ -13,7 +13,7 @@ namespace tasker::core {
 
 namespace {
 
-constexpr int schema_version = 1;
+constexpr int schema_version = 2;
 
 // Column lists shared by every query that loads a whole row; `prefix` names
 // the table's alias in a join.
@@ -30,10 +30,10 @@ std::string columns(std::initializer_list<const char*> names, const char* prefix
 std::string step_columns(const char* prefix = "") {
   return columns({"id", "task_id", "idx", "state", "attempts", "pending_parents", "claim_seq",
                   "due_at", "created_at", "started_at", "finished_at", "result", "last_error",
-                  "claimed_by"},
+                  "claimed_by", "wait_name", "signal", "signal_seq", "resume"},
                  prefix);
 }
-constexpr int step_column_count = 14;
+constexpr int step_column_count = 18;
 std::string task_columns(const char* prefix = "") {
   return columns({"id", "pipeline_id", "state", "priority", "context", "idempotency_key",
                   "created_at", "updated_at", "completed_at", "steps_done"},
@@ -179,7 +179,7 @@ public:
     auto t = load_task(task_id);
     auto steps = load_steps(task_id);
     tx.commit();
-    return render_status(t, steps.data(), steps.size());
+    return render_status(t, steps.data(), steps.size(), key_);
   }
 
   task_state state_of(std::int64_t task_id) override {
@@ -269,9 +269,10 @@ public:
     return out;
   }
 
-  void claim(const claim_request& r, event_buffer& out, std::mt19937_64&, effects& fx) override {
+  void claim(const claim_request& r, event_buffer& out, std::mt19937_64& rng,
+             effects& fx) override {
     sql_transaction tx{*db_};
-    claim_in_transaction(r, out, fx);
+    claim_in_transaction(r, out, rng, fx);
     tx.commit();
   }
 
@@ -288,14 +289,15 @@ public:
                           effects& fx) override {
     sql_transaction tx{*db_};
     complete_in_transaction(results, count, outcomes, r.now, rng, fx);
-    claim_in_transaction(r, out, fx);
+    claim_in_transaction(r, out, rng, fx);
     tx.commit();
   }
 
-  void claim_in_transaction(const claim_request& r, event_buffer& out, effects& fx) {
+  void claim_in_transaction(const claim_request& r, event_buffer& out, std::mt19937_64& rng,
+                            effects& fx) {
     const auto namespaces = r.namespaces->empty() ? all_namespaces() : *r.namespaces;
     for (const auto& ns : namespaces)
-      process_due(ns, r.now, fx);
+      process_due(ns, r.now, rng, fx);
     // Candidates per namespace in claim order, merged: each namespace's
     // query walks the claim index in order, so no sort of the backlog.
     candidates_.clear();
@@ -350,7 +352,7 @@ public:
             ancestor_results_[idx].assign(a.get_text(1));
         }
       }
-      add_event(out, s, t, s.due_at, [&](int index) -> std::string_view {
+      add_event(out, s, t, s.due_at, key_, [&](int index) -> std::string_view {
         return ancestor_results_[static_cast<std::size_t>(index)];
       });
     }
@@ -390,6 +392,10 @@ public:
             fx.work_ready = true;
           save_step(child);
         }
+      } else if (r.kind == TK_RESULT_WAIT) {
+        if (apply_wait(s, t, r.wait_signal, r.wait_timeout_ms, now))
+          fx.work_ready = true;
+        save_step(s);
       } else {
         auto effect = apply_failure(s, t, r, now, rng);
         save_step(s);
@@ -429,6 +435,19 @@ public:
     tx.commit();
   }
 
+  void signal(std::int64_t step_id, std::int64_t seq, std::string_view payload, millis now,
+              effects& fx) override {
+    sql_transaction tx{*db_};
+    task_cache_.clear();
+    step_row s;
+    if (!find_step_and_task(step_id, s))
+      fail(TK_NOT_FOUND, "no wait has this token");
+    if (apply_signal(s, cached_task(s.task_id), seq, payload, now))
+      fx.work_ready = true;
+    save_step(s);
+    tx.commit();
+  }
+
   millis next_due(const std::vector<std::string>& namespaces, millis now) override {
     sql_transaction tx{*db_, sql_transaction::read};
     const auto ns = namespaces.empty() ? all_namespaces() : namespaces;
@@ -447,9 +466,11 @@ public:
     millis due = -1;
     static const char* const timed[] = {
         "SELECT MIN(due_at) FROM tk_steps WHERE namespace = ? AND state = 'waiting_for_retry'",
-        "SELECT MIN(due_at) FROM tk_steps WHERE namespace = ? AND state = 'running'"};
-    for (std::size_t k = 0; k < 2; ++k) {
-      auto& q = stmt(k == 0 ? 11 : 30, [&] { return std::string(timed[k]); });
+        "SELECT MIN(due_at) FROM tk_steps WHERE namespace = ? AND state = 'running'",
+        "SELECT MIN(due_at) FROM tk_steps WHERE namespace = ? AND state = 'waiting'"};
+    static const std::size_t slots[] = {11, 30, 32};
+    for (std::size_t k = 0; k < 3; ++k) {
+      auto& q = stmt(slots[k], [&] { return std::string(timed[k]); });
       for (const auto& n : ns) {
         q.reset();
         q.bind(1, n);
@@ -480,7 +501,7 @@ private:
 
   std::unique_ptr<sql_connection> db_;
 
-  // Each call site owns a statement slot (0-31; 26-29 are list_tasks's
+  // Each call site owns a statement slot (0-33; 26-29 are list_tasks's
   // filter variants): its SQL is built only the first time, so a hot call
   // neither allocates nor hashes its SQL text.
   template <class MakeSql>
@@ -497,20 +518,49 @@ private:
   std::vector<candidate> candidates_;
   std::vector<std::string> ancestor_results_;
 
+  // Creates the schema, or migrates an older one, in one transaction; then
+  // reads the wait-token secret.
   void create_schema() {
-    const std::string id = db_->dialect().id_column;
     sql_transaction tx{*db_};
     db_->exec("CREATE TABLE IF NOT EXISTS tk_schema (version INTEGER NOT NULL)");
     auto& v = stmt(12, [&] { return std::string("SELECT version FROM tk_schema"); });
-    if (v.step()) {
-      auto found = v.get_int(0);
-      v.reset();
-      if (found != schema_version)
-        fail(TK_STORE_ERROR, "the database has schema version " + std::to_string(found)
-                                 + "; this core knows version " + std::to_string(schema_version));
-      tx.commit();
-      return;
-    }
+    std::int64_t found = 0;
+    if (v.step())
+      found = v.get_int(0);
+    v.reset();
+    if (found > schema_version)
+      fail(TK_STORE_ERROR, "the database has schema version " + std::to_string(found)
+                               + "; this core knows versions up to "
+                               + std::to_string(schema_version));
+    if (found < 1)
+      create_version_1();
+    if (found < 2)
+      migrate_to_2();
+    if (found < schema_version)
+      db_->exec("UPDATE tk_schema SET version = " + std::to_string(schema_version));
+    auto& k = stmt(33, [&] {
+      return std::string("SELECT value FROM tk_meta WHERE key = 'wait_secret'");
+    });
+    if (!k.step() || !wait_key::from_hex(k.get_text(0), key_))
+      fail(TK_STORE_ERROR, "the database's wait-token secret is missing or malformed");
+    k.reset();
+    tx.commit();
+  }
+
+  // Version 2: durable waits (TK_RESULT_WAIT, tk_signal).
+  void migrate_to_2() {
+    for (const char* column : {"wait_name TEXT", "signal TEXT",
+                               "signal_seq BIGINT NOT NULL DEFAULT 0",
+                               "resume INTEGER NOT NULL DEFAULT 0"})
+      db_->exec(std::string("ALTER TABLE tk_steps ADD COLUMN ") + column);
+    db_->exec("CREATE INDEX tk_steps_wait ON tk_steps (namespace, due_at) WHERE state = 'waiting'");
+    db_->exec("CREATE TABLE tk_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+    db_->exec("INSERT INTO tk_meta (key, value) VALUES ('wait_secret', '"
+              + wait_key::random().to_hex() + "')");
+  }
+
+  void create_version_1() {
+    const std::string id = db_->dialect().id_column;
     db_->exec("CREATE TABLE tk_pipelines (" + id
               + ", namespace TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL, "
                 "definition TEXT NOT NULL, UNIQUE (namespace, name, version))");
@@ -539,8 +589,7 @@ private:
               "WHERE state = 'waiting_for_retry'");
     db_->exec(
         "CREATE INDEX tk_steps_lease ON tk_steps (namespace, due_at) WHERE state = 'running'");
-    db_->exec("INSERT INTO tk_schema (version) VALUES (" + std::to_string(schema_version) + ")");
-    tx.commit();
+    db_->exec("INSERT INTO tk_schema (version) VALUES (1)");
   }
 
   pipeline_ptr pipeline_by_id(std::int64_t id) {
@@ -591,6 +640,10 @@ private:
     s.result.assign(q.get_text(11));
     s.last_error.assign(q.get_text(12));
     s.claimed_by.assign(q.get_text(13));
+    s.wait_name.assign(q.get_text(14));
+    s.signal.assign(q.get_text(15));
+    s.signal_seq = q.get_int(16);
+    s.resume = q.get_int(17) != 0;
     return s;
   }
 
@@ -695,8 +748,8 @@ private:
     auto& u = stmt(20, [&] {
       return std::string(
           "UPDATE tk_steps SET state = ?, attempts = ?, pending_parents = ?, claim_seq = ?, "
-          "due_at = ?, started_at = ?, finished_at = ?, result = ?, last_error = ?, claimed_by = ? "
-          "WHERE id = ?");
+          "due_at = ?, started_at = ?, finished_at = ?, result = ?, last_error = ?, claimed_by = ?, "
+          "wait_name = ?, signal = ?, signal_seq = ?, resume = ? WHERE id = ?");
     });
     u.bind(1, std::string_view{to_string(s.state)});
     u.bind(2, std::int64_t{s.attempts});
@@ -708,7 +761,11 @@ private:
     u.bind_opt(8, s.result);
     u.bind_opt(9, s.last_error);
     u.bind_opt(10, s.claimed_by);
-    u.bind(11, s.id);
+    u.bind_opt(11, s.wait_name);
+    u.bind_opt(12, s.signal);
+    u.bind(13, s.signal_seq);
+    u.bind(14, std::int64_t{s.resume ? 1 : 0});
+    u.bind(15, s.id);
     u.step();
   }
 
@@ -740,14 +797,15 @@ private:
   void park_task(std::int64_t task_id) {
     auto& u = stmt(23, [&] {
       return std::string("UPDATE tk_steps SET state = 'pending' WHERE task_id = ? "
-                         "AND state IN ('ready', 'waiting_for_retry')");
+                         "AND state IN ('ready', 'waiting_for_retry', 'waiting')");
     });
     u.bind(1, task_id);
     u.step();
   }
 
-  // Due retries become ready; expired leases are taken back.
-  void process_due(const std::string& ns, millis now, effects& fx) {
+  // Due retries become ready; expired leases are taken back; waits that
+  // timed out fail.
+  void process_due(const std::string& ns, millis now, std::mt19937_64& rng, effects& fx) {
     auto& retry = stmt(24, [&] {
       return std::string("UPDATE tk_steps SET state = 'ready' WHERE namespace = ? "
                          "AND state = 'waiting_for_retry' AND due_at <= ?");
@@ -767,11 +825,22 @@ private:
     std::vector<step_row> rows;
     while (expired.step())
       rows.push_back(read_step(expired));
-    for (auto& s : rows) {
+    auto& timed_out = stmt(34, [&] {
+      return std::string("SELECT " + step_columns()
+                         + " FROM tk_steps WHERE namespace = ? AND state = 'waiting' "
+                           "AND due_at <= ?");
+    });
+    timed_out.bind(1, ns);
+    timed_out.bind(2, now);
+    const auto leases = rows.size();
+    while (timed_out.step())
+      rows.push_back(read_step(timed_out));
+    for (std::size_t k = 0; k < rows.size(); ++k) {
+      auto& s = rows[k];
       task_cache_.clear();
       auto& t = cached_task(s.task_id);
       const auto task_before = t.state;
-      auto effect = expire_lease(s, t, now);
+      auto effect = k < leases ? expire_lease(s, t, now) : expire_wait(s, t, now, rng);
       save_step(s);
       save_task(t, task_before);
       fx.note(t, task_before);

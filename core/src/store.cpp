@@ -14,6 +14,7 @@ const char* to_string(step_state s) {
     case step_state::complete: return "complete";
     case step_state::error: return "error";
     case step_state::cancelled: return "cancelled";
+    case step_state::waiting: return "waiting";
   }
   return "unknown";
 }
@@ -42,7 +43,7 @@ bool parse_task_state(std::string_view name, task_state& out) {
 bool parse_step_state(std::string_view name, step_state& out) {
   for (auto s :
        {step_state::pending, step_state::ready, step_state::running, step_state::waiting_for_retry,
-        step_state::complete, step_state::error, step_state::cancelled})
+        step_state::complete, step_state::error, step_state::cancelled, step_state::waiting})
     if (name == to_string(s)) {
       out = s;
       return true;
@@ -88,7 +89,8 @@ void append_task_head(std::string& out, const task_row& t) {
 
 }  // namespace
 
-std::string render_status(const task_row& t, const step_row* steps, std::size_t count) {
+std::string render_status(const task_row& t, const step_row* steps, std::size_t count,
+                          const wait_key& key) {
   const auto& p = *t.pipeline;
   std::string out;
   out.reserve(256 + t.context.size() + count * 256);
@@ -135,6 +137,24 @@ std::string render_status(const task_row& t, const step_row* steps, std::size_t 
       out += "null";
     else
       append_json_string(out, s.claimed_by);
+    out += ",\"wait\":";
+    if (s.state == step_state::waiting) {
+      out += "{\"signal\":";
+      append_json_string(out, s.wait_name);
+      out += ",\"token\":\"";
+      append_wait_token(out, key, s.id, s.claim_seq);
+      out += "\",\"timeout_at\":" + std::to_string(s.due_at) + '}';
+    } else {
+      out += "null";
+    }
+    out += ",\"signal\":";
+    if (s.signal.empty()) {
+      out += "null";
+    } else {
+      out += "{\"name\":";
+      append_json_string(out, s.wait_name);
+      out += ",\"payload\":" + s.signal + '}';
+    }
     out += '}';
   }
   out += "]}";

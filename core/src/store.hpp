@@ -18,6 +18,7 @@
 #include "event_buffer.hpp"
 #include "pipeline.hpp"
 #include "tasker/core.h"
+#include "wait_token.hpp"
 
 namespace tasker::core {
 
@@ -29,7 +30,8 @@ enum class step_state {
   waiting_for_retry,  ///< failed, retryable; claimable again at due_at
   complete,           ///< finished with a result
   error,              ///< failed for good
-  cancelled           ///< its task was cancelled before it finished
+  cancelled,          ///< its task was cancelled before it finished
+  waiting             ///< waits for a signal (TK_RESULT_WAIT) until due_at; no lease
 };
 
 /// Task states, stored by name.
@@ -131,6 +133,15 @@ public:
     claim(r, out, rng, fx);
   }
 
+  /// tk_signal for claim `seq` of step `step_id` (its token is checked):
+  /// TK_NOT_FOUND for an unknown step, else apply_signal's rules. Sets
+  /// fx.work_ready when the step became ready.
+  virtual void signal(std::int64_t step_id, std::int64_t seq, std::string_view payload, millis now,
+                      effects& fx) = 0;
+
+  /// The secret behind wait tokens, the same for every process on the store.
+  const wait_key& key() const { return key_; }
+
   virtual void heartbeat(const std::int64_t* step_ids, const std::int64_t* tokens,
                          std::size_t count, millis lease_until, int* outcomes) = 0;
 
@@ -146,6 +157,9 @@ public:
   /// when another process made work ready or finished tasks, so a worker
   /// wakes without polling. The store stops calling it before it is destroyed.
   virtual void watch(std::function<void(const effects&)> fn) { (void)fn; }
+
+protected:
+  wait_key key_;  ///< set by the store when it opens
 };
 
 /// A task as every store records it; the memory store keeps these directly.
@@ -170,16 +184,23 @@ struct step_row {
   std::int32_t attempts = 0;
   std::int32_t pending_parents = 0;  ///< parents not complete yet
   std::int64_t claim_seq = 0;        ///< the fencing token of the current/last claim
-  millis due_at = 0;  ///< ready: since when; running: lease end; waiting_for_retry: retry time
+  /// ready: since when; running: lease end; waiting_for_retry: retry time;
+  /// waiting: when the wait times out.
+  millis due_at = 0;
   millis created_at = 0;
   millis started_at = -1, finished_at = -1;
   std::string result;      ///< JSON; empty: none
   std::string last_error;  ///< JSON; empty: none
   std::string claimed_by;
+  std::string wait_name;        ///< the last wait's signal name; empty: never waited
+  std::string signal;           ///< the last signal's payload (JSON); empty: none
+  std::int64_t signal_seq = 0;  ///< the claim (fencing token) that signal answered
+  bool resume = false;          ///< the next claim resumes a wait: no attempt counted
 };
 
-/// Renders tk_task_status JSON.
-std::string render_status(const task_row& task, const step_row* steps, std::size_t count);
+/// Renders tk_task_status JSON; a waiting step shows its wait's token.
+std::string render_status(const task_row& task, const step_row* steps, std::size_t count,
+                          const wait_key& key);
 /// Appends one tk_list_tasks entry.
 void render_list_entry(std::string& out, const task_row& task);
 

@@ -9,7 +9,10 @@ namespace tasker::core {
 
 void claim_step(step_row& s, task_row& t, millis now, millis lease_ms, std::string_view worker) {
   s.state = step_state::running;
-  s.attempts += 1;
+  if (s.resume)
+    s.resume = false;  // the attempt that waited goes on
+  else
+    s.attempts += 1;
   s.claim_seq += 1;
   s.due_at = now + lease_ms;
   s.started_at = now;
@@ -106,10 +109,59 @@ failure_effect expire_lease(step_row& s, task_row& t, millis now) {
 }
 
 bool park_unstarted(step_row& s) {
-  if (s.state != step_state::ready && s.state != step_state::waiting_for_retry)
+  if (s.state != step_state::ready && s.state != step_state::waiting_for_retry
+      && s.state != step_state::waiting)
     return false;
   s.state = step_state::pending;
   return true;
+}
+
+bool apply_wait(step_row& s, task_row& t, std::string_view name, millis timeout_ms, millis now) {
+  t.updated_at = now;
+  s.wait_name.assign(name.data(), name.size());
+  if (!s.signal.empty() && s.signal_seq == s.claim_seq) {
+    s.state = step_state::ready;  // signalled while it ran
+    s.due_at = now;
+    s.resume = true;
+    return true;
+  }
+  s.signal.clear();
+  s.signal_seq = 0;
+  s.state = step_state::waiting;
+  s.due_at = now + timeout_ms;
+  return false;
+}
+
+bool apply_signal(step_row& s, const task_row& t, std::int64_t seq, std::string_view payload,
+                  millis now) {
+  const std::string step = "step " + std::to_string(s.id);
+  if (!s.signal.empty() && s.signal_seq == seq)
+    fail(TK_CONFLICT, "this token was signalled already (" + step + " is " + to_string(s.state)
+                          + ")");
+  if (seq != s.claim_seq || (s.state != step_state::waiting && s.state != step_state::running)
+      || !task_active(t))
+    fail(TK_CONFLICT, "the wait of this token is over: " + step + " is " + to_string(s.state)
+                          + (task_active(t) ? "" : std::string(", its task ") + to_string(t.state))
+                          + (seq != s.claim_seq ? " with a later claim" : ""));
+  s.signal.assign(payload.data(), payload.size());
+  s.signal_seq = seq;
+  if (s.state != step_state::waiting)
+    return false;  // still running: its wait resumes at once
+  s.state = step_state::ready;
+  s.due_at = now;
+  s.resume = true;
+  return true;
+}
+
+failure_effect expire_wait(step_row& s, task_row& t, millis now, std::mt19937_64& rng) {
+  const std::string message = "no signal \"" + s.wait_name + "\" came before the wait timed out";
+  tk_step_result r{};
+  r.step_id = s.id;
+  r.kind = TK_RESULT_FAILURE;
+  r.error_message = message.c_str();
+  r.error_type = "timeout";
+  r.retryable = 1;
+  return apply_failure(s, t, r, now, rng);
 }
 
 void retry_due(step_row& s) {

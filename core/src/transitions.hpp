@@ -20,7 +20,8 @@ inline bool step_finished(step_state s) {
   return s == step_state::complete || s == step_state::error || s == step_state::cancelled;
 }
 
-/// Marks a ready step claimed: attempt counted, new fencing token, lease set.
+/// Marks a ready step claimed: attempt counted (unless it resumes a wait),
+/// new fencing token, lease set.
 void claim_step(step_row& s, task_row& t, millis now, millis lease_ms, std::string_view worker);
 
 /// Whether a completion or heartbeat with `token` applies to the step's
@@ -43,8 +44,9 @@ enum class failure_effect {
                 ///< unstarted steps (park_unstarted)
 };
 
-/// After a task failed: a ready or waiting step goes back to pending, since
-/// it will not run. True when the step changed.
+/// After a task failed: a ready, retry-waiting or signal-waiting step goes
+/// back to pending, since it will not run (a wait is abandoned: its token is
+/// refused). True when the step changed.
 bool park_unstarted(step_row& s);
 
 /// Records a failure under the step's retry policy.
@@ -54,6 +56,23 @@ failure_effect apply_failure(step_row& s, task_row& t, const tk_step_result& r, 
 /// A running step's lease ran out (s.due_at <= now): ready again with its
 /// token invalidated if attempts remain, else error (type lease_expired).
 failure_effect expire_lease(step_row& s, task_row& t, millis now);
+
+/// The handler answered TK_RESULT_WAIT (checked: a name, a timeout > 0).
+/// If a signal for this claim came while it ran, the step is ready at once
+/// (to resume) and this returns true; otherwise it waits (state waiting,
+/// due_at = now + timeout) and an earlier signal is forgotten.
+bool apply_wait(step_row& s, task_row& t, std::string_view name, millis timeout_ms, millis now);
+
+/// tk_signal for claim `seq` of the step. Throws TK_CONFLICT when that claim
+/// is over (a later claim exists, the step ended or was parked) or was
+/// signalled already. A waiting step becomes ready (returns true); a running
+/// one keeps the signal for when it waits.
+bool apply_signal(step_row& s, const task_row& t, std::int64_t seq, std::string_view payload,
+                  millis now);
+
+/// A waiting step's timeout passed (s.due_at <= now): a retryable "timeout"
+/// failure under its retry policy.
+failure_effect expire_wait(step_row& s, task_row& t, millis now, std::mt19937_64& rng);
 
 /// A due retry becomes ready.
 void retry_due(step_row& s);
@@ -78,7 +97,7 @@ std::size_t retry(task_row& t, step_row* steps, std::size_t count, millis now);
 /// returns the stored result JSON of step index i (empty: null).
 template <class AncestorResult>
 void add_event(event_buffer& out, const step_row& s, const task_row& t, millis lease_until,
-               AncestorResult&& ancestor_result) {
+               const wait_key& key, AncestorResult&& ancestor_result) {
   const auto& p = *t.pipeline;
   const auto& d = p.steps[static_cast<std::size_t>(s.index)];
   auto& e = out.add();
@@ -112,6 +131,17 @@ void add_event(event_buffer& out, const step_row& s, const task_row& t, millis l
   }
   out.append('}');
   out.end_dependency_results();
+  out.begin_string();
+  out.append_wait_token(key, s.id, s.claim_seq);
+  out.end_string(event_buffer::wait_token);
+  if (!s.signal.empty()) {
+    out.begin_string();
+    out.append(s.wait_name);
+    out.end_string(event_buffer::signal_name);
+    out.begin_string();
+    out.append(s.signal);
+    out.end_string(event_buffer::signal_payload);
+  }
 }
 
 }  // namespace tasker::core

@@ -220,6 +220,16 @@ typedef struct tk_step_event {
   int64_t fencing_token;       /**< pass back in tk_step_result */
   int64_t lease_expires_at_ms; /**< heartbeat before this, or the step is claimable again */
   int64_t timeout_ms;          /**< the step's timeout, 0 = none */
+  /** This claim's wait token (see TK_RESULT_WAIT): unguessable, URL-safe.
+   *  Valid only while this claim is current; give it to whoever will signal
+   *  before answering TK_RESULT_WAIT if they may be quick. */
+  const char* wait_token;
+  /** The last signal this step received (tk_signal), or NULL: the name of the
+   *  wait it answered and its JSON payload. A resumed step sees it, and so
+   *  does any later attempt of the step, until the step waits again. */
+  const char* signal_name;
+  const char* signal_payload;
+  size_t wait_token_len, signal_name_len, signal_payload_len;
 } tk_step_event;
 
 /** Opens a worker handle. `name` (1 to 255 bytes, required) identifies it in
@@ -242,7 +252,16 @@ TK_API tk_status tk_poll(tk_worker* worker, const char* const* namespaces, size_
 /** How a step ended. */
 typedef enum tk_result_kind {
   TK_RESULT_SUCCESS = 0, /**< result_json holds the step's result */
-  TK_RESULT_FAILURE = 1  /**< error_* fields say why */
+  TK_RESULT_FAILURE = 1, /**< error_* fields say why */
+  /** A durable wait: the step parks in state "waiting" (no lease, no worker
+   *  slot) until tk_signal() delivers its event's wait_token, for at most
+   *  wait_timeout_ms (required, > 0). A signal makes it "ready": it is handed
+   *  to its handler again as the same attempt (not counted again), with the
+   *  payload in the event's signal_payload. A signal that arrives while the
+   *  step still runs is kept, and the wait then resumes at once. When the
+   *  timeout passes first, the step fails as a retryable "timeout" under its
+   *  retry policy; a retried attempt has a new token. */
+  TK_RESULT_WAIT = 2
 } tk_result_kind;
 
 /** One step's result. */
@@ -255,6 +274,8 @@ typedef struct tk_step_result {
   const char* error_type;    /**< failure: e.g. "retryable_error", "permanent_error" */
   int retryable;             /**< failure: nonzero lets the step's retry policy retry it */
   int64_t retry_after_ms;    /**< failure: > 0 overrides the policy's backoff */
+  const char* wait_signal;   /**< wait: what it waits for, e.g. "approval" (1-255 bytes) */
+  int64_t wait_timeout_ms;   /**< wait: > 0; then it fails as retryable "timeout" */
 } tk_step_result;
 
 /** Completes steps, each atomically with the release of its children. A
@@ -278,6 +299,17 @@ TK_API tk_status tk_complete_and_poll(tk_worker* worker, const tk_step_result* r
                                       size_t namespace_count, size_t max_events, int64_t lease_ms,
                                       const tk_step_event** events, size_t* event_count,
                                       tk_error* err);
+
+/** Delivers a signal to a waiting step (see TK_RESULT_WAIT). `token` is the
+ *  wait_token of the claim that waits; `payload_json` any JSON value (NULL
+ *  means null). The step becomes ready and the wake-up callback fires; a
+ *  signal that arrives while the claim still runs is kept until it waits.
+ *  TK_NOT_FOUND: no claim has this token (malformed, forged, or its step is
+ *  gone). TK_CONFLICT: the token was signalled already, or its wait ended
+ *  (timed out, the step completed without waiting, the task failed or was
+ *  cancelled); the message says which. */
+TK_API tk_status tk_signal(tk_core* core, const char* token, const char* payload_json,
+                           tk_error* err);
 
 /** Extends the leases of running steps to now + lease_ms. outcomes[i] as for
  *  tk_complete (TK_STALE when the claim is no longer current). */
