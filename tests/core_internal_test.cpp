@@ -11,6 +11,7 @@
 #include "json.hpp"
 #include "pipeline.hpp"
 #include "retry.hpp"
+#include "wait_token.hpp"
 
 using namespace tasker::core;
 
@@ -334,4 +335,40 @@ TEST_CASE("parsing rejects bad pipelines with the right code" * doctest::timeout
     CHECK(code == s.code);
     CHECK_FALSE(message.empty());
   }
+}
+
+// ---- wait tokens ---------------------------------------------------------------------
+
+TEST_CASE("siphash-2-4 matches the reference vector of its paper" * doctest::timeout(10)) {
+  unsigned char msg[15];
+  for (int i = 0; i < 15; ++i)
+    msg[i] = static_cast<unsigned char>(i);
+  // Key bytes 00..0f, read little-endian.
+  const std::uint64_t k0 = 0x0706050403020100ULL, k1 = 0x0f0e0d0c0b0a0908ULL;
+  CHECK(tasker::core::siphash24(k0, k1, msg, sizeof msg) == 0xa129ca6149be45e5ULL);
+}
+
+TEST_CASE("a wait token checks only under its key and only unaltered" * doctest::timeout(10)) {
+  using namespace tasker::core;
+  const auto key = wait_key::random();
+  const auto token = make_wait_token(key, 42, 7);
+  std::int64_t step = 0, seq = 0;
+  REQUIRE(check_wait_token(key, token, step, seq));
+  CHECK(step == 42);
+  CHECK(seq == 7);
+  wait_key copy;
+  REQUIRE(wait_key::from_hex(key.to_hex(), copy));
+  CHECK(check_wait_token(copy, token, step, seq));
+  CHECK_FALSE(check_wait_token(wait_key::random(), token, step, seq));
+  // Every single-character change is refused.
+  for (std::size_t i = 0; i < token.size(); ++i) {
+    auto t = token;
+    t[i] = t[i] == '1' ? '2' : '1';
+    INFO(t);
+    CHECK_FALSE(check_wait_token(key, t, step, seq));
+  }
+  CHECK_FALSE(check_wait_token(key, token + "0", step, seq));
+  CHECK_FALSE(check_wait_token(key, token.substr(1), step, seq));
+  CHECK_FALSE(check_wait_token(key, "42-7-" + std::string(32, 'g'), step, seq));
+  CHECK_FALSE(wait_key::from_hex("00", copy));
 }

@@ -75,6 +75,13 @@ public:
     PQclear(r);
     return out;
   }
+  /// Runs statements that return no rows.
+  void exec(const std::string& statements) {
+    PGresult* r = PQexec(c_, statements.c_str());
+    INFO(statements, ": ", PQresultErrorMessage(r));
+    CHECK(PQresultStatus(r) == PGRES_COMMAND_OK);
+    PQclear(r);
+  }
 
 private:
   PGconn* c_;
@@ -353,4 +360,38 @@ TEST_CASE("after a server restart the next call reconnects and notifications flo
   CHECK(at_runner.wait_for([&] { return at_runner.wakeups > after_reconnect; }, 30s));
   worker_handle w(runner, "after-restart");
   CHECK(poll(w, 10).size() == 2);
+}
+
+TEST_CASE("a version 1 schema is migrated in place and its tasks can wait" * doctest::timeout(60)) {
+  const auto url = fresh_pg_url();
+  manual_clock clock;
+  std::int64_t id = 0;
+  {
+    core_handle core(url);
+    register_pipeline(core, pipeline_json("test", "flow", {{"a"}}));
+    id = create_task(core);
+  }
+  const auto schema = schema_of(url);
+  {
+    sql db(pg_base_url());
+    db.exec("DROP INDEX " + schema + ".tk_steps_wait; ALTER TABLE " + schema
+            + ".tk_steps DROP COLUMN wait_name, DROP COLUMN signal, DROP COLUMN signal_seq, "
+              "DROP COLUMN resume; DROP TABLE "
+            + schema + ".tk_meta; UPDATE " + schema + ".tk_schema SET version = 1");
+  }
+  core_handle core(url);
+  core.use_clock(clock);
+  worker_handle w(core, "after-migration");
+  auto a = poll_one(w);
+  CHECK(a.task_id == id);
+  REQUIRE(wait_for(w, a, "approval", 60000) == TK_OK);
+  core_handle other(url);  // tokens are checked by any core on the schema
+  tk_error err{};
+  REQUIRE(signal(other, a.wait_token, "true", err) == TK_OK);
+  auto resumed = poll_one(w);
+  CHECK(resumed.signal_payload == true);
+  CHECK(succeed(w, resumed) == TK_OK);
+  CHECK(task_state(core, id) == "complete");
+  sql db(pg_base_url());
+  CHECK(db.value("SELECT version FROM " + schema + ".tk_schema") == "2");
 }

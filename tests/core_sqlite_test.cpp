@@ -6,6 +6,7 @@
 #include <vector>
 
 #include <poll.h>
+#include <sqlite3.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -267,4 +268,55 @@ TEST_CASE("steps claimed by a killed worker process are finished once by another
   }
   auto listed = list_tasks(core, R"({"state":"complete"})");
   CHECK(listed.at("tasks").size() == 2);
+}
+
+TEST_CASE("a version 1 database is migrated in place and its running work can wait"
+          * doctest::timeout(30)) {
+  temp_dir dir;
+  manual_clock clock;
+  const auto url = sqlite_url(dir);
+  std::int64_t id = 0;
+  {
+    core_handle core(url);
+    core.use_clock(clock);
+    register_pipeline(core, pipeline_json("test", "flow", {{"a"}, {"b", {"a"}}}));
+    id = create_task(core);
+  }
+  // Turn the file back into what version 1 of the schema wrote.
+  {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(dir.file("tasker.db").c_str(), &db) == SQLITE_OK);
+    const char* downgrade =
+        "DROP INDEX tk_steps_wait; ALTER TABLE tk_steps DROP COLUMN wait_name; "
+        "ALTER TABLE tk_steps DROP COLUMN signal; ALTER TABLE tk_steps DROP COLUMN signal_seq; "
+        "ALTER TABLE tk_steps DROP COLUMN resume; DROP TABLE tk_meta; "
+        "UPDATE tk_schema SET version = 1;";
+    char* message = nullptr;
+    const int rc = sqlite3_exec(db, downgrade, nullptr, nullptr, &message);
+    INFO((message ? message : ""));
+    CHECK(rc == SQLITE_OK);
+    sqlite3_free(message);
+    sqlite3_close(db);
+  }
+  core_handle core(url);
+  core.use_clock(clock);
+  CHECK(task_state(core, id) == "pending");
+  worker_handle w(core, "after-migration");
+  auto a = poll_one(w);
+  REQUIRE(wait_for(w, a, "approval", 60000) == TK_OK);
+  tk_error err{};
+  REQUIRE(signal(core, a.wait_token, R"({"ok":true})", err) == TK_OK);
+  auto resumed = poll_one(w);
+  CHECK(resumed.signal_payload == json::parse(R"({"ok":true})"));
+  CHECK(succeed(w, resumed) == TK_OK);
+  CHECK(succeed(w, poll_one(w)) == TK_OK);
+  CHECK(task_state(core, id) == "complete");
+
+  // A second core on the same file mints and checks the same tokens.
+  core_handle other(url);
+  auto id2 = create_task(core);
+  auto s = poll_one(w);
+  REQUIRE(wait_for(w, s, "approval", 60000) == TK_OK);
+  CHECK(signal(other, s.wait_token, nullptr, err) == TK_OK);
+  CHECK(step_status(task_status(core, id2), "a").at("state") == "ready");
 }
