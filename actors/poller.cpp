@@ -219,6 +219,12 @@ void poller_state::accept(const tk_step_event* events, std::size_t count, std::s
     ev.max_attempts = e.max_attempts;
     ev.fencing_token = e.fencing_token;
     ev.timeout_ms = e.timeout_ms;
+    ev.wait_token.assign(e.wait_token, e.wait_token_len);
+    ev.signalled = e.signal_payload != nullptr;
+    if (ev.signalled) {
+      ev.signal_name.assign(e.signal_name, e.signal_name_len);
+      ev.signal_payload.assign(e.signal_payload, e.signal_payload_len);
+    }
     running.emplace(e.step_id, std::move(f));
     route->second.queued.push_back(e.step_id);
   }
@@ -339,7 +345,11 @@ void poller_state::build_batch() {
     tk_step_result r{};
     r.step_id = p.step_id;
     r.fencing_token = p.token;
-    if (p.result.succeeded) {
+    if (!p.result.wait_signal.empty()) {
+      r.kind = TK_RESULT_WAIT;
+      r.wait_signal = p.result.wait_signal.c_str();
+      r.wait_timeout_ms = p.result.wait_timeout_ms;
+    } else if (p.result.succeeded) {
       r.kind = TK_RESULT_SUCCESS;
       r.result_json = p.result.result_json.c_str();
     } else {
@@ -683,6 +693,15 @@ poller_actor::behavior_type poller(poller_actor::stateful_pointer<poller_state> 
         if (tk_cancel_task(self->state.core.get(), task_id, &err) != TK_OK)
           return caf::make_error(caf::sec::runtime_error, std::string(err.message));
         return true;
+      },
+      [self](signal_atom, const std::string& token,
+             const std::string& payload) -> caf::result<std::int32_t, std::string> {
+        tk_error err{};
+        const auto status = tk_signal(self->state.core.get(), token.c_str(),
+                                      payload.empty() ? nullptr : payload.c_str(), &err);
+        if (status == TK_OK)
+          self->state.pump();
+        return {static_cast<std::int32_t>(status), std::string(err.message)};
       },
       [self](list_atom, const std::string& filter) -> caf::result<std::string> {
         char* text = nullptr;

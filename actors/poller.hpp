@@ -39,6 +39,7 @@ using poller_actor = caf::typed_actor<
     caf::replies_to<status_atom, std::int64_t>::with<std::string>,
     caf::replies_to<cancel_atom, std::int64_t>::with<bool>,
     caf::replies_to<list_atom, std::string>::with<std::string>,
+    caf::replies_to<signal_atom, std::string, std::string>::with<std::int32_t, std::string>,
     caf::replies_to<idle_atom>::with<bool>, caf::replies_to<drain_atom, std::int64_t>::with<bool>>;
 
 /// Owns a tk_core (closed by tk_close). Shared only so it can travel through

@@ -70,4 +70,8 @@ CAF_ADD_ATOM(tasker, tasker, run_atom, "run")
 /// A run ended (the process actor's I/O thread to the actor).
 CAF_ADD_ATOM(tasker, tasker, done_atom, "done")
 
+/// Deliver a signal to a waiting step (poller): token and payload JSON in,
+/// the tk_status and its message out.
+CAF_ADD_ATOM(tasker, tasker, signal_atom, "signal")
+
 CAF_END_TYPE_ID_BLOCK(tasker)

@@ -25,13 +25,18 @@ struct step_event {
   std::int32_t max_attempts = 0;
   std::int64_t fencing_token = 0;
   std::int64_t timeout_ms = 0;  ///< the step's own timeout (0: the handler's default)
+  std::string wait_token;       ///< this claim's token, for tasker::wait_for (tk_signal)
+  bool signalled = false;       ///< a signal reached this step (see signal_payload)
+  std::string signal_name;      ///< the wait the last signal answered
+  std::string signal_payload;   ///< its JSON payload
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, step_event& x) {
   return f(caf::meta::type_name("tasker::step_event"), x.task_id, x.step_id, x.namespace_name,
            x.step_name, x.handler, x.handler_config, x.task_context, x.dependency_results,
-           x.attempt, x.max_attempts, x.fencing_token, x.timeout_ms);
+           x.attempt, x.max_attempts, x.fencing_token, x.timeout_ms, x.wait_token, x.signalled,
+           x.signal_name, x.signal_payload);
 }
 
 }  // namespace tasker

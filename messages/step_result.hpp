@@ -8,8 +8,9 @@
 
 namespace tasker {
 
-/// How a step ended. Build it with tasker::success() / tasker::failure()
-/// (runtime/step_result.hpp) rather than by hand.
+/// How a step ended, or that it waits for a signal. Build it with
+/// tasker::success() / failure() / wait_for() (runtime/step_result.hpp)
+/// rather than by hand.
 struct step_result {
   bool succeeded = true;
   std::string result_json = "null";  ///< success: the step's result, a JSON text
@@ -17,12 +18,14 @@ struct step_result {
   std::string error_type;            ///< failure: e.g. "retryable_error", "permanent_error"
   bool retryable = true;             ///< failure: may the step's retry policy retry it?
   std::int64_t retry_after_ms = 0;   ///< failure: > 0 replaces the policy's backoff
+  std::string wait_signal;           ///< non-empty: the step waits for this signal
+  std::int64_t wait_timeout_ms = 0;  ///< wait: how long at most
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, step_result& x) {
   return f(caf::meta::type_name("tasker::step_result"), x.succeeded, x.result_json, x.error_message,
-           x.error_type, x.retryable, x.retry_after_ms);
+           x.error_type, x.retryable, x.retry_after_ms, x.wait_signal, x.wait_timeout_ms);
 }
 
 }  // namespace tasker

@@ -67,6 +67,11 @@ public:
   /// "cancelled". Throws client_error for an unknown or already finished task.
   void cancel(std::int64_t task_id);
 
+  /// Delivers a signal to the step waiting with `token` (see
+  /// tasker::wait_for); `payload` is any JSON value. Throws client_error for
+  /// an unknown token or one whose wait is over or was signalled already.
+  void signal(const std::string& token, const json& payload = nullptr);
+
   /// Lists tasks (see tk_list_tasks): `filter` may hold "state", "namespace",
   /// "after" (a task id) and "limit" (1..1000, default 100); the answer is
   /// {"tasks": [...], "next": <id to pass as "after", or null>}.

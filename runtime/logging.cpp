@@ -25,6 +25,13 @@ void log_step(const actors::step_report& r) {
                   r.step_id, r.step_name, r.handler, r.attempt, r.max_attempts, r.run_time.count());
     return;
   }
+  if (!r.result.wait_signal.empty()) {
+    spdlog::info("task={} step={} name={} handler={} attempt={}/{} waits for signal \"{}\" "
+                 "(up to {} ms)",
+                 r.task_id, r.step_id, r.step_name, r.handler, r.attempt, r.max_attempts,
+                 r.result.wait_signal, r.result.wait_timeout_ms);
+    return;
+  }
   spdlog::warn("task={} step={} name={} handler={} attempt={}/{} failed in {} us: {} ({}{})",
                r.task_id, r.step_id, r.step_name, r.handler, r.attempt, r.max_attempts,
                r.run_time.count(), r.result.error_message, r.result.error_type,

@@ -58,6 +58,12 @@ std::string key_list(const json& object) {
 step_context::step_context(const step_event& event) : event_(event) {
 }
 
+json step_context::signal() const {
+  if (!event_.signalled)
+    return json();
+  return json::parse(event_.signal_payload);  // the core checked it
+}
+
 const json& step_context::context() const {
   if (!context_parsed_) {
     context_ = parse_object(event_.task_context, "the task context");

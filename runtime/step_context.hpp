@@ -53,6 +53,17 @@ public:
   /// True when a failure of this attempt will not be retried.
   bool is_last_retry() const { return event_.attempt >= event_.max_attempts; }
 
+  /// This claim's wait token: hand it to whoever will signal, then answer
+  /// tasker::wait_for(...). Valid while this attempt runs or waits.
+  const std::string& wait_token() const { return event_.wait_token; }
+  /// True when a signal reached this step: it resumes a wait (or runs again
+  /// after an attempt that was resumed failed).
+  bool signalled() const { return event_.signalled; }
+  /// The name of the wait the signal answered ("" when none).
+  const std::string& signal_name() const { return event_.signal_name; }
+  /// The signal's payload (null when none came).
+  json signal() const;
+
   /// The task's input (its context), a JSON object.
   const json& context() const;
   /// The input `key` as T; throws step_input_error if absent or not a T.

@@ -30,4 +30,13 @@ step_result failure(std::string message, std::string error_type, bool retryable,
   return r;
 }
 
+step_result wait_for(std::string signal_name, std::chrono::milliseconds timeout) {
+  step_result r;
+  r.succeeded = false;
+  r.result_json = "null";
+  r.wait_signal = std::move(signal_name);
+  r.wait_timeout_ms = static_cast<std::int64_t>(timeout.count());
+  return r;
+}
+
 }  // namespace tasker

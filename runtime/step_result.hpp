@@ -28,4 +28,12 @@ step_result failure(std::string message, std::string error_type = "handler_error
                     bool retryable = true,
                     std::chrono::milliseconds retry_after = std::chrono::milliseconds{0});
 
+/// A durable wait: the step parks without holding a worker slot or a lease
+/// until a signal for this claim's token (step_context::wait_token()) comes
+/// through tk_signal, `tasker signal` or POST /v1/signals/{token}; then the
+/// handler runs again, as the same attempt, and step_context::signal() holds
+/// the payload. Without a signal within `timeout` (> 0) the step fails as a
+/// retryable "timeout" under its retry policy.
+step_result wait_for(std::string signal_name, std::chrono::milliseconds timeout);
+
 }  // namespace tasker

@@ -161,6 +161,24 @@ void client::cancel(std::int64_t task_id) {
   impl_->ask<bool>(milliseconds{60000}, cancel_atom_v, task_id);
 }
 
+void client::signal(const std::string& token, const json& payload) {
+  std::lock_guard<std::mutex> g{impl_->mu};
+  std::int32_t status = TK_INTERNAL;
+  std::string message;
+  caf::error failed;
+  impl_->self->request(impl_->poller, milliseconds{60000}, signal_atom_v, token, payload.dump())
+      .receive(
+          [&](std::int32_t st, std::string& msg) {
+            status = st;
+            message = std::move(msg);
+          },
+          [&](caf::error& e) { failed = std::move(e); });
+  if (failed)
+    throw client_error(describe(impl_->sys, failed));
+  if (status != TK_OK)
+    throw client_error("signal refused: " + message);
+}
+
 json client::list(const json& filter) {
   if (!filter.is_object())
     throw client_error("a list filter must be a JSON object");

@@ -394,3 +394,65 @@ TEST_CASE("a client cancels a task and lists tasks by state" * doctest::timeout(
   release = true;
   CHECK(c.wait(other) == "complete");
 }
+
+TEST_CASE("a handler waits for a signal without holding a slot and resumes with its payload"
+          * doctest::timeout(30)) {
+  auto cfg = memory_config();
+  tasker::worker w{cfg};
+  std::mutex mu;
+  std::vector<std::string> tokens;
+  std::atomic<int> runs{0};
+  tasker::handler_options one_at_a_time;
+  one_at_a_time.concurrency = 1;
+  w.handle("approve", [&](tasker::step_context& ctx) -> tasker::step_result {
+    ++runs;
+    if (!ctx.signalled()) {
+      std::lock_guard<std::mutex> g{mu};
+      tokens.push_back(ctx.wait_token());
+      return tasker::wait_for("approval", 60s);
+    }
+    CHECK(ctx.signal_name() == "approval");
+    return tasker::success({{"approved", ctx.signal().at("approved")}, {"attempt", ctx.attempt()}});
+  },
+           one_at_a_time);
+  w.handle("noop", [](tasker::step_context&) { return tasker::success(); });
+  tasker::pipeline p{"tests", "approval", "1"};
+  p.step("ask", "approve").step("done", "noop", tasker::after("ask"));
+  w.register_pipeline(p);
+  auto& c = w.client();
+  // More waiting tasks than the handler's one slot: waiting holds none.
+  std::vector<std::int64_t> ids;
+  for (int i = 0; i < 5; ++i)
+    ids.push_back(c.create(p));
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    {
+      std::lock_guard<std::mutex> g{mu};
+      if (tokens.size() == ids.size())
+        break;
+    }
+    std::this_thread::sleep_for(5ms);
+  }
+  std::vector<std::string> got;
+  {
+    std::lock_guard<std::mutex> g{mu};
+    got = tokens;
+  }
+  REQUIRE(got.size() == ids.size());
+  for (auto id : ids)
+    CHECK(only_step(c, id).at("state") == "waiting");
+  for (std::size_t i = 0; i < got.size(); ++i)
+    c.signal(got[i], {{"approved", i % 2 == 0}});
+  CHECK_THROWS_AS(c.signal(got[0], true), tasker::client_error);
+  CHECK_THROWS_AS(c.signal("1-1-00000000000000000000000000000000"), tasker::client_error);
+  for (auto id : ids)
+    CHECK(c.wait(id, 20s) == "complete");
+  CHECK(runs.load() == 10);
+  for (auto id : ids) {
+    auto ask = only_step(c, id);
+    CHECK(ask.at("attempts") == 1);
+    CHECK(ask.at("result").at("attempt") == 1);
+  }
+  CHECK(c.result(ids[0], "ask").at("approved") == true);
+  CHECK(c.result(ids[1], "ask").at("approved") == false);
+}
