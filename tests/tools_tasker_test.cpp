@@ -527,3 +527,39 @@ TEST_CASE("tasker submit --wait exits by how the task ended" * doctest::timeout(
     CHECK(contains(r.err, said));
   }
 }
+
+TEST_CASE("tasker signal resumes a waiting step, and refuses a used or unknown token"
+          * doctest::timeout(60)) {
+  cli_env env;
+  const auto id = env.new_task();
+  auto validate = poll_one(env.worker);
+  REQUIRE(validate.task_id == id);
+  REQUIRE(wait_for(env.worker, validate, "approval", 3'600'000) == TK_OK);
+
+  auto status = env.run({"status", std::to_string(id)});
+  INFO(describe(status));
+  CHECK(status.code == 0);
+  CHECK(contains(status.out, "waits for signal \"approval\""));
+  CHECK(contains(status.out, "tasker signal " + validate.wait_token));
+
+  auto bad = env.run({"signal", validate.wait_token, "--payload", "{\"ok\":"});
+  INFO(describe(bad));
+  CHECK(bad.code == 2);
+
+  auto r = env.run({"signal", validate.wait_token, "--payload", R"({"approved":true})", "--json"});
+  INFO(describe(r));
+  REQUIRE(r.code == 0);
+  CHECK(json::parse(r.out) == json{{"signalled", true}});
+  auto resumed = poll_one(env.worker);
+  CHECK(resumed.step_id == validate.step_id);
+  CHECK(resumed.signal_payload == json::parse(R"({"approved":true})"));
+
+  auto again = env.run({"signal", validate.wait_token});
+  INFO(describe(again));
+  CHECK(again.code == 4);
+  CHECK(contains(again.err, "tasker signal: this token was signalled already"));
+
+  auto unknown = env.run({"signal", "7-1-0123456789abcdef0123456789abcdef"});
+  INFO(describe(unknown));
+  CHECK(unknown.code == 3);
+}

@@ -58,9 +58,11 @@ Exit codes:
   1  failure not listed below
   2  usage error: a bad option or argument (bad --context JSON, unknown
      --state, NAME without @VERSION, a --store URL that is not one)
-  3  not found: no such task, or no such pipeline registered
+  3  not found: no such task, or no such pipeline registered, or (signal) no
+     wait has this token
   4  conflict: the task's state forbids it (cancel of an ended task, retry of
-     a task not in error), or an idempotency key names another pipeline's task
+     a task not in error), an idempotency key names another pipeline's task,
+     or (signal) the token was signalled already or its wait is over
   5  store unreachable or store error (missing SQLite file, server down)
   submit --wait only:
   6  the task ended in error
@@ -455,6 +457,15 @@ int run_status(std::int64_t id, const common_options& common) {
                duration, error});
   }
   std::cout << steps.render(terminal_width());
+  for (const auto& s : task.value("steps", json::array())) {
+    auto w = s.find("wait");
+    if (w == s.end() || !w->is_object())
+      continue;
+    std::cout << "\nstep " << text_of(s, "name") << " waits for signal \"" << text_of(*w, "signal")
+              << "\" until " << format_time(int_or(*w, "timeout_at", -1))
+              << "; deliver it with:\n  tasker signal " << text_of(*w, "token")
+              << " --payload '<JSON>'\n";
+  }
   return exit_ok;
 }
 
@@ -532,6 +543,37 @@ int run_cancel(std::int64_t id, const common_options& common) {
   return exit_ok;
 }
 
+// ---- signal -----------------------------------------------------------------------
+
+struct signal_options {
+  std::string token;
+  std::string payload = "null";
+  std::string payload_file;
+  CLI::Option* payload_file_opt = nullptr;
+};
+
+int run_signal(const signal_options& o, const common_options& common) {
+  std::string payload = o.payload;
+  if (o.payload_file_opt->count() > 0) {
+    std::ifstream in(o.payload_file, std::ios::binary);
+    std::ostringstream buf;
+    if (!in.is_open() || !(buf << in.rdbuf()) || in.bad())
+      throw command_error(exit_usage, "--payload-file " + o.payload_file + ": cannot read it");
+    payload = buf.str();
+  }
+  if (!json::accept(payload))
+    throw command_error(exit_usage, "the payload is not valid JSON");
+  auto core = open_store(common.store());
+  tk_error err{};
+  if (tk_signal(core.get(), o.token.c_str(), payload.c_str(), &err) != TK_OK)
+    fail_call(err);
+  if (common.json)
+    print_json(json{{"signalled", true}}.dump());
+  else
+    std::cout << "signal delivered: the step runs again\n";
+  return exit_ok;
+}
+
 int run_retry(std::int64_t id, const common_options& common) {
   auto core = open_store(common.store());
   tk_error err{};
@@ -547,7 +589,8 @@ int run_retry(std::int64_t id, const common_options& common) {
 }  // namespace
 
 int run(int argc, char** argv) {
-  CLI::App app{"tasker: submit, inspect, cancel and retry tasks of the tasker workflow engine",
+  CLI::App app{"tasker: submit, inspect, cancel, retry and signal tasks of the tasker workflow "
+               "engine",
                "tasker"};
   app.set_version_flag("--version", tk_version());
   app.require_subcommand(1);
@@ -607,6 +650,18 @@ int run(int argc, char** argv) {
   sub_retry->add_option("TASK_ID", task_id, "The task")->required();
   common.add_to(*sub_retry);
 
+  signal_options sig;
+  auto* sub_signal = app.add_subcommand(
+      "signal", "Deliver a signal to a step that waits for one (its token is in `status`)");
+  sub_signal->add_option("TOKEN", sig.token, "The wait's token")->required();
+  auto* payload_opt =
+      sub_signal->add_option("--payload,-p", sig.payload, "The signal's JSON payload (default null)");
+  sig.payload_file_opt =
+      sub_signal->add_option("--payload-file", sig.payload_file, "Read --payload from a file")
+          ->check(CLI::ExistingFile)
+          ->excludes(payload_opt);
+  common.add_to(*sub_signal);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -624,6 +679,8 @@ int run(int argc, char** argv) {
       return run_list(list, common);
     if (chosen == sub_cancel)
       return run_cancel(task_id, common);
+    if (chosen == sub_signal)
+      return run_signal(sig, common);
     return run_retry(task_id, common);
   } catch (const command_error& e) {
     std::cerr << "tasker " << chosen->get_name() << ": " << one_line(e.what()) << '\n';
