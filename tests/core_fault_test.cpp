@@ -178,6 +178,41 @@ TEST_CASE("a store failure during a retry leaves the failed " TASKER_FAULT_STORE
   CHECK(again[0].attempt == 1);
 }
 
+TEST_CASE("a store failure during a wait, a signal or a wait's timeout leaves the "
+          TASKER_FAULT_STORE " store as it was" * doctest::timeout(120)) {
+  temp_dir dir;
+  manual_clock clock;
+  core_handle core(fault_url(dir));
+  core.use_clock(clock);
+  worker_handle w(core, "sweeper");
+  register_pipeline(core, pipeline_json("test", "flow", {{"ask", {}, retry_policy(2)}}));
+  const auto first = create_task(core);
+  const auto second = create_task(core);
+  auto asks = poll(w, 2);
+  REQUIRE(asks.size() == 2);
+  std::vector<tk_step_result> waits{wait_result(asks[0], "approval", 1000),
+                                    wait_result(asks[1], "approval", 5000)};
+  std::vector<int> outcomes(2);
+  tk_error err{};
+  CHECK(sweep(core, "wait",
+              [&] { return tk_complete(w, waits.data(), waits.size(), outcomes.data(), &err); })
+        > 0);
+  CHECK(outcomes == std::vector<int>{TK_OK, TK_OK});
+  const auto& token = asks[1].wait_token;
+  CHECK(sweep(core, "signal", [&] { return tk_signal(core, token.c_str(), "{}", &err); }) > 0);
+  clock.advance(1000);  // the first wait times out: retried at once
+  const tk_step_event* events = nullptr;
+  std::size_t count = 0;
+  CHECK(sweep(core, "poll after a wait timed out",
+              [&] { return tk_poll(w, nullptr, 0, 10, 1000, &events, &count, &err); })
+        > 0);
+  CHECK(count == 2);
+  auto ask = step_status(task_status(core, first), "ask");
+  CHECK(ask.at("attempts") == 2);
+  CHECK(ask.at("last_error").at("type") == "timeout");
+  CHECK(step_status(task_status(core, second), "ask").at("attempts") == 1);
+}
+
 #ifndef TASKER_FAULT_PG
 TEST_CASE("the memory store has no database to inject faults into" * doctest::timeout(10)) {
   core_handle core("memory:");
