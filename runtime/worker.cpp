@@ -239,11 +239,17 @@ namespace {
 // argument: CAF 0.17.6 binds a reference to a null argument tuple when a
 // function actor is spawned with none, which UBSan reports.
 caf::actor spawn_instance(caf::actor_system& sys, const worker::impl::handler_entry& h) {
+  auto from_factory = [](caf::event_based_actor* self, const actor_factory& make) {
+    return make(self);
+  };
+  if (h.options.isolated) {  // a thread of its own, for as long as the worker runs
+    if (h.fn)
+      return sys.spawn<caf::detached>(actors::function_host, h.fn);
+    return sys.spawn<caf::detached>(from_factory, h.factory);
+  }
   if (h.fn)
     return sys.spawn(actors::function_host, h.fn);
-  return sys.spawn(
-      [](caf::event_based_actor* self, const actor_factory& make) { return make(self); },
-      h.factory);
+  return sys.spawn(from_factory, h.factory);
 }
 
 }  // namespace
@@ -322,7 +328,10 @@ void worker::start() {
       throw std::logic_error("worker: two handlers named \"" + h.name + "\"");
     route.timeout = h.options.timeout;
     route.respawn = [sys = &d.sys, h]() { return spawn_instance(*sys, h); };
-    const auto n = h.options.concurrency ? h.options.concurrency : d.default_concurrency();
+    const auto n = h.options.concurrency ? h.options.concurrency
+                   : h.options.isolated
+                       ? std::max<std::size_t>(1, std::thread::hardware_concurrency())
+                       : d.default_concurrency();
     for (std::size_t i = 0; i < n; ++i) {
       caf::actor a = spawn_instance(d.sys, h);
       route.instances.push_back(a);

@@ -37,6 +37,14 @@ struct handler_options {
   /// A step with no timeout of its own fails as retryable `handler_timeout`
   /// when its handler has not answered by then; 0: no timeout.
   std::chrono::milliseconds timeout{30000};
+  /// Opt-in: run this handler's instances detached, each on a thread of its
+  /// own, instead of on the scheduler's threads. For CPU-heavy handlers: their
+  /// steps then cannot take the threads that quick handlers and the poller
+  /// need (see docs/optimizations.md for the measured gain and the cost). The
+  /// threads live as long as the worker; with concurrency 0 there is one per
+  /// core. Not for quick handlers: a message to a detached actor costs a
+  /// thread wake-up, 10-100 us instead of about 1 us.
+  bool isolated = false;
 };
 
 /// A function handler.

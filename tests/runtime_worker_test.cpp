@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <mutex>
 #include <set>
 #include <string>
@@ -455,4 +456,41 @@ TEST_CASE("a handler waits for a signal without holding a slot and resumes with 
   }
   CHECK(c.result(ids[0], "ask").at("approved") == true);
   CHECK(c.result(ids[1], "ask").at("approved") == false);
+}
+
+TEST_CASE("an isolated handler that blocks leaves the scheduler's one thread to the others"
+          * doctest::timeout(60)) {
+  auto cfg = memory_config();
+  cfg.threads = 1;  // without isolation the blocker would hold the only thread
+  tasker::worker w{cfg};
+  std::promise<void> quick_ran;
+  auto quick_future = quick_ran.get_future().share();
+  std::promise<void> blocker_started;
+  auto started = blocker_started.get_future();
+  tasker::handler_options isolated;
+  isolated.isolated = true;
+  isolated.concurrency = 1;
+  w.handle("blocker",
+           [&, quick_future](tasker::step_context&) {
+             blocker_started.set_value();
+             const bool saw = quick_future.wait_for(10s) == std::future_status::ready;
+             return tasker::success({{"saw_quick", saw}});
+           },
+           isolated);
+  w.handle("quick", [&](tasker::step_context&) {
+    quick_ran.set_value();
+    return tasker::success();
+  });
+  tasker::pipeline blocking{"tests", "blocking", "1"};
+  blocking.step("block", "blocker");
+  tasker::pipeline quick{"tests", "quick", "1"};
+  quick.step("run", "quick");
+  w.register_pipeline(blocking).register_pipeline(quick);
+  auto& c = w.client();
+  const auto b = c.create(blocking);
+  REQUIRE(started.wait_for(20s) == std::future_status::ready);
+  const auto q = c.create(quick);
+  CHECK(c.wait(q, 20s) == "complete");
+  CHECK(c.wait(b, 20s) == "complete");
+  CHECK(c.result(b, "block").at("saw_quick") == true);
 }
