@@ -21,6 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/table.hpp"
 #include "bench/temp_dir.hpp"
 #include "tasker/core.h"
 
@@ -51,6 +52,7 @@ struct options {
   long tasks = 0;  ///< 0: the store's default
   std::vector<std::string> stores{"memory", "sqlite"};
   std::vector<std::size_t> batches;
+  bool unpooled = true;  ///< also run the unpooled-events baseline (batch 64)
 };
 
 struct run_stats {
@@ -68,7 +70,8 @@ double seconds_since(clock_type::time_point start) {
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "core_loop: %s\n"
-               "usage: core_loop [--tasks N] [--store memory|sqlite|all] [--batch N[,N...]]...\n",
+               "usage: core_loop [--tasks N] [--store memory|sqlite|all] [--batch N[,N...]]... "
+               "[--unpooled yes|no]\n",
                why);
   std::exit(2);
 }
@@ -90,7 +93,11 @@ options parse_args(int argc, char** argv) {
     if (i + 1 >= argc)
       usage(("missing value for " + arg).c_str());
     const std::string value = argv[++i];
-    if (arg == "--tasks") {
+    if (arg == "--unpooled") {
+      if (value != "yes" && value != "no")
+        usage("--unpooled takes yes or no");
+      o.unpooled = value == "yes";
+    } else if (arg == "--tasks") {
       o.tasks = parse_positive(value, "--tasks");
     } else if (arg == "--store") {
       if (value == "all")
@@ -185,12 +192,13 @@ bool verify(tk_core* core, const std::vector<std::int64_t>& ids, const run_stats
   return ok;
 }
 
-bool run(const std::string& store, std::size_t batch, long tasks, run_stats& stats) {
+bool run(const std::string& store, std::size_t batch, long tasks, bool pooled, run_stats& stats) {
   bench::temp_dir dir;
   const std::string url =
       store == "memory" ? "memory:" : "sqlite:" + (dir.path / "bench.db").string();
   tk_error err{};
-  tk_core* core = tk_open(url.c_str(), nullptr, &err);
+  tk_core* core =
+      tk_open(url.c_str(), pooled ? nullptr : R"({"pooled_events":false})", &err);
   if (core == nullptr) {
     check(static_cast<tk_status>(err.code), err, "tk_open");
     return false;
@@ -265,26 +273,39 @@ bool run(const std::string& store, std::size_t batch, long tasks, run_stats& sta
 int main(int argc, char** argv) {
   const options opts = parse_args(argc, argv);
   std::printf("tasker core %s\n", tk_version());
-  std::printf("%-7s %6s %7s %8s %10s %11s %9s %10s %12s\n", "store", "batch", "tasks", "steps",
-              "create_s", "tasks/s", "loop_s", "steps/s", "allocs/step");
+  std::printf("%-7s %6s %-8s %7s %8s %10s %11s %9s %10s %12s\n", "store", "batch", "events",
+              "tasks", "steps", "create_s", "tasks/s", "loop_s", "steps/s", "allocs/step");
   bool all_ok = true;
   std::map<std::pair<std::string, std::size_t>, double> rate;  // (store, batch) -> steps/s
+  std::map<std::string, std::pair<double, double>> unpooled;    // store -> (steps/s, allocs/step)
+  std::map<std::string, double> pooled_allocs;                   // store -> allocs/step at 64
   for (const auto& store : opts.stores) {
     const long tasks = opts.tasks > 0 ? opts.tasks : store == "memory" ? 200000 : 20000;
-    for (std::size_t batch : opts.batches) {
+    std::vector<std::pair<std::size_t, bool>> runs;
+    for (std::size_t batch : opts.batches)
+      runs.emplace_back(batch, true);
+    if (opts.unpooled)
+      runs.emplace_back(64, false);
+    for (auto [batch, pooled] : runs) {
       run_stats stats;
-      const bool ok = run(store, batch, tasks, stats);
+      const bool ok = run(store, batch, tasks, pooled, stats);
       all_ok = all_ok && ok;
       const double steps_per_s = static_cast<double>(stats.steps) / stats.loop_seconds;
-      rate[{store, batch}] = steps_per_s;
-      std::printf("%-7s %6zu %7ld %8lld %10.3f %11.0f %9.3f %10.0f %12.3f%s\n", store.c_str(),
-                  batch, tasks, static_cast<long long>(stats.steps), stats.create_seconds,
+      const double allocs = stats.steps ? static_cast<double>(stats.loop_allocations)
+                                              / static_cast<double>(stats.steps)
+                                        : 0.0;
+      if (pooled) {
+        rate[{store, batch}] = steps_per_s;
+        if (batch == 64)
+          pooled_allocs[store] = allocs;
+      } else {
+        unpooled[store] = {steps_per_s, allocs};
+      }
+      std::printf("%-7s %6zu %-8s %7ld %8lld %10.3f %11.0f %9.3f %10.0f %12.3f%s\n",
+                  store.c_str(), batch, pooled ? "pooled" : "unpooled", tasks,
+                  static_cast<long long>(stats.steps), stats.create_seconds,
                   static_cast<double>(tasks) / stats.create_seconds, stats.loop_seconds,
-                  steps_per_s,
-                  stats.steps ? static_cast<double>(stats.loop_allocations)
-                                    / static_cast<double>(stats.steps)
-                              : 0.0,
-                  ok ? "" : "  FAILED verification");
+                  steps_per_s, allocs, ok ? "" : "  FAILED verification");
       std::fflush(stdout);
     }
   }
@@ -299,5 +320,23 @@ int main(int argc, char** argv) {
     target("sqlite steps/s at batch 64", rate[{"sqlite", 64}], 50'000, "steps/s");
   if (rate.count({"sqlite", 64}) && rate.count({"sqlite", 1}))
     target("sqlite batch 64 / batch 1", rate[{"sqlite", 64}] / rate[{"sqlite", 1}], 3, "x");
+  // Rows of bench/run's table: each optimization against its baseline, same run.
+  for (const auto& store : opts.stores) {
+    if (rate.count({store, 64}) && rate.count({store, 1}))
+      bench::table_row("batched poll/complete, " + store + " (batch 64 vs 1)",
+                       bench::fmt(rate[{store, 1}], "steps/s", 0),
+                       bench::fmt(rate[{store, 64}], "steps/s", 0),
+                       rate[{store, 64}] / rate[{store, 1}], 1.1);
+    if (unpooled.count(store) && rate.count({store, 64})) {
+      bench::table_row("pooled event memory, " + store + ": steps/s",
+                       bench::fmt(unpooled[store].first, "steps/s", 0),
+                       bench::fmt(rate[{store, 64}], "steps/s", 0),
+                       rate[{store, 64}] / unpooled[store].first, 1.1);
+      bench::table_row("pooled event memory, " + store + ": allocations/step",
+                       bench::fmt(unpooled[store].second, "allocs", 2),
+                       bench::fmt(pooled_allocs[store], "allocs", 2),
+                       unpooled[store].second / std::max(pooled_allocs[store], 0.01), 1.1);
+    }
+  }
   return all_ok ? 0 : 1;
 }

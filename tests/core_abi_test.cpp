@@ -197,6 +197,42 @@ TEST_CASE("an unknown store scheme or option is unsupported" * doctest::timeout(
   err = tk_error{};
   CHECK(tk_open("memory:", R"({"max_json_bytes":)", &err) == nullptr);
   check_failed(static_cast<tk_status>(err.code), err, TK_MALFORMED_JSON);
+
+  err = tk_error{};
+  CHECK(tk_open("memory:", R"({"pooled_events":1})", &err) == nullptr);
+  check_failed(static_cast<tk_status>(err.code), err, TK_INVALID_ARGUMENT);
+}
+
+TEST_CASE("every documented option is accepted" * doctest::timeout(10)) {
+  tk_error err{};
+  // async_worker_commits and schema apply to PostgreSQL only; other stores
+  // accept and ignore them.
+  tk_core* core = tk_open("memory:",
+                          R"({"max_json_bytes":1024,"default_lease_ms":5000,"busy_timeout_ms":100,
+                              "synchronous":"full","seed":7,"schema":"x",
+                              "async_worker_commits":true,"pooled_events":false})",
+                          &err);
+  INFO(err.message);
+  REQUIRE(core != nullptr);
+  tk_close(core);
+}
+
+TEST_CASE("unpooled events carry the same content as pooled ones" * doctest::timeout(10)) {
+  for (const char* options : {R"({"pooled_events":true})", R"({"pooled_events":false})"}) {
+    INFO(options);
+    core_handle core("memory:", options);
+    register_pipeline(core, pipeline_json("test", "flow", {{"a"}, {"b", {"a"}}}));
+    task_args args;
+    args.context = R"({"n":3})";
+    create_task(core, args);
+    worker_handle w(core, "w");
+    auto a = poll_one(w);
+    CHECK(a.context == json::parse(R"({"n":3})"));
+    REQUIRE(succeed(w, a, R"({"v":9})") == TK_OK);
+    auto b = poll_one(w);
+    CHECK(b.dependency_results == json::parse(R"({"a":{"v":9}})"));
+    CHECK(b.wait_token.size() > 30);
+  }
 }
 
 TEST_CASE("malformed JSON is rejected wherever it comes in" * doctest::timeout(10)) {

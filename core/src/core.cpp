@@ -27,6 +27,7 @@ struct tk_core {
   std::unique_ptr<store> st;
   std::size_t max_json_bytes = 4u << 20;
   millis default_lease_ms = 30000;
+  bool pooled_events = true;  ///< option "pooled_events" (false: the baseline that allocates)
   tk_clock_fn clock = nullptr;
   void* clock_user = nullptr;
   std::mt19937_64 rng;
@@ -176,7 +177,7 @@ TK_API tk_core* tk_open(const char* url, const char* options_json, tk_error* err
       for (auto& [key, _] : opts.items()) {
         static const char* known[] = {
             "max_json_bytes", "default_lease_ms", "busy_timeout_ms", "synchronous", "seed",
-            "schema"};
+            "schema", "async_worker_commits", "pooled_events"};
         bool ok = false;
         for (const char* k : known)
           ok = ok || key == k;
@@ -188,6 +189,11 @@ TK_API tk_core* tk_open(const char* url, const char* options_json, tk_error* err
         option_int<std::size_t>(opts, "max_json_bytes", 4u << 20, 64, std::size_t{1} << 30);
     core->default_lease_ms =
         option_int<millis>(opts, "default_lease_ms", 30000, 1, 7 * 86'400'000LL);
+    if (auto pooled = opts.find("pooled_events"); pooled != opts.end()) {
+      if (!pooled->is_boolean())
+        fail(TK_INVALID_ARGUMENT, "option pooled_events must be true or false");
+      core->pooled_events = pooled->get<bool>();
+    }
     if (auto seed = opts.find("seed"); seed != opts.end()) {
       if (!seed->is_number_unsigned())
         fail(TK_INVALID_ARGUMENT, "option seed must be a non-negative integer");
@@ -483,6 +489,7 @@ TK_API tk_worker* tk_worker_open(tk_core* core, const char* name, tk_error* err)
     auto worker = std::make_unique<tk_worker>();
     worker->core = core;
     worker->name = name;
+    worker->events.set_pooled(core->pooled_events);
     if (worker->name.empty() || worker->name.size() > 255)
       fail(TK_INVALID_ARGUMENT, "worker name must be 1 to 255 bytes");
     w = worker.release();

@@ -1,8 +1,17 @@
 #include "event_buffer.hpp"
 
+#include <cstring>
+
 namespace tasker::core {
 
 void event_buffer::clear() {
+  if (!pooled_) {
+    std::vector<tk_step_event>().swap(events_);
+    std::vector<spans>().swap(spans_);
+    std::string().swap(arena_);
+    std::vector<std::unique_ptr<char[]>>().swap(copies_);
+    return;
+  }
   events_.clear();
   spans_.clear();
   arena_.clear();
@@ -53,6 +62,19 @@ const tk_step_event* event_buffer::finish() {
     for (int f = 0; f < 3; ++f) {
       *targets[f] = s.set[f] ? base + s.at[f] : nullptr;
       *lens[f] = s.set[f] ? s.len[f] : 0;
+    }
+    if (!pooled_) {
+      const char** strings[5] = {&e.task_context, &e.dependency_results, &e.wait_token,
+                                 &e.signal_name, &e.signal_payload};
+      const std::size_t sizes[5] = {e.task_context_len, e.dependency_results_len,
+                                    e.wait_token_len, e.signal_name_len, e.signal_payload_len};
+      for (int k = 0; k < 5; ++k) {
+        if (!*strings[k])
+          continue;
+        copies_.emplace_back(new char[sizes[k] + 1]);
+        std::memcpy(copies_.back().get(), *strings[k], sizes[k] + 1);
+        *strings[k] = copies_.back().get();
+      }
     }
   }
   return events_.data();

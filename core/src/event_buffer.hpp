@@ -3,6 +3,7 @@
 // freed, between polls, so a steady-state poll allocates nothing.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -14,6 +15,12 @@ namespace tasker::core {
 
 class event_buffer {
 public:
+  /// Pooled (the default): memory is kept from poll to poll. Not pooled:
+  /// the baseline a naive FFI would be, for the benchmark of option
+  /// "pooled_events": every poll starts from freed memory and every event's
+  /// strings get heap blocks of their own.
+  void set_pooled(bool pooled) { pooled_ = pooled; }
+
   /// Forgets the previous poll's events, keeping the capacity.
   void clear();
 
@@ -56,6 +63,8 @@ private:
   std::vector<spans> spans_;
   std::string arena_;
   std::size_t start_ = 0;
+  bool pooled_ = true;
+  std::vector<std::unique_ptr<char[]>> copies_;  ///< not pooled: one block per string
 };
 
 }  // namespace tasker::core

@@ -86,6 +86,10 @@ typedef struct tk_worker tk_worker;
  *                         completions commit without waiting for the WAL
  *                         flush; a server crash may then lose the last moments
  *                         of progress, which runs again. Creation stays durable.
+ *       "pooled_events"   (default true) a worker's events live in memory it
+ *                         keeps from poll to poll; false frees it at every
+ *                         poll and gives each event's strings a heap block of
+ *                         their own (the baseline of bench/core_loop).
  *  Returns NULL on failure with `err` filled. */
 TK_API tk_core* tk_open(const char* url, const char* options_json, tk_error* err);
 /** Closes the core; a NULL core is ignored. Workers of it must be closed first. */
