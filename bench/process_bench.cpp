@@ -33,6 +33,7 @@
 
 #include "actors/process_actor.hpp"
 #include "bench/stats.hpp"
+#include "bench/table.hpp"
 
 namespace {
 
@@ -231,6 +232,8 @@ int main(int argc, char** argv) {
     std::printf("  process actor %8.1f\n  std::system   %8.1f  (%.2fx)\n  popen         %8.1f  "
                 "(%.2fx)\n\n",
                 a50, s50, s50 / a50, p50, p50 / a50);
+    bench::table_row("process actor spawn /bin/true, sequential, vs std::system",
+                     bench::fmt(s50, "us"), bench::fmt(a50, "us"), s50 / a50, 2.0);
 
     // -- /bin/true, 8 in flight --------------------------------------------------
     const double a_total = run_window(t, true_runs, window);
@@ -241,6 +244,9 @@ int main(int argc, char** argv) {
     std::printf("  process actor %8.0f\n  std::system   %8.0f  (%.2fx)\n  popen         %8.0f  "
                 "(%.2fx)\n\n",
                 rate(a_total), rate(s_total), s_total / a_total, rate(p_total), p_total / a_total);
+    bench::table_row("process actor spawn /bin/true, 8 in flight, vs std::system",
+                     bench::fmt(rate(s_total), "runs/s", 0), bench::fmt(rate(a_total), "runs/s", 0),
+                     s_total / a_total, 2.0);
 
     // -- 10 MB of output ---------------------------------------------------------
     tasker::process_request big;
@@ -277,6 +283,8 @@ int main(int argc, char** argv) {
     std::printf("  process actor (captured) %8.1f\n  popen (captured)         %8.1f  (%.2fx)\n"
                 "  std::system (>/dev/null) %8.1f  (%.2fx)\n\n",
                 ba, bp, bp / ba, bs, bs / ba);
+    bench::table_row("process actor 10 MB of stdout vs popen", bench::fmt(bp / 1000, "ms"),
+                     bench::fmt(ba / 1000, "ms"), bp / ba, 1.1);
 
     // -- pool latency while children run -------------------------------------------
     auto target = sys.spawn(noop, 0);

@@ -18,6 +18,7 @@
 #include <system_error>
 #include <vector>
 
+#include "bench/table.hpp"
 #include "bench/temp_dir.hpp"
 #include "runtime/worker.hpp"
 #include "tasker/core.h"
@@ -282,6 +283,12 @@ int main(int argc, char** argv) {
                 f.linear_p50_us, f.linear_p50_us <= p50_goal ? "pass" : "MISS");
     std::printf("target %-7s throughput >= %.0f steps/s: %.0f %s\n", kind.c_str(), rate_goal,
                 f.throughput, f.throughput >= rate_goal ? "pass" : "MISS");
+    bench::table_row_absolute("runtime " + kind + ": linear 4-step P50", "-",
+                              bench::fmt(f.linear_p50_us, "us"), "<= " + bench::fmt(p50_goal, "us", 0),
+                              f.linear_p50_us <= p50_goal);
+    bench::table_row_absolute("runtime " + kind + ": no-op throughput", "-",
+                              bench::fmt(f.throughput, "steps/s", 0),
+                              ">= " + bench::fmt(rate_goal, "steps/s", 0), f.throughput >= rate_goal);
     std::fflush(stdout);
   }
   return 0;

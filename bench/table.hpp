@@ -26,6 +26,15 @@ inline void table_row_absolute(const std::string& name, const std::string& refer
   std::fflush(stdout);
 }
 
+/// A row reported for information: no target applies (e.g. where an
+/// optimization is documented as not worth it).
+inline void table_row_info(const std::string& name, const std::string& baseline,
+                           const std::string& optimized, double ratio) {
+  std::printf("table: %s | %s | %s | %.2fx | - | info\n", name.c_str(), baseline.c_str(),
+              optimized.c_str(), ratio);
+  std::fflush(stdout);
+}
+
 /// A figure with a unit, e.g. fmt(12.34, "ms") -> "12.3 ms".
 inline std::string fmt(double v, const char* unit, int decimals = 1) {
   char buf[64];
