@@ -1,6 +1,7 @@
 #include "actors/poller.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <utility>
 
 #include <caf/actor_cast.hpp>
@@ -36,6 +37,21 @@ tk_task_spec to_spec(const task_request& r) {
 }
 
 }  // namespace
+
+caf::error core_error(tk_status status, std::string message) {
+  return caf::error{static_cast<std::uint8_t>(status), core_error_category,
+                    caf::make_message(std::move(message))};
+}
+
+caf::error core_error(const tk_error& err) {
+  return core_error(static_cast<tk_status>(err.code), std::string(err.message));
+}
+
+tk_status core_status(const caf::error& e) {
+  if (!e || e.category() != core_error_category)
+    return TK_OK;
+  return static_cast<tk_status>(e.code());
+}
 
 step_result runtime_failure(std::string message, std::string type, bool retryable) {
   step_result r;
@@ -544,9 +560,26 @@ bool poller_state::idle() const {
          && delay < 0;
 }
 
-tk_status poller_state::create(const task_request& r, std::int64_t& id, tk_error& err) {
+tk_status poller_state::create(const task_request& r, std::int64_t& id, tk_error& err,
+                               int* created) {
   const auto spec = to_spec(r);
-  return tk_create_task(core.get(), &spec, &id, nullptr, &err);
+  return tk_create_task(core.get(), &spec, &id, created, &err);
+}
+
+tk_status poller_state::ping(tk_error& err) {
+  auto refuse = [&err](tk_status status, const char* why) {
+    err.code = status;
+    std::snprintf(err.message, sizeof err.message, "%s", why);
+    return status;
+  };
+  if (draining)
+    return refuse(TK_UNSUPPORTED, "the worker is stopping");
+  if (store_paused())
+    return refuse(TK_STORE_ERROR, "the store failed recently; the worker waits before it retries");
+  char* text = nullptr;
+  const auto status = tk_list_tasks(core.get(), "{\"limit\":1}", &text, &err);
+  tk_free(text);
+  return status;
 }
 
 void poller_state::instance_down(const caf::down_msg& dm) {
@@ -642,14 +675,14 @@ poller_actor::behavior_type poller(poller_actor::stateful_pointer<poller_state> 
       [self](register_atom, const std::string& pipeline_json) -> caf::result<bool> {
         tk_error err{};
         if (tk_register_pipeline(self->state.core.get(), pipeline_json.c_str(), &err) != TK_OK)
-          return caf::make_error(caf::sec::runtime_error, std::string(err.message));
+          return core_error(err);
         return true;
       },
       [self](create_atom, const task_request& r) -> caf::result<std::int64_t> {
         std::int64_t id = 0;
         tk_error err{};
         if (self->state.create(r, id, err) != TK_OK)
-          return caf::make_error(caf::sec::runtime_error, std::string(err.message));
+          return core_error(err);
         self->state.pump();
         return id;
       },
@@ -663,8 +696,8 @@ poller_actor::behavior_type poller(poller_actor::stateful_pointer<poller_state> 
         if (tk_create_tasks(self->state.core.get(), specs.data(), specs.size(), ids.data(), nullptr,
                             &err)
             != TK_OK)
-          return caf::make_error(caf::sec::runtime_error,
-                                 std::string(err.message) + " (no task of the batch was created)");
+          return core_error(static_cast<tk_status>(err.code),
+                            std::string(err.message) + " (no task of the batch was created)");
         self->state.pump();
         return ids;
       },
@@ -672,7 +705,7 @@ poller_actor::behavior_type poller(poller_actor::stateful_pointer<poller_state> 
         const char* state = nullptr;
         tk_error err{};
         if (tk_task_state(self->state.core.get(), task_id, &state, &err) != TK_OK)
-          return caf::make_error(caf::sec::runtime_error, std::string(err.message));
+          return core_error(err);
         if (final_state(state))
           return std::string(state);
         auto promise = self->make_response_promise<std::string>();
@@ -683,7 +716,7 @@ poller_actor::behavior_type poller(poller_actor::stateful_pointer<poller_state> 
         char* text = nullptr;
         tk_error err{};
         if (tk_task_status(self->state.core.get(), task_id, &text, &err) != TK_OK)
-          return caf::make_error(caf::sec::runtime_error, std::string(err.message));
+          return core_error(err);
         std::string out{text};
         tk_free(text);
         return out;
@@ -691,17 +724,18 @@ poller_actor::behavior_type poller(poller_actor::stateful_pointer<poller_state> 
       [self](cancel_atom, std::int64_t task_id) -> caf::result<bool> {
         tk_error err{};
         if (tk_cancel_task(self->state.core.get(), task_id, &err) != TK_OK)
-          return caf::make_error(caf::sec::runtime_error, std::string(err.message));
+          return core_error(err);
         return true;
       },
       [self](signal_atom, const std::string& token,
-             const std::string& payload) -> caf::result<std::int32_t, std::string> {
+             const std::string& payload) -> caf::result<bool> {
         tk_error err{};
-        const auto status = tk_signal(self->state.core.get(), token.c_str(),
-                                      payload.empty() ? nullptr : payload.c_str(), &err);
-        if (status == TK_OK)
-          self->state.pump();
-        return {static_cast<std::int32_t>(status), std::string(err.message)};
+        if (tk_signal(self->state.core.get(), token.c_str(),
+                      payload.empty() ? nullptr : payload.c_str(), &err)
+            != TK_OK)
+          return core_error(err);
+        self->state.pump();
+        return true;
       },
       [self](list_atom, const std::string& filter) -> caf::result<std::string> {
         char* text = nullptr;
@@ -709,10 +743,25 @@ poller_actor::behavior_type poller(poller_actor::stateful_pointer<poller_state> 
         if (tk_list_tasks(self->state.core.get(), filter.empty() ? nullptr : filter.c_str(), &text,
                           &err)
             != TK_OK)
-          return caf::make_error(caf::sec::runtime_error, std::string(err.message));
+          return core_error(err);
         std::string out{text};
         tk_free(text);
         return out;
+      },
+      [self](submit_atom, const task_request& r) -> caf::result<std::int64_t, bool> {
+        std::int64_t id = 0;
+        int created = 0;
+        tk_error err{};
+        if (self->state.create(r, id, err, &created) != TK_OK)
+          return core_error(err);
+        self->state.pump();
+        return {id, created != 0};
+      },
+      [self](ping_atom) -> caf::result<bool> {
+        tk_error err{};
+        if (self->state.ping(err) != TK_OK)
+          return core_error(err);
+        return true;
       },
       [self](idle_atom) -> caf::result<bool> {
         if (self->state.idle())

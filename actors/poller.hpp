@@ -18,6 +18,8 @@
 
 #include <caf/actor.hpp>
 #include <caf/actor_addr.hpp>
+#include <caf/atom.hpp>
+#include <caf/error.hpp>
 #include <caf/response_promise.hpp>
 #include <caf/typed_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
@@ -39,8 +41,22 @@ using poller_actor = caf::typed_actor<
     caf::replies_to<status_atom, std::int64_t>::with<std::string>,
     caf::replies_to<cancel_atom, std::int64_t>::with<bool>,
     caf::replies_to<list_atom, std::string>::with<std::string>,
-    caf::replies_to<signal_atom, std::string, std::string>::with<std::int32_t, std::string>,
-    caf::replies_to<idle_atom>::with<bool>, caf::replies_to<drain_atom, std::int64_t>::with<bool>>;
+    caf::replies_to<signal_atom, std::string, std::string>::with<bool>,
+    caf::replies_to<idle_atom>::with<bool>, caf::replies_to<drain_atom, std::int64_t>::with<bool>,
+    caf::replies_to<submit_atom, task_request>::with<std::int64_t, bool>,
+    caf::replies_to<ping_atom>::with<bool>>;
+
+/// The category of the errors the poller answers with when a core call
+/// fails: the error's code is the tk_status, its context the core's message.
+constexpr caf::atom_value core_error_category = caf::atom("tk_core");
+
+/// An error carrying a failed core call's status and message.
+caf::error core_error(const tk_error& err);
+caf::error core_error(tk_status status, std::string message);
+
+/// The tk_status a core_error carries; TK_OK for any other error (a timeout,
+/// a dead actor...).
+tk_status core_status(const caf::error& e);
 
 /// Owns a tk_core (closed by tk_close). Shared only so it can travel through
 /// spawn's argument list; the poller holds the one reference.
@@ -220,7 +236,9 @@ struct poller_state {
   void task_finished(std::int64_t task_id, const char* state);
   /// Answers waiters whose task ended elsewhere (another process); run by the fallback poll.
   void check_waiters();
-  tk_status create(const task_request& r, std::int64_t& id, tk_error& err);
+  tk_status create(const task_request& r, std::int64_t& id, tk_error& err, int* created = nullptr);
+  /// One cheap store call (a one-task list): can the core answer now?
+  tk_status ping(tk_error& err);
   /// A handler instance died: its running steps fail (retryable handler_error)
   /// and, when the route can, a new instance takes its place.
   void instance_down(const caf::down_msg& dm);

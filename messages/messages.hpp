@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "messages/file_messages.hpp"
+#include "messages/http_messages.hpp"
 #include "messages/process_messages.hpp"
 #include "messages/step_event.hpp"
 #include "messages/step_result.hpp"
@@ -70,8 +71,17 @@ CAF_ADD_ATOM(tasker, tasker, run_atom, "run")
 /// A run ended (the process actor's I/O thread to the actor).
 CAF_ADD_ATOM(tasker, tasker, done_atom, "done")
 
+// The HTTP actor (issue 4).
+CAF_ADD_TYPE_ID(tasker, (tasker::http_call))
+
+/// Create a task and tell whether it is new (false: its idempotency key named
+/// an existing task): a task_request in, the id and the flag out.
+CAF_ADD_ATOM(tasker, tasker, submit_atom, "submit")
+/// Readiness probe: the poller makes one cheap store call and answers true or an error.
+CAF_ADD_ATOM(tasker, tasker, ping_atom, "ping")
+
 /// Deliver a signal to a waiting step (poller): token and payload JSON in,
-/// the tk_status and its message out.
+/// true out, or the core_error of the failed tk_signal.
 CAF_ADD_ATOM(tasker, tasker, signal_atom, "signal")
 
 CAF_END_TYPE_ID_BLOCK(tasker)

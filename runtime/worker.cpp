@@ -2,6 +2,7 @@
 
 #include <csignal>
 #include <cstdlib>
+#include <map>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "actors/function_host.hpp"
+#include "actors/http_actor.hpp"
 #include "actors/poller.hpp"
 #include "runtime/logging.hpp"
 
@@ -62,6 +64,58 @@ std::string describe(caf::actor_system& sys, const caf::error& e) {
     return ctx.get_as<std::string>(0);
   return sys.render(e);
 }
+
+// Steps finished, per handler, for GET /metrics: written on the poller's
+// thread, read on the HTTP thread (one short lock each).
+class step_counters {
+public:
+  void add(const actors::step_report& r) {
+    std::lock_guard<std::mutex> g{mu_};
+    auto& c = by_handler_[r.handler];
+    ++(r.result.succeeded ? c.success : c.failure);
+    c.run_us += static_cast<std::uint64_t>(r.run_time.count());
+  }
+
+  std::string prometheus() const {
+    std::map<std::string, counts> copy;
+    {
+      std::lock_guard<std::mutex> g{mu_};
+      copy = by_handler_;
+    }
+    std::string out = "# HELP tasker_steps_completed_total Steps this worker finished, by handler "
+                      "and outcome.\n# TYPE tasker_steps_completed_total counter\n";
+    for (const auto& [h, c] : copy) {
+      const auto label = "tasker_steps_completed_total{handler=\"" + escaped(h) + "\",outcome=";
+      out += label + "\"success\"} " + std::to_string(c.success) + "\n";
+      out += label + "\"failure\"} " + std::to_string(c.failure) + "\n";
+    }
+    out += "# HELP tasker_step_run_seconds_total Time from dispatch to result, by handler.\n"
+           "# TYPE tasker_step_run_seconds_total counter\n";
+    for (const auto& [h, c] : copy)
+      out += "tasker_step_run_seconds_total{handler=\"" + escaped(h) + "\"} "
+             + std::to_string(static_cast<double>(c.run_us) / 1e6) + "\n";
+    return out;
+  }
+
+private:
+  struct counts {
+    std::uint64_t success = 0, failure = 0, run_us = 0;
+  };
+  static std::string escaped(const std::string& v) {
+    std::string out;
+    for (char c : v) {
+      if (c == '"' || c == '\\')
+        out += '\\';
+      if (c == '\n')
+        out += "\\n";
+      else
+        out += c;
+    }
+    return out;
+  }
+  mutable std::mutex mu_;
+  std::map<std::string, counts> by_handler_;
+};
 
 worker_config& prepared(worker_config& cfg) {
   cfg.validate();
@@ -162,21 +216,7 @@ void client::cancel(std::int64_t task_id) {
 }
 
 void client::signal(const std::string& token, const json& payload) {
-  std::lock_guard<std::mutex> g{impl_->mu};
-  std::int32_t status = TK_INTERNAL;
-  std::string message;
-  caf::error failed;
-  impl_->self->request(impl_->poller, milliseconds{60000}, signal_atom_v, token, payload.dump())
-      .receive(
-          [&](std::int32_t st, std::string& msg) {
-            status = st;
-            message = std::move(msg);
-          },
-          [&](caf::error& e) { failed = std::move(e); });
-  if (failed)
-    throw client_error(describe(impl_->sys, failed));
-  if (status != TK_OK)
-    throw client_error("signal refused: " + message);
+  impl_->ask<bool>(milliseconds{60000}, signal_atom_v, token, payload.dump());
 }
 
 json client::list(const json& filter) {
@@ -211,6 +251,8 @@ struct worker::impl {
   std::vector<caf::actor> instances;
   actors::poller_actor poller;
   std::unique_ptr<tasker::client> client_;
+  std::shared_ptr<step_counters> steps = std::make_shared<step_counters>();
+  std::unique_ptr<actors::http_server> http;  // when http_port >= 0
   bool started = false;
   bool stopped = false;
 
@@ -346,10 +388,31 @@ void worker::start() {
   pc.lease = milliseconds{d.cfg.lease_ms};
   pc.heartbeat_interval = milliseconds{std::max<std::int64_t>(d.cfg.lease_ms / 3, 1)};
   pc.fallback_poll = milliseconds{d.cfg.fallback_poll_ms};
-  pc.on_step = log_step;
+  pc.on_step = [steps = d.steps](const actors::step_report& r) {
+    log_step(r);
+    steps->add(r);
+  };
   d.poller = d.sys.spawn<caf::detached>(actors::poller, std::move(d.core), std::move(pc),
                                         std::move(routes));
   d.client_ = std::make_unique<tasker::client>(std::make_unique<client::impl>(d.sys, d.poller));
+  if (d.cfg.http_port >= 0) {
+    actors::http_config hc;
+    hc.bind = d.cfg.http_bind;
+    hc.port = static_cast<std::uint16_t>(d.cfg.http_port);
+    hc.token = d.cfg.http_token;
+    hc.max_body_bytes = d.cfg.http_max_body;
+    hc.read_timeout = milliseconds{d.cfg.http_read_timeout_ms};
+    hc.idle_timeout = milliseconds{d.cfg.http_idle_timeout_ms};
+    hc.metrics = [steps = d.steps] { return steps->prometheus(); };
+    // hc.signal: POST /v1/signals/{token} answers 501 until it is wired to tk_signal.
+    try {
+      d.http = std::make_unique<actors::http_server>(d.sys, d.poller, std::move(hc));
+    } catch (const std::exception&) {
+      d.started = true;
+      stop();  // the poller and handlers are running: stop them before failing
+      throw;
+    }
+  }
   d.started = true;
   spdlog::info("worker {} started: store {}, {} handler(s), up to {} steps in flight", d.cfg.name,
                d.cfg.store, d.handlers.size(), d.cfg.max_in_flight);
@@ -400,6 +463,11 @@ bool worker::stop() {
     return true;
   }
   d.stopped = true;
+  if (d.http) {
+    // Before the drain: answers still owed need the poller.
+    d.http->stop(milliseconds{std::min<std::int64_t>(d.cfg.drain_ms, 5000)});
+    d.http.reset();
+  }
   bool clean = false;
   {
     caf::scoped_actor self{d.sys};
@@ -417,6 +485,10 @@ bool worker::stop() {
   spdlog::info("worker {} stopped{}", d.cfg.name,
                clean ? "" : " (some steps were still running; their leases will lapse)");
   return clean;
+}
+
+std::uint16_t worker::http_port() const {
+  return impl_->http ? impl_->http->port() : 0;
 }
 
 caf::actor_system& worker::system() {

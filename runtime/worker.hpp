@@ -96,6 +96,9 @@ public:
   /// left running. Called by the destructor if needed.
   bool stop();
 
+  /// The port the HTTP API listens on (after start(); 0 when it is off).
+  std::uint16_t http_port() const;
+
   /// The actor system, e.g. for spawning actors that handlers talk to.
   caf::actor_system& system();
 

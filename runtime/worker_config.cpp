@@ -24,7 +24,15 @@ worker_config::worker_config() {
       .add(lease_ms, "lease-ms", "lease of a claimed step, in ms (heartbeated at a third)")
       .add(fallback_poll_ms, "fallback-poll-ms", "safety-net poll interval, in ms")
       .add(drain_ms, "drain-ms", "at shutdown, how long running steps may finish, in ms")
-      .add(templates, "templates", "directory of Tasker YAML templates to load");
+      .add(templates, "templates", "directory of Tasker YAML templates to load")
+      .add(http_port, "http-port", "serve the HTTP API on this port; -1: off, 0: any free port")
+      .add(http_bind, "http-bind", "address of the HTTP API")
+      .add(http_token, "http-token", "bearer token the HTTP API requires; empty: none")
+      .add(http_max_body, "http-max-body", "largest HTTP request body, in bytes")
+      .add(http_read_timeout_ms, "http-read-timeout-ms",
+           "to read a request or write an answer, in ms")
+      .add(http_idle_timeout_ms, "http-idle-timeout-ms",
+           "idle keep-alive connections close after this, in ms");
 }
 
 namespace {
@@ -90,6 +98,12 @@ bool worker_config::parse_args(int argc, char** argv, int* exit_code) {
     from_env(fallback_poll_ms, "fallback-poll-ms", 0, argc, argv);
     from_env(drain_ms, "drain-ms", 0, argc, argv);
     from_env(templates, "templates", 0, argc, argv);
+    from_env(http_port, "http-port", 0, argc, argv);
+    from_env(http_bind, "http-bind", 0, argc, argv);
+    from_env(http_token, "http-token", 0, argc, argv);
+    from_env(http_max_body, "http-max-body", 0, argc, argv);
+    from_env(http_read_timeout_ms, "http-read-timeout-ms", 0, argc, argv);
+    from_env(http_idle_timeout_ms, "http-idle-timeout-ms", 0, argc, argv);
     validate();
   } catch (const std::invalid_argument& e) {
     std::cerr << "error: " << e.what() << '\n';
@@ -127,6 +141,12 @@ void worker_config::validate() const {
   require(lease_ms >= 100, "lease-ms must be at least 100");
   require(fallback_poll_ms >= 10, "fallback-poll-ms must be at least 10");
   require(drain_ms >= 0, "drain-ms must not be negative");
+  require(http_port >= -1 && http_port <= 65535,
+          "http-port must be -1 (off), 0 (any free port) or a port up to 65535");
+  require(!http_bind.empty(), "http-bind must not be empty (e.g. 127.0.0.1)");
+  require(http_max_body >= 1, "http-max-body must be at least 1");
+  require(http_read_timeout_ms >= 1, "http-read-timeout-ms must be at least 1");
+  require(http_idle_timeout_ms >= 1, "http-idle-timeout-ms must be at least 1");
   static const char* levels[] = {"trace", "debug", "info", "warn", "error", "off"};
   bool known = false;
   for (const char* l : levels)

@@ -25,6 +25,13 @@ struct worker_config : caf::actor_system_config {
   std::int64_t fallback_poll_ms = 1000;    ///< safety-net poll interval
   std::int64_t drain_ms = 10000;           ///< shutdown: how long running steps may finish
   std::string templates;                   ///< a directory of YAML templates to load at start
+  // The HTTP API (off unless http-port is set; docs/guide.md, "HTTP API").
+  std::int64_t http_port = -1;                ///< -1: no HTTP server; 0: an ephemeral port
+  std::string http_bind = "127.0.0.1";        ///< address the HTTP server listens on
+  std::string http_token;                     ///< bearer token; empty: no authentication
+  std::size_t http_max_body = 1 << 20;        ///< request bodies up to this many bytes
+  std::int64_t http_read_timeout_ms = 10000;  ///< to read a request or write an answer
+  std::int64_t http_idle_timeout_ms = 30000;  ///< an idle keep-alive connection closes then
 
   worker_config();
 

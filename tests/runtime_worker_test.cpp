@@ -301,6 +301,22 @@ TEST_CASE("the worker's settings come from the command line and TASKER_ variable
   tasker::worker_config bad_level;
   const char* level[] = {"worker", "--log-level=loud"};
   CHECK_FALSE(bad_level.parse_args(2, const_cast<char**>(level), &code));
+
+  // The HTTP API: off by default; on with a port, its token from the environment.
+  tasker::worker_config no_http;
+  CHECK(no_http.parse_args(1, const_cast<char**>(plain), &code));
+  CHECK(no_http.http_port == -1);
+  ::setenv("TASKER_HTTP_TOKEN", "t0ken", 1);
+  tasker::worker_config http;
+  const char* with_http[] = {"worker", "--http-port=0", "--http-idle-timeout-ms=500"};
+  CHECK(http.parse_args(3, const_cast<char**>(with_http), &code));
+  CHECK(http.http_port == 0);
+  CHECK(http.http_token == "t0ken");
+  CHECK(http.http_idle_timeout_ms == 500);
+  ::unsetenv("TASKER_HTTP_TOKEN");
+  tasker::worker_config bad_port;
+  const char* port[] = {"worker", "--http-port=70000"};
+  CHECK_FALSE(bad_port.parse_args(2, const_cast<char**>(port), &code));
 }
 
 TEST_CASE("a worker that cannot open its store says so" * doctest::timeout(10)) {
