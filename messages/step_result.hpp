@@ -17,12 +17,15 @@ struct step_result {
   std::string error_type;            ///< failure: e.g. "retryable_error", "permanent_error"
   bool retryable = true;             ///< failure: may the step's retry policy retry it?
   std::int64_t retry_after_ms = 0;   ///< failure: > 0 replaces the policy's backoff
+  /// Set by the runtime, not by handlers: the thread CPU time of a function
+  /// handler's call, when the worker profiles; -1: not measured.
+  std::int64_t cpu_time_ns = -1;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, step_result& x) {
   return f(caf::meta::type_name("tasker::step_result"), x.succeeded, x.result_json, x.error_message,
-           x.error_type, x.retryable, x.retry_after_ms);
+           x.error_type, x.retryable, x.retry_after_ms, x.cpu_time_ns);
 }
 
 }  // namespace tasker

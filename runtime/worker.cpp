@@ -20,6 +20,7 @@
 #include "actors/function_host.hpp"
 #include "actors/poller.hpp"
 #include "runtime/logging.hpp"
+#include "runtime/profiler.hpp"
 
 namespace tasker {
 
@@ -191,6 +192,7 @@ struct worker::impl {
   caf::actor_system sys;
   std::vector<handler_entry> handlers;
   std::vector<caf::actor> instances;
+  std::shared_ptr<tasker::profiler> prof;  // when cfg.profile
   actors::poller_actor poller;
   std::unique_ptr<tasker::client> client_;
   bool started = false;
@@ -220,9 +222,10 @@ namespace {
 // One instance of a handler. An actor handler's factory travels as a spawn
 // argument: CAF 0.17.6 binds a reference to a null argument tuple when a
 // function actor is spawned with none, which UBSan reports.
-caf::actor spawn_instance(caf::actor_system& sys, const worker::impl::handler_entry& h) {
+caf::actor spawn_instance(caf::actor_system& sys, const worker::impl::handler_entry& h,
+                          bool measure_cpu) {
   if (h.fn)
-    return sys.spawn(actors::function_host, h.fn);
+    return sys.spawn(actors::function_host, h.fn, measure_cpu);
   return sys.spawn(
       [](caf::event_based_actor* self, const actor_factory& make) { return make(self); },
       h.factory);
@@ -297,16 +300,30 @@ void worker::start() {
   if (!d.cfg.templates.empty())
     load_templates(d.cfg.templates);
   signals_blocked no_signals;  // threads spawned below inherit the mask
+  if (d.cfg.profile) {
+    profiler_options po;
+    po.statsd_address = d.cfg.statsd;
+    po.statsd_interval = milliseconds{d.cfg.statsd_interval_ms};
+    po.summary_interval = milliseconds{d.cfg.summary_interval_ms};
+    for (const auto& h : d.handlers)
+      if (h.options.slow_threshold.count() > 0)
+        po.slow_thresholds[h.name] = h.options.slow_threshold;
+    d.prof = std::make_shared<tasker::profiler>(std::move(po));
+    d.prof->start_reporting();
+  }
+  const bool measure_cpu = d.prof != nullptr;
   std::unordered_map<std::string, actors::handler_route> routes;
   for (auto& h : d.handlers) {
     auto& route = routes[h.name];
     if (!route.instances.empty())
       throw std::logic_error("worker: two handlers named \"" + h.name + "\"");
     route.timeout = h.options.timeout;
-    route.respawn = [sys = &d.sys, h]() { return spawn_instance(*sys, h); };
+    route.respawn = [sys = &d.sys, h, measure_cpu]() {
+      return spawn_instance(*sys, h, measure_cpu);
+    };
     const auto n = h.options.concurrency ? h.options.concurrency : d.default_concurrency();
     for (std::size_t i = 0; i < n; ++i) {
-      caf::actor a = spawn_instance(d.sys, h);
+      caf::actor a = spawn_instance(d.sys, h, measure_cpu);
       route.instances.push_back(a);
       d.instances.push_back(a);
     }
@@ -320,6 +337,7 @@ void worker::start() {
   pc.heartbeat_interval = milliseconds{std::max<std::int64_t>(d.cfg.lease_ms / 3, 1)};
   pc.fallback_poll = milliseconds{d.cfg.fallback_poll_ms};
   pc.on_step = log_step;
+  pc.observer = d.prof;
   d.poller = d.sys.spawn<caf::detached>(actors::poller, std::move(d.core), std::move(pc),
                                         std::move(routes));
   d.client_ = std::make_unique<tasker::client>(std::make_unique<client::impl>(d.sys, d.poller));
@@ -387,6 +405,8 @@ bool worker::stop() {
   for (auto& a : d.instances)
     caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   d.instances.clear();
+  if (d.prof)
+    d.prof->stop_reporting();  // one last DogStatsD flush
   spdlog::info("worker {} stopped{}", d.cfg.name,
                clean ? "" : " (some steps were still running; their leases will lapse)");
   return clean;
@@ -394,6 +414,16 @@ bool worker::stop() {
 
 caf::actor_system& worker::system() {
   return impl_->sys;
+}
+
+std::string worker::metrics_text() const {
+  if (!impl_->prof)
+    return "# tasker: no metrics (profile is off, or the worker has not started)\n";
+  return impl_->prof->prometheus_text();
+}
+
+const tasker::profiler* worker::metrics() const {
+  return impl_->prof.get();
 }
 
 }  // namespace tasker

@@ -8,6 +8,8 @@
 
 #include <unistd.h>
 
+#include "runtime/dogstatsd.hpp"
+
 namespace tasker {
 
 worker_config::worker_config() {
@@ -24,7 +26,14 @@ worker_config::worker_config() {
       .add(lease_ms, "lease-ms", "lease of a claimed step, in ms (heartbeated at a third)")
       .add(fallback_poll_ms, "fallback-poll-ms", "safety-net poll interval, in ms")
       .add(drain_ms, "drain-ms", "at shutdown, how long running steps may finish, in ms")
-      .add(templates, "templates", "directory of Tasker YAML templates to load");
+      .add(templates, "templates", "directory of Tasker YAML templates to load")
+      .add(profile, "profile",
+           "per-handler metrics (Prometheus text, DogStatsD, summary line); on by default")
+      .add(no_profile, "no-profile", "turn per-handler metrics off (INI: profile=false)")
+      .add(statsd, "statsd", "send metrics as DogStatsD over UDP to HOST:PORT; empty: off")
+      .add(statsd_interval_ms, "statsd-interval-ms", "how often DogStatsD is sent, in ms")
+      .add(summary_interval_ms, "summary-interval-ms",
+           "how often a metrics summary is logged, in ms; 0: never");
 }
 
 namespace {
@@ -57,6 +66,15 @@ void from_env(T& field, const char* key, char short_flag, int argc, char** argv)
     return;
   if constexpr (std::is_same_v<T, std::string>) {
     field = value;
+  } else if constexpr (std::is_same_v<T, bool>) {
+    const std::string_view v{value};
+    if (v == "1" || v == "true")
+      field = true;
+    else if (v == "0" || v == "false")
+      field = false;
+    else
+      throw std::invalid_argument(var + " must be true, false, 1 or 0, not \"" + std::string(v)
+                                  + "\"");
   } else {
     char* end = nullptr;
     errno = 0;
@@ -90,6 +108,13 @@ bool worker_config::parse_args(int argc, char** argv, int* exit_code) {
     from_env(fallback_poll_ms, "fallback-poll-ms", 0, argc, argv);
     from_env(drain_ms, "drain-ms", 0, argc, argv);
     from_env(templates, "templates", 0, argc, argv);
+    if (!given_on_command_line(argc, argv, "no-profile", 0))
+      from_env(profile, "profile", 0, argc, argv);
+    if (no_profile)
+      profile = false;
+    from_env(statsd, "statsd", 0, argc, argv);
+    from_env(statsd_interval_ms, "statsd-interval-ms", 0, argc, argv);
+    from_env(summary_interval_ms, "summary-interval-ms", 0, argc, argv);
     validate();
   } catch (const std::invalid_argument& e) {
     std::cerr << "error: " << e.what() << '\n';
@@ -127,6 +152,11 @@ void worker_config::validate() const {
   require(lease_ms >= 100, "lease-ms must be at least 100");
   require(fallback_poll_ms >= 10, "fallback-poll-ms must be at least 10");
   require(drain_ms >= 0, "drain-ms must not be negative");
+  require(statsd.empty() || profile, "statsd needs profile on (it sends the profiler's metrics)");
+  if (!statsd.empty())
+    split_host_port(statsd);  // throws std::invalid_argument naming the setting
+  require(statsd_interval_ms >= 10, "statsd-interval-ms must be at least 10");
+  require(summary_interval_ms >= 0, "summary-interval-ms must not be negative");
   static const char* levels[] = {"trace", "debug", "info", "warn", "error", "off"};
   bool known = false;
   for (const char* l : levels)
