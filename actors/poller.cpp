@@ -84,6 +84,7 @@ void poller_state::init(poller_actor::stateful_pointer<poller_state> self_ptr, c
   self = self_ptr;
   core = std::move(core_handle);
   config = std::move(cfg);
+  obs = config.observer.get();
   for (auto& ns : config.namespaces)
     namespace_ptrs.push_back(ns.c_str());
   for (auto& [handler, route] : handler_routes) {
@@ -187,9 +188,13 @@ bool poller_state::claim() {
     std::size_t count = 0;
     tk_error err{};
     ++poll_calls;
-    if (tk_poll(worker, namespace_ptrs.empty() ? nullptr : namespace_ptrs.data(),
-                namespace_ptrs.size(), want, config.lease.count(), &events, &count, &err)
-        != TK_OK) {
+    const auto t0 = obs ? steady::now() : steady::time_point{};
+    const auto status =
+        tk_poll(worker, namespace_ptrs.empty() ? nullptr : namespace_ptrs.data(),
+                namespace_ptrs.size(), want, config.lease.count(), &events, &count, &err);
+    if (obs)
+      obs->on_poll({core_call::poll, want, count, steady::now() - t0, status == TK_OK});
+    if (status != TK_OK) {
       store_failed("claiming steps", err.message);
       return true;
     }
@@ -213,6 +218,8 @@ void poller_state::accept(const tk_step_event* events, std::size_t count, std::s
     f.handler.assign(e.handler, e.handler_len);
     f.attempt = e.attempt;
     f.max_attempts = e.max_attempts;
+    if (obs)
+      observe_claimed(e.step_id, f, e.namespace_name);
     auto route = routes.find(f.handler);
     if (route == routes.end()) {
       auto [it, _] = running.emplace(e.step_id, std::move(f));
@@ -263,6 +270,8 @@ void poller_state::dispatch(route_state& route) {
     f.instance = static_cast<std::size_t>(free - route.active.begin());
     f.dispatched = true;
     f.started = now();
+    if (obs)
+      observe_started(step_id, f);
     ++*free;
     const milliseconds timeout =
         f.event.timeout_ms > 0 ? milliseconds{f.event.timeout_ms} : route.route.timeout;
@@ -341,6 +350,8 @@ void poller_state::on_result(std::int64_t step_id, std::int64_t token, step_resu
   if (config.on_step)
     config.on_step(step_report{f.task_id, step_id, f.step_name, f.handler, f.attempt,
                                f.max_attempts, result, run_time});
+  if (obs)
+    observe_finished(step_id, f, result);
   pending.push_back(pending_result{step_id, token, std::move(result)});
   schedule_flush();
 }
@@ -418,7 +429,12 @@ void poller_state::flush() {
     build_batch();
     tk_error err{};
     ++complete_calls;
-    if (tk_complete(worker, batch.data(), batch.size(), outcomes.data(), &err) != TK_OK) {
+    const auto t0 = obs ? steady::now() : steady::time_point{};
+    const auto status = tk_complete(worker, batch.data(), batch.size(), outcomes.data(), &err);
+    if (obs)
+      obs->on_complete_batch(
+          {core_call::complete, batch.size(), steady::now() - t0, status == TK_OK});
+    if (status != TK_OK) {
       // Keep the results: the pump after the backoff tries again while the
       // leases still hold (and if they lapse, the core answers "stale").
       store_failed("completing " + std::to_string(batch.size()) + " step(s)", err.message);
@@ -438,10 +454,17 @@ bool poller_state::cycle() {
   tk_error err{};
   ++complete_calls;
   ++poll_calls;
-  if (tk_complete_and_poll(worker, batch.data(), batch.size(), outcomes.data(),
-                           namespace_ptrs.empty() ? nullptr : namespace_ptrs.data(),
-                           namespace_ptrs.size(), want, config.lease.count(), &events, &count, &err)
-      != TK_OK) {
+  const auto t0 = obs ? steady::now() : steady::time_point{};
+  const auto status = tk_complete_and_poll(worker, batch.data(), batch.size(), outcomes.data(),
+                                           namespace_ptrs.empty() ? nullptr : namespace_ptrs.data(),
+                                           namespace_ptrs.size(), want, config.lease.count(),
+                                           &events, &count, &err);
+  if (obs) {
+    const bool ok = status == TK_OK;
+    obs->on_complete_batch({core_call::complete_and_poll, batch.size(), steady::now() - t0, ok});
+    obs->on_poll({core_call::complete_and_poll, want, count, std::chrono::nanoseconds{0}, ok});
+  }
+  if (status != TK_OK) {
     store_failed("completing " + std::to_string(batch.size()) + " step(s)", err.message);
     return false;
   }
@@ -628,6 +651,31 @@ void poller_state::task_finished(std::int64_t task_id, const char* state) {
   for (auto& p : it->second)
     p.deliver(std::string(state));
   waiters.erase(it);
+}
+
+void poller_state::observe_claimed(std::int64_t step_id, in_flight& f,
+                                   std::string_view namespace_name) {
+  f.claimed_at = now();
+  f.namespace_name = namespace_name;
+  f.cookie = obs->on_step_claimed(
+      {f.task_id, step_id, f.namespace_name, f.step_name, f.handler, f.attempt, f.claimed_at});
+}
+
+void poller_state::observe_started(std::int64_t step_id, const in_flight& f) {
+  obs->on_step_started({f.task_id, step_id, f.namespace_name, f.step_name, f.handler, f.attempt,
+                        f.claimed_at, f.started, f.cookie});
+}
+
+void poller_state::observe_finished(std::int64_t step_id, const in_flight& f,
+                                    const step_result& r) {
+  const auto outcome = !r.wait_signal.empty()              ? step_outcome::waited
+                       : r.succeeded                       ? step_outcome::succeeded
+                       : r.error_type == "handler_timeout" ? step_outcome::timed_out
+                                                           : step_outcome::failed;
+  obs->on_step_finished(
+      {f.task_id, step_id, f.namespace_name, f.step_name, f.handler, f.attempt, f.max_attempts,
+       outcome, r.succeeded ? std::string_view{} : std::string_view{r.error_type}, f.dispatched,
+       f.claimed_at, f.started, now(), std::chrono::nanoseconds{r.cpu_time_ns}, f.cookie});
 }
 
 poller_actor::behavior_type poller(poller_actor::stateful_pointer<poller_state> self, core_ptr core,

@@ -25,6 +25,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "messages/messages.hpp"
+#include "runtime/observer.hpp"
 #include "tasker/core.h"
 
 namespace tasker::actors {
@@ -92,6 +93,9 @@ struct poller_config {
   std::chrono::milliseconds heartbeat_interval{10000};
   std::chrono::milliseconds fallback_poll{1000};    ///< safety net only
   std::function<void(const step_report&)> on_step;  ///< optional
+  /// Told of every claim, start, finish and store call (optional; without
+  /// one the poller pays a null check per hook).
+  std::shared_ptr<tasker::observer> observer;
 };
 
 /// The poller's state. Decisions are member functions, so tests can drive
@@ -112,6 +116,10 @@ struct poller_state {
     bool dispatched = false;
     bool finished = false;  ///< its result waits in `pending`
     std::size_t instance = 0;
+    // For the observer only (left empty without one).
+    std::chrono::steady_clock::time_point claimed_at{};
+    std::string namespace_name;
+    void* cookie = nullptr;
   };
 
   /// When a dispatched step's handler must have answered.
@@ -188,6 +196,7 @@ struct poller_state {
   std::vector<caf::typed_response_promise<bool>> drain_waiters;
   std::uint64_t steps_claimed = 0, steps_completed = 0;
   std::uint64_t poll_calls = 0, complete_calls = 0, heartbeat_calls = 0;
+  tasker::observer* obs = nullptr;  ///< config.observer, or null
 
   ~poller_state();
 
@@ -244,6 +253,10 @@ struct poller_state {
   void instance_down(const caf::down_msg& dm);
   /// A reply (or error) from instance `i` of `route` came back.
   void release_instance(route_state& route, std::size_t i, std::uint64_t generation);
+  // Observer calls (only made when `obs` is set).
+  void observe_claimed(std::int64_t step_id, in_flight& f, std::string_view namespace_name);
+  void observe_started(std::int64_t step_id, const in_flight& f);
+  void observe_finished(std::int64_t step_id, const in_flight& f, const step_result& r);
 };
 
 /// Spawns nothing: the behavior of a poller; spawn it detached in a worker

@@ -9,6 +9,7 @@
 //
 //   runtime_bench [--store memory|sqlite|all] [--latency-tasks N]
 //                 [--throughput-tasks N] [--concurrency N (handler instances)]
+//                 [--no-profile (the worker's metrics off; on by default)]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -33,6 +34,7 @@ struct options {
   int latency_tasks = 1000;
   int throughput_tasks = 0;     // 0: per store default
   std::size_t concurrency = 0;  // 0: the worker's default
+  bool profile = true;          // the worker's default
 };
 
 options parse(int argc, char** argv) {
@@ -54,11 +56,13 @@ options parse(int argc, char** argv) {
       o.latency_tasks = std::atoi(value("--latency-tasks").c_str());
     } else if (a == "--concurrency") {
       o.concurrency = static_cast<std::size_t>(std::atoi(value("--concurrency").c_str()));
+    } else if (a == "--no-profile") {
+      o.profile = false;
     } else if (a == "--throughput-tasks") {
       o.throughput_tasks = std::atoi(value("--throughput-tasks").c_str());
     } else {
       std::fprintf(stderr, "usage: runtime_bench [--store memory|sqlite|all] [--latency-tasks N] "
-                           "[--throughput-tasks N] [--concurrency N]\n");
+                           "[--throughput-tasks N] [--concurrency N] [--no-profile]\n");
       std::exit(2);
     }
   }
@@ -159,6 +163,7 @@ store_figures run_store(const std::string& kind, const options& o, const bench::
   cfg.threads = 2;
   cfg.max_in_flight = 512;
   cfg.batch_size = 64;
+  cfg.profile = o.profile;
   tasker::worker w{cfg};
   tasker::handler_options noop_options;
   noop_options.concurrency = o.concurrency;
@@ -230,6 +235,7 @@ store_figures run_store(const std::string& kind, const options& o, const bench::
   tcfg.threads = cfg.threads;
   tcfg.max_in_flight = cfg.max_in_flight;
   tcfg.batch_size = cfg.batch_size;
+  tcfg.profile = cfg.profile;
   tasker::worker tw{tcfg};
   tw.handle(
       "noop",

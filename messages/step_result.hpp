@@ -20,12 +20,16 @@ struct step_result {
   std::int64_t retry_after_ms = 0;   ///< failure: > 0 replaces the policy's backoff
   std::string wait_signal;           ///< non-empty: the step waits for this signal
   std::int64_t wait_timeout_ms = 0;  ///< wait: how long at most
+  /// Set by the runtime, not by handlers: the thread CPU time of a function
+  /// handler's call, when the worker profiles; -1: not measured.
+  std::int64_t cpu_time_ns = -1;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, step_result& x) {
   return f(caf::meta::type_name("tasker::step_result"), x.succeeded, x.result_json, x.error_message,
-           x.error_type, x.retryable, x.retry_after_ms, x.wait_signal, x.wait_timeout_ms);
+           x.error_type, x.retryable, x.retry_after_ms, x.wait_signal, x.wait_timeout_ms,
+           x.cpu_time_ns);
 }
 
 }  // namespace tasker

@@ -22,6 +22,7 @@
 #include "actors/http_actor.hpp"
 #include "actors/poller.hpp"
 #include "runtime/logging.hpp"
+#include "runtime/profiler.hpp"
 
 namespace tasker {
 
@@ -64,58 +65,6 @@ std::string describe(caf::actor_system& sys, const caf::error& e) {
     return ctx.get_as<std::string>(0);
   return sys.render(e);
 }
-
-// Steps finished, per handler, for GET /metrics: written on the poller's
-// thread, read on the HTTP thread (one short lock each).
-class step_counters {
-public:
-  void add(const actors::step_report& r) {
-    std::lock_guard<std::mutex> g{mu_};
-    auto& c = by_handler_[r.handler];
-    ++(r.result.succeeded ? c.success : c.failure);
-    c.run_us += static_cast<std::uint64_t>(r.run_time.count());
-  }
-
-  std::string prometheus() const {
-    std::map<std::string, counts> copy;
-    {
-      std::lock_guard<std::mutex> g{mu_};
-      copy = by_handler_;
-    }
-    std::string out = "# HELP tasker_steps_completed_total Steps this worker finished, by handler "
-                      "and outcome.\n# TYPE tasker_steps_completed_total counter\n";
-    for (const auto& [h, c] : copy) {
-      const auto label = "tasker_steps_completed_total{handler=\"" + escaped(h) + "\",outcome=";
-      out += label + "\"success\"} " + std::to_string(c.success) + "\n";
-      out += label + "\"failure\"} " + std::to_string(c.failure) + "\n";
-    }
-    out += "# HELP tasker_step_run_seconds_total Time from dispatch to result, by handler.\n"
-           "# TYPE tasker_step_run_seconds_total counter\n";
-    for (const auto& [h, c] : copy)
-      out += "tasker_step_run_seconds_total{handler=\"" + escaped(h) + "\"} "
-             + std::to_string(static_cast<double>(c.run_us) / 1e6) + "\n";
-    return out;
-  }
-
-private:
-  struct counts {
-    std::uint64_t success = 0, failure = 0, run_us = 0;
-  };
-  static std::string escaped(const std::string& v) {
-    std::string out;
-    for (char c : v) {
-      if (c == '"' || c == '\\')
-        out += '\\';
-      if (c == '\n')
-        out += "\\n";
-      else
-        out += c;
-    }
-    return out;
-  }
-  mutable std::mutex mu_;
-  std::map<std::string, counts> by_handler_;
-};
 
 worker_config& prepared(worker_config& cfg) {
   cfg.validate();
@@ -249,9 +198,9 @@ struct worker::impl {
   caf::actor_system sys;
   std::vector<handler_entry> handlers;
   std::vector<caf::actor> instances;
+  std::shared_ptr<tasker::profiler> prof;  // when cfg.profile
   actors::poller_actor poller;
   std::unique_ptr<tasker::client> client_;
-  std::shared_ptr<step_counters> steps = std::make_shared<step_counters>();
   std::unique_ptr<actors::http_server> http;  // when http_port >= 0
   bool started = false;
   bool stopped = false;
@@ -280,17 +229,18 @@ namespace {
 // One instance of a handler. An actor handler's factory travels as a spawn
 // argument: CAF 0.17.6 binds a reference to a null argument tuple when a
 // function actor is spawned with none, which UBSan reports.
-caf::actor spawn_instance(caf::actor_system& sys, const worker::impl::handler_entry& h) {
+caf::actor spawn_instance(caf::actor_system& sys, const worker::impl::handler_entry& h,
+                          bool measure_cpu) {
   auto from_factory = [](caf::event_based_actor* self, const actor_factory& make) {
     return make(self);
   };
   if (h.options.isolated) {  // a thread of its own, for as long as the worker runs
     if (h.fn)
-      return sys.spawn<caf::detached>(actors::function_host, h.fn);
+      return sys.spawn<caf::detached>(actors::function_host, h.fn, measure_cpu);
     return sys.spawn<caf::detached>(from_factory, h.factory);
   }
   if (h.fn)
-    return sys.spawn(actors::function_host, h.fn);
+    return sys.spawn(actors::function_host, h.fn, measure_cpu);
   return sys.spawn(from_factory, h.factory);
 }
 
@@ -363,19 +313,33 @@ void worker::start() {
   if (!d.cfg.templates.empty())
     load_templates(d.cfg.templates);
   signals_blocked no_signals;  // threads spawned below inherit the mask
+  if (d.cfg.profile) {
+    profiler_options po;
+    po.statsd_address = d.cfg.statsd;
+    po.statsd_interval = milliseconds{d.cfg.statsd_interval_ms};
+    po.summary_interval = milliseconds{d.cfg.summary_interval_ms};
+    for (const auto& h : d.handlers)
+      if (h.options.slow_threshold.count() > 0)
+        po.slow_thresholds[h.name] = h.options.slow_threshold;
+    d.prof = std::make_shared<tasker::profiler>(std::move(po));
+    d.prof->start_reporting();
+  }
+  const bool measure_cpu = d.prof != nullptr;
   std::unordered_map<std::string, actors::handler_route> routes;
   for (auto& h : d.handlers) {
     auto& route = routes[h.name];
     if (!route.instances.empty())
       throw std::logic_error("worker: two handlers named \"" + h.name + "\"");
     route.timeout = h.options.timeout;
-    route.respawn = [sys = &d.sys, h]() { return spawn_instance(*sys, h); };
+    route.respawn = [sys = &d.sys, h, measure_cpu]() {
+      return spawn_instance(*sys, h, measure_cpu);
+    };
     const auto n = h.options.concurrency ? h.options.concurrency
                    : h.options.isolated
                        ? std::max<std::size_t>(1, std::thread::hardware_concurrency())
                        : d.default_concurrency();
     for (std::size_t i = 0; i < n; ++i) {
-      caf::actor a = spawn_instance(d.sys, h);
+      caf::actor a = spawn_instance(d.sys, h, measure_cpu);
       route.instances.push_back(a);
       d.instances.push_back(a);
     }
@@ -388,10 +352,8 @@ void worker::start() {
   pc.lease = milliseconds{d.cfg.lease_ms};
   pc.heartbeat_interval = milliseconds{std::max<std::int64_t>(d.cfg.lease_ms / 3, 1)};
   pc.fallback_poll = milliseconds{d.cfg.fallback_poll_ms};
-  pc.on_step = [steps = d.steps](const actors::step_report& r) {
-    log_step(r);
-    steps->add(r);
-  };
+  pc.on_step = log_step;
+  pc.observer = d.prof;
   d.poller = d.sys.spawn<caf::detached>(actors::poller, std::move(d.core), std::move(pc),
                                         std::move(routes));
   d.client_ = std::make_unique<tasker::client>(std::make_unique<client::impl>(d.sys, d.poller));
@@ -403,8 +365,9 @@ void worker::start() {
     hc.max_body_bytes = d.cfg.http_max_body;
     hc.read_timeout = milliseconds{d.cfg.http_read_timeout_ms};
     hc.idle_timeout = milliseconds{d.cfg.http_idle_timeout_ms};
-    hc.metrics = [steps = d.steps] { return steps->prometheus(); };
-    // hc.signal: POST /v1/signals/{token} answers 501 until it is wired to tk_signal.
+    // The profiler's text (when the worker profiles); the server adds its own counters.
+    if (d.prof)
+      hc.metrics = [prof = d.prof] { return prof->prometheus_text(); };
     try {
       d.http = std::make_unique<actors::http_server>(d.sys, d.poller, std::move(hc));
     } catch (const std::exception&) {
@@ -482,6 +445,8 @@ bool worker::stop() {
   for (auto& a : d.instances)
     caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   d.instances.clear();
+  if (d.prof)
+    d.prof->stop_reporting();  // one last DogStatsD flush
   spdlog::info("worker {} stopped{}", d.cfg.name,
                clean ? "" : " (some steps were still running; their leases will lapse)");
   return clean;
@@ -493,6 +458,16 @@ std::uint16_t worker::http_port() const {
 
 caf::actor_system& worker::system() {
   return impl_->sys;
+}
+
+std::string worker::metrics_text() const {
+  if (!impl_->prof)
+    return "# tasker: no metrics (profile is off, or the worker has not started)\n";
+  return impl_->prof->prometheus_text();
+}
+
+const tasker::profiler* worker::metrics() const {
+  return impl_->prof.get();
 }
 
 }  // namespace tasker

@@ -26,6 +26,8 @@
 
 namespace tasker {
 
+class profiler;
+
 /// Per-handler settings.
 struct handler_options {
   /// Steps of this handler dispatched at once, each to its own actor
@@ -45,6 +47,9 @@ struct handler_options {
   /// core. Not for quick handlers: a message to a detached actor costs a
   /// thread wake-up, 10-100 us instead of about 1 us.
   bool isolated = false;
+  /// A run longer than this logs a warning with the step's ids (when the
+  /// worker profiles); 0: never.
+  std::chrono::milliseconds slow_threshold{0};
 };
 
 /// A function handler.
@@ -101,6 +106,14 @@ public:
 
   /// The actor system, e.g. for spawning actors that handlers talk to.
   caf::actor_system& system();
+
+  /// The Prometheus text exposition of the worker's metrics (for an HTTP
+  /// `/metrics`); only a comment line when `profile` is off or before
+  /// start(). Any thread.
+  std::string metrics_text() const;
+  /// The profiler (null when `profile` is off, or before start()), e.g. for
+  /// snapshot(). It outlives stop().
+  const tasker::profiler* metrics() const;
 
   struct impl;
 

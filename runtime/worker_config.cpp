@@ -8,6 +8,8 @@
 
 #include <unistd.h>
 
+#include "runtime/dogstatsd.hpp"
+
 namespace tasker {
 
 worker_config::worker_config() {
@@ -32,7 +34,14 @@ worker_config::worker_config() {
       .add(http_read_timeout_ms, "http-read-timeout-ms",
            "to read a request or write an answer, in ms")
       .add(http_idle_timeout_ms, "http-idle-timeout-ms",
-           "idle keep-alive connections close after this, in ms");
+           "idle keep-alive connections close after this, in ms")
+      .add(profile, "profile",
+           "per-handler metrics (Prometheus text, DogStatsD, summary line); on by default")
+      .add(no_profile, "no-profile", "turn per-handler metrics off (INI: profile=false)")
+      .add(statsd, "statsd", "send metrics as DogStatsD over UDP to HOST:PORT; empty: off")
+      .add(statsd_interval_ms, "statsd-interval-ms", "how often DogStatsD is sent, in ms")
+      .add(summary_interval_ms, "summary-interval-ms",
+           "how often a metrics summary is logged, in ms; 0: never");
 }
 
 namespace {
@@ -65,6 +74,15 @@ void from_env(T& field, const char* key, char short_flag, int argc, char** argv)
     return;
   if constexpr (std::is_same_v<T, std::string>) {
     field = value;
+  } else if constexpr (std::is_same_v<T, bool>) {
+    const std::string_view v{value};
+    if (v == "1" || v == "true")
+      field = true;
+    else if (v == "0" || v == "false")
+      field = false;
+    else
+      throw std::invalid_argument(var + " must be true, false, 1 or 0, not \"" + std::string(v)
+                                  + "\"");
   } else {
     char* end = nullptr;
     errno = 0;
@@ -104,6 +122,13 @@ bool worker_config::parse_args(int argc, char** argv, int* exit_code) {
     from_env(http_max_body, "http-max-body", 0, argc, argv);
     from_env(http_read_timeout_ms, "http-read-timeout-ms", 0, argc, argv);
     from_env(http_idle_timeout_ms, "http-idle-timeout-ms", 0, argc, argv);
+    if (!given_on_command_line(argc, argv, "no-profile", 0))
+      from_env(profile, "profile", 0, argc, argv);
+    if (no_profile)
+      profile = false;
+    from_env(statsd, "statsd", 0, argc, argv);
+    from_env(statsd_interval_ms, "statsd-interval-ms", 0, argc, argv);
+    from_env(summary_interval_ms, "summary-interval-ms", 0, argc, argv);
     validate();
   } catch (const std::invalid_argument& e) {
     std::cerr << "error: " << e.what() << '\n';
@@ -147,6 +172,11 @@ void worker_config::validate() const {
   require(http_max_body >= 1, "http-max-body must be at least 1");
   require(http_read_timeout_ms >= 1, "http-read-timeout-ms must be at least 1");
   require(http_idle_timeout_ms >= 1, "http-idle-timeout-ms must be at least 1");
+  require(statsd.empty() || profile, "statsd needs profile on (it sends the profiler's metrics)");
+  if (!statsd.empty())
+    split_host_port(statsd);  // throws std::invalid_argument naming the setting
+  require(statsd_interval_ms >= 10, "statsd-interval-ms must be at least 10");
+  require(summary_interval_ms >= 0, "summary-interval-ms must not be negative");
   static const char* levels[] = {"trace", "debug", "info", "warn", "error", "off"};
   bool known = false;
   for (const char* l : levels)

@@ -32,6 +32,16 @@ struct worker_config : caf::actor_system_config {
   std::size_t http_max_body = 1 << 20;        ///< request bodies up to this many bytes
   std::int64_t http_read_timeout_ms = 10000;  ///< to read a request or write an answer
   std::int64_t http_idle_timeout_ms = 30000;  ///< an idle keep-alive connection closes then
+  /// Per-handler metrics (counts, queue/run/CPU-time histograms) for
+  /// worker::metrics_text(), DogStatsD and the summary line. On by default:
+  /// recording costs well under a microsecond per step (docs/benchmarks.md).
+  bool profile = true;
+  /// The `--no-profile` flag (CAF 0.17 takes no value after a boolean flag,
+  /// so `--profile=false` cannot be spelled); parse_args applies it to `profile`.
+  bool no_profile = false;
+  std::string statsd;                        ///< DogStatsD "host:port" over UDP; empty: off
+  std::int64_t statsd_interval_ms = 10000;   ///< how often DogStatsD is sent
+  std::int64_t summary_interval_ms = 60000;  ///< metrics summary log line; 0: off
 
   worker_config();
 

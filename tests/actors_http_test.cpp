@@ -376,8 +376,8 @@ TEST_CASE("health answers, readiness asks the core, metrics count" * doctest::ti
   CHECK(metrics.status == 200);
   CHECK(metrics.headers["content-type"].rfind("text/plain", 0) == 0);
   const auto& text = metrics.body;
-  CHECK(text.find("tasker_steps_completed_total{handler=\"double\",outcome=\"success\"} 1\n")
-        != std::string::npos);
+  CHECK(text.find("handler=\"double\",outcome=\"succeeded\"} 1\n") != std::string::npos);
+  CHECK(text.find("# TYPE tasker_step_execution_duration_seconds histogram") != std::string::npos);
   CHECK(text.find("tasker_http_requests_total{route=\"health\",code=\"200\"} 1\n")
         != std::string::npos);
   CHECK(text.find("tasker_http_requests_total{route=\"create_task\",code=\"201\"} 1\n")

@@ -406,3 +406,149 @@ TEST_CASE_FIXTURE(fixture,
   CHECK(status(second).at("steps")[0].at("state") == "ready");  // never claimed
   CHECK(recorder_of(h).held.size() == 1);
 }
+
+namespace {
+
+/// Writes down every observer call, in order.
+struct recording_observer : tasker::observer {
+  struct entry {
+    std::string hook;  // claimed, started, finished
+    std::int64_t step_id = 0;
+    std::string handler;
+    std::string namespace_name;
+    std::chrono::milliseconds queue_wait{-1};  // started, finished (when started)
+    std::chrono::milliseconds run_time{-1};    // finished, when started
+    tasker::step_outcome outcome{};
+    std::string error_type;
+    bool cookie_ok = false;
+  };
+  std::vector<entry> log;
+  static entry make(const char* hook, std::int64_t step_id, std::string_view handler,
+                    std::string_view namespace_name) {
+    entry x;
+    x.hook = hook;
+    x.step_id = step_id;
+    x.handler = handler;
+    x.namespace_name = namespace_name;
+    return x;
+  }
+  std::size_t polls = 0, claimed_by_polls = 0, batches = 0, completed_by_batches = 0;
+  int cookie_target = 0;
+
+  void* on_step_claimed(const tasker::step_claimed_event& e) noexcept override {
+    log.push_back(make("claimed", e.step_id, e.handler, e.namespace_name));
+    return &cookie_target;
+  }
+  void on_step_started(const tasker::step_started_event& e) noexcept override {
+    auto x = make("started", e.step_id, e.handler, e.namespace_name);
+    x.queue_wait =
+        std::chrono::duration_cast<std::chrono::milliseconds>(e.started_at - e.claimed_at);
+    x.cookie_ok = e.cookie == &cookie_target;
+    log.push_back(x);
+  }
+  void on_step_finished(const tasker::step_finished_event& e) noexcept override {
+    auto x = make("finished", e.step_id, e.handler, e.namespace_name);
+    if (e.started)
+      x.run_time =
+          std::chrono::duration_cast<std::chrono::milliseconds>(e.finished_at - e.started_at);
+    x.outcome = e.outcome;
+    x.error_type = std::string(e.error_type);
+    x.cookie_ok = e.cookie == &cookie_target;
+    log.push_back(x);
+  }
+  void on_poll(const tasker::poll_event& e) noexcept override {
+    ++polls;
+    claimed_by_polls += e.claimed;
+  }
+  void on_complete_batch(const tasker::complete_batch_event& e) noexcept override {
+    ++batches;
+    if (e.ok)
+      completed_by_batches += e.size;
+  }
+};
+
+}  // namespace
+
+TEST_CASE_FIXTURE(fixture, "the observer hears of each step's claim, start and finish in order"
+                               * doctest::timeout(10)) {
+  auto obs = std::make_shared<recording_observer>();
+  auto h = spawn_recorder();
+  auto pc = config(8, 8);
+  pc.observer = obs;
+  start(pc, {{"work", {{h}, 0ms}}}, {"work"});
+  create("work");
+  create("work");
+  wake();
+  // Both claimed, one dispatched: the other waits for the one instance.
+  REQUIRE(obs->log.size() == 3);
+  CHECK(obs->log[0].hook == "claimed");
+  CHECK(obs->log[1].hook == "claimed");
+  CHECK(obs->log[2].hook == "started");
+  CHECK(obs->log[2].queue_wait == 0ms);
+  CHECK(obs->log[2].cookie_ok);
+  CHECK(obs->log[2].namespace_name == "ns");
+  const auto first = obs->log[2].step_id;
+  const auto second = obs->log[0].step_id == first ? obs->log[1].step_id : obs->log[0].step_id;
+  advance(10ms);
+  release(h, 0, ok());
+  sched.run();
+  advance(5ms);
+  step_result failed;
+  failed.succeeded = false;
+  failed.error_type = "card_declined";
+  failed.retryable = false;
+  release(h, 1, failed);
+  sched.run();
+  REQUIRE(obs->log.size() == 6);
+  // The freed instance takes the queued step before the first's result is
+  // recorded: order is kept per step, not across steps.
+  CHECK(obs->log[3].hook == "started");
+  CHECK(obs->log[3].step_id == second);
+  CHECK(obs->log[3].queue_wait == 10ms);  // claimed together, started when the instance freed
+  CHECK(obs->log[4].hook == "finished");
+  CHECK(obs->log[4].step_id == first);
+  CHECK(obs->log[4].run_time == 10ms);
+  CHECK(obs->log[4].outcome == tasker::step_outcome::succeeded);
+  CHECK(obs->log[4].error_type.empty());
+  CHECK(obs->log[5].hook == "finished");
+  CHECK(obs->log[5].run_time == 5ms);
+  CHECK(obs->log[5].outcome == tasker::step_outcome::failed);
+  CHECK(obs->log[5].error_type == "card_declined");
+  CHECK(obs->log[5].cookie_ok);
+  CHECK(obs->claimed_by_polls == 2);
+  CHECK(obs->completed_by_batches == 2);
+  CHECK(obs->batches >= 1);
+}
+
+TEST_CASE_FIXTURE(fixture, "the observer hears of timeouts and of steps that never ran"
+                               * doctest::timeout(10)) {
+  auto obs = std::make_shared<recording_observer>();
+  auto h = spawn_recorder();
+  auto pc = config(8, 8);
+  pc.observer = obs;
+  start(pc, {{"work", {{h}, 500ms}}}, {"work", "missing"});
+  create("missing");
+  wake();
+  REQUIRE(obs->log.size() == 2);
+  CHECK(obs->log[0].hook == "claimed");
+  CHECK(obs->log[1].hook == "finished");
+  CHECK(obs->log[1].run_time == -1ms);  // never started
+  CHECK(obs->log[1].outcome == tasker::step_outcome::failed);
+  CHECK(obs->log[1].error_type == "handler_not_found");
+  obs->log.clear();
+  create("work");
+  wake();
+  advance(500ms);
+  // claimed, started, finished as timed out; then the retry is claimed and waits.
+  REQUIRE(obs->log.size() >= 3);
+  CHECK(obs->log[2].hook == "finished");
+  CHECK(obs->log[2].outcome == tasker::step_outcome::timed_out);
+  CHECK(obs->log[2].error_type == "handler_timeout");
+  CHECK(obs->log[2].run_time == 500ms);
+  release(h, 0, ok());  // the late answer is not reported: only the retry starts
+  sched.run();
+  REQUIRE(obs->log.size() == 5);
+  CHECK(obs->log[3].hook == "claimed");
+  CHECK(obs->log[4].hook == "started");
+  CHECK(obs->log[4].queue_wait == 0ms);
+}

@@ -472,6 +472,11 @@ TEST_CASE("a handler waits for a signal without holding a slot and resumes with 
   }
   CHECK(c.result(ids[0], "ask").at("approved") == true);
   CHECK(c.result(ids[1], "ask").at("approved") == false);
+  // A wait is neither a success nor a failure in the metrics.
+  const auto metrics = w.metrics_text();
+  CHECK(metrics.find("handler=\"approve\",outcome=\"waited\"} 5\n") != std::string::npos);
+  CHECK(metrics.find("handler=\"approve\",outcome=\"succeeded\"} 5\n") != std::string::npos);
+  CHECK(metrics.find("handler=\"approve\",outcome=\"failed\"} 0\n") != std::string::npos);
 }
 
 TEST_CASE("an isolated handler that blocks leaves the scheduler's one thread to the others"
