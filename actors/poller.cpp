@@ -64,9 +64,12 @@ step_result runtime_failure(std::string message, std::string type, bool retryabl
 
 poller_state::~poller_state() {
   if (worker)
-    spdlog::info("worker {}: {} steps claimed in {} polls, {} completed in {} calls, {} heartbeats",
-                 config.worker_name, steps_claimed, poll_calls, steps_completed, complete_calls,
-                 heartbeat_calls);
+    spdlog::info(
+        "worker {}: {} steps claimed in {} polls, {} completed in {} calls, {} heartbeats{}",
+        config.worker_name, steps_claimed, poll_calls, steps_completed, complete_calls,
+        heartbeat_calls,
+        steps_dropped ? ", " + std::to_string(steps_dropped) + " dropped (claim then drop)"
+                      : std::string());
   if (core) {
     tk_set_wakeup(core.get(), nullptr, nullptr, nullptr);
     tk_set_task_listener(core.get(), nullptr, nullptr, nullptr);
@@ -104,16 +107,17 @@ void poller_state::init(poller_actor::stateful_pointer<poller_state> self_ptr, c
   callbacks->state = this;
   callbacks->owner = std::this_thread::get_id();
   callbacks->addr = self->address();
-  tk_set_wakeup(
-      core.get(),
-      [](void* user) {
-        auto* t = static_cast<callback_target*>(user);
-        if (std::this_thread::get_id() == t->owner)
-          t->state->wake_flag = true;
-        else
-          t->remote(0, nullptr);
-      },
-      callbacks.get(), nullptr);
+  if (config.event_driven)
+    tk_set_wakeup(
+        core.get(),
+        [](void* user) {
+          auto* t = static_cast<callback_target*>(user);
+          if (std::this_thread::get_id() == t->owner)
+            t->state->wake_flag = true;
+          else
+            t->remote(0, nullptr);
+        },
+        callbacks.get(), nullptr);
   tk_set_task_listener(
       core.get(),
       [](void* user, std::int64_t task_id, const char* state) {
@@ -127,6 +131,10 @@ void poller_state::init(poller_actor::stateful_pointer<poller_state> self_ptr, c
 }
 
 bool poller_state::worth_claiming(std::size_t freed) const {
+  if (!config.event_driven && !interval_tick)
+    return false;  // the interval baseline claims on its tick only
+  if (!config.capacity_gated)
+    return true;  // the claim-then-drop baseline claims whenever it runs
   const auto room = capacity() + freed;
   if (room == 0)
     return false;
@@ -182,8 +190,9 @@ void poller_state::pump() {
 }
 
 bool poller_state::claim() {
-  while (capacity() > 0) {
-    const std::size_t want = std::min(config.batch_size, capacity());
+  while (capacity() > 0 || !config.capacity_gated) {
+    const std::size_t want =
+        config.capacity_gated ? std::min(config.batch_size, capacity()) : config.batch_size;
     const tk_step_event* events = nullptr;
     std::size_t count = 0;
     tk_error err{};
@@ -200,7 +209,7 @@ bool poller_state::claim() {
     }
     store_ok();
     accept(events, count, want);
-    if (core_dry)
+    if (core_dry || !config.capacity_gated)
       return true;
   }
   return false;
@@ -211,6 +220,10 @@ void poller_state::accept(const tk_step_event* events, std::size_t count, std::s
   core_dry = count < wanted;
   for (std::size_t i = 0; i < count; ++i) {
     const auto& e = events[i];
+    if (!config.capacity_gated && load() >= config.max_in_flight) {
+      ++steps_dropped;  // the baseline: claimed, never run; its lease lapses
+      continue;
+    }
     in_flight f;
     f.task_id = e.task_id;
     f.token = e.fencing_token;
@@ -447,7 +460,8 @@ void poller_state::flush() {
 
 bool poller_state::cycle() {
   const std::size_t free_after = capacity() + pending.size();
-  const std::size_t want = std::min(config.batch_size, free_after);
+  const std::size_t want =
+      config.capacity_gated ? std::min(config.batch_size, free_after) : config.batch_size;
   build_batch();
   const tk_step_event* events = nullptr;
   std::size_t count = 0;
@@ -556,6 +570,8 @@ void poller_state::arm_timer() {
     }
     return;
   }
+  if (!config.event_driven)
+    return;  // the interval baseline: the fallback poll is the only timer
   if (capacity() == 0 || !core_dry)
     return;  // a result will wake us, and the core still had ready steps
   std::int64_t delay = -1;
@@ -713,7 +729,9 @@ poller_actor::behavior_type poller(poller_actor::stateful_pointer<poller_state> 
       },
       [self](fallback_atom) {
         self->state.check_waiters();
+        self->state.interval_tick = true;
         self->state.pump();
+        self->state.interval_tick = false;
         self->delayed_send(self, self->state.config.fallback_poll, fallback_atom_v);
       },
       [self](heartbeat_atom) {

@@ -91,7 +91,17 @@ struct poller_config {
   std::size_t batch_size = 64;          ///< steps per tk_poll
   std::chrono::milliseconds lease{30000};
   std::chrono::milliseconds heartbeat_interval{10000};
-  std::chrono::milliseconds fallback_poll{1000};    ///< safety net only
+  std::chrono::milliseconds fallback_poll{1000};  ///< safety net only
+  /// True (default): the core's wake-up callback and a timer for its next
+  /// due event say when to claim. False: the baseline of bench/ffi_bench,
+  /// as Tasker's TypeScript worker does it: no callback, no timer; claims
+  /// only on the fallback poll (set it to 10 ms); results are still
+  /// completed as they come.
+  bool event_driven = true;
+  /// True (default): claim only up to free capacity. False: the baseline of
+  /// bench/ffi_bench, "claim then drop": every poll asks for a whole batch
+  /// and steps beyond max_in_flight are dropped, left to their leases.
+  bool capacity_gated = true;
   std::function<void(const step_report&)> on_step;  ///< optional
   /// Told of every claim, start, finish and store call (optional; without
   /// one the poller pays a null check per hook).
@@ -175,7 +185,9 @@ struct poller_state {
   std::vector<int> outcomes;                            ///< reused by flush
   std::vector<const char*> namespace_ptrs;
   bool flush_scheduled = false;
-  bool wake_flag = false;  ///< set by the core's wake-up callback during our own calls
+  bool wake_flag = false;           ///< set by the core's wake-up callback during our own calls
+  bool interval_tick = false;       ///< pump() runs for the fallback poll (event_driven off)
+  std::uint64_t steps_dropped = 0;  ///< claimed beyond capacity (capacity_gated off)
   bool draining = false;
   bool core_dry = true;  ///< the last claim got fewer steps than it asked for
   /// After a failed store call: wait this long (doubling from 100 ms up to

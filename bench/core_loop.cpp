@@ -197,8 +197,7 @@ bool run(const std::string& store, std::size_t batch, long tasks, bool pooled, r
   const std::string url =
       store == "memory" ? "memory:" : "sqlite:" + (dir.path / "bench.db").string();
   tk_error err{};
-  tk_core* core =
-      tk_open(url.c_str(), pooled ? nullptr : R"({"pooled_events":false})", &err);
+  tk_core* core = tk_open(url.c_str(), pooled ? nullptr : R"({"pooled_events":false})", &err);
   if (core == nullptr) {
     check(static_cast<tk_status>(err.code), err, "tk_open");
     return false;
@@ -277,8 +276,8 @@ int main(int argc, char** argv) {
               "tasks", "steps", "create_s", "tasks/s", "loop_s", "steps/s", "allocs/step");
   bool all_ok = true;
   std::map<std::pair<std::string, std::size_t>, double> rate;  // (store, batch) -> steps/s
-  std::map<std::string, std::pair<double, double>> unpooled;    // store -> (steps/s, allocs/step)
-  std::map<std::string, double> pooled_allocs;                   // store -> allocs/step at 64
+  std::map<std::string, std::pair<double, double>> unpooled;   // store -> (steps/s, allocs/step)
+  std::map<std::string, double> pooled_allocs;                 // store -> allocs/step at 64
   for (const auto& store : opts.stores) {
     const long tasks = opts.tasks > 0 ? opts.tasks : store == "memory" ? 200000 : 20000;
     std::vector<std::pair<std::size_t, bool>> runs;
@@ -301,11 +300,10 @@ int main(int argc, char** argv) {
       } else {
         unpooled[store] = {steps_per_s, allocs};
       }
-      std::printf("%-7s %6zu %-8s %7ld %8lld %10.3f %11.0f %9.3f %10.0f %12.3f%s\n",
-                  store.c_str(), batch, pooled ? "pooled" : "unpooled", tasks,
-                  static_cast<long long>(stats.steps), stats.create_seconds,
-                  static_cast<double>(tasks) / stats.create_seconds, stats.loop_seconds,
-                  steps_per_s, allocs, ok ? "" : "  FAILED verification");
+      std::printf("%-7s %6zu %-8s %7ld %8lld %10.3f %11.0f %9.3f %10.0f %12.3f%s\n", store.c_str(),
+                  batch, pooled ? "pooled" : "unpooled", tasks, static_cast<long long>(stats.steps),
+                  stats.create_seconds, static_cast<double>(tasks) / stats.create_seconds,
+                  stats.loop_seconds, steps_per_s, allocs, ok ? "" : "  FAILED verification");
       std::fflush(stdout);
     }
   }

@@ -65,11 +65,12 @@ figures run(bool isolated, const options& o) {
   cpu.concurrency = cfg.threads;  // as many CPU-bound steps at once as cores, either way
   cpu.timeout = 10min;
   const int cpu_ms = o.cpu_ms;
-  w.handle("crunch",
-           [cpu_ms](tasker::step_context&) {
-             return tasker::success({{"x", burn(cpu_ms) & 0xffff}});
-           },
-           cpu);
+  w.handle(
+      "crunch",
+      [cpu_ms](tasker::step_context&) {
+        return tasker::success({{"x", burn(cpu_ms) & 0xffff}});
+      },
+      cpu);
   w.handle("noop", [](tasker::step_context&) { return tasker::success(); });
   tasker::pipeline crunch{"bench", "crunch", "1"};
   crunch.step("work", "crunch");
@@ -81,8 +82,7 @@ figures run(bool isolated, const options& o) {
   // The CPU-bound tasks all at once; quick tasks one at a time for as long
   // as CPU-bound work is left, each timed from creation to completion.
   const auto start = clock_type::now();
-  std::vector<tasker::json> contexts(static_cast<std::size_t>(o.cpu_tasks),
-                                     tasker::json::object());
+  std::vector<tasker::json> contexts(static_cast<std::size_t>(o.cpu_tasks), tasker::json::object());
   const auto cpu_ids = c.create_many(crunch, contexts);
   std::atomic<bool> cpu_done{false};
   double cpu_elapsed = 0;
@@ -149,10 +149,12 @@ int main(int argc, char** argv) {
               o.cpu_tasks, o.cpu_ms, o.pause_ms);
   const auto pool = run(false, o);
   const auto isolated = run(true, o);
-  bench::table_row("isolated handlers: quick-step P99 under CPU load", bench::fmt(pool.p99_ms, "ms"),
-                   bench::fmt(isolated.p99_ms, "ms"), pool.p99_ms / isolated.p99_ms, 1.1);
-  bench::table_row("isolated handlers: quick-step P50 under CPU load", bench::fmt(pool.p50_ms, "ms"),
-                   bench::fmt(isolated.p50_ms, "ms"), pool.p50_ms / isolated.p50_ms, 1.1);
+  bench::table_row("isolated handlers: quick-step P99 under CPU load",
+                   bench::fmt(pool.p99_ms, "ms"), bench::fmt(isolated.p99_ms, "ms"),
+                   pool.p99_ms / isolated.p99_ms, 1.1);
+  bench::table_row("isolated handlers: quick-step P50 under CPU load",
+                   bench::fmt(pool.p50_ms, "ms"), bench::fmt(isolated.p50_ms, "ms"),
+                   pool.p50_ms / isolated.p50_ms, 1.1);
   std::printf("CPU-bound throughput with isolation: %.2fx of the pool's (%.1f vs %.1f steps/s)\n",
               isolated.steps_per_s / pool.steps_per_s, isolated.steps_per_s, pool.steps_per_s);
   return 0;

@@ -290,11 +290,11 @@ int main(int argc, char** argv) {
     std::printf("target %-7s throughput >= %.0f steps/s: %.0f %s\n", kind.c_str(), rate_goal,
                 f.throughput, f.throughput >= rate_goal ? "pass" : "MISS");
     bench::table_row_absolute("runtime " + kind + ": linear 4-step P50", "-",
-                              bench::fmt(f.linear_p50_us, "us"), "<= " + bench::fmt(p50_goal, "us", 0),
-                              f.linear_p50_us <= p50_goal);
-    bench::table_row_absolute("runtime " + kind + ": no-op throughput", "-",
-                              bench::fmt(f.throughput, "steps/s", 0),
-                              ">= " + bench::fmt(rate_goal, "steps/s", 0), f.throughput >= rate_goal);
+                              bench::fmt(f.linear_p50_us, "us"),
+                              "<= " + bench::fmt(p50_goal, "us", 0), f.linear_p50_us <= p50_goal);
+    bench::table_row_absolute(
+        "runtime " + kind + ": no-op throughput", "-", bench::fmt(f.throughput, "steps/s", 0),
+        ">= " + bench::fmt(rate_goal, "steps/s", 0), f.throughput >= rate_goal);
     std::fflush(stdout);
   }
   return 0;

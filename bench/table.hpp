@@ -21,8 +21,8 @@ inline void table_row(const std::string& name, const std::string& baseline,
 /// throughput goal): `better` says whether `value` met it.
 inline void table_row_absolute(const std::string& name, const std::string& reference,
                                const std::string& value, const std::string& target, bool better) {
-  std::printf("table: %s | %s | %s | - | %s | %s\n", name.c_str(), reference.c_str(),
-              value.c_str(), target.c_str(), better ? "pass" : "miss");
+  std::printf("table: %s | %s | %s | - | %s | %s\n", name.c_str(), reference.c_str(), value.c_str(),
+              target.c_str(), better ? "pass" : "miss");
   std::fflush(stdout);
 }
 

@@ -352,6 +352,8 @@ void worker::start() {
   pc.lease = milliseconds{d.cfg.lease_ms};
   pc.heartbeat_interval = milliseconds{std::max<std::int64_t>(d.cfg.lease_ms / 3, 1)};
   pc.fallback_poll = milliseconds{d.cfg.fallback_poll_ms};
+  pc.event_driven = d.cfg.wakeup == "callback";
+  pc.capacity_gated = d.cfg.claim_mode == "capacity";
   pc.on_step = log_step;
   pc.observer = d.prof;
   d.poller = d.sys.spawn<caf::detached>(actors::poller, std::move(d.core), std::move(pc),

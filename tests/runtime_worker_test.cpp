@@ -421,17 +421,20 @@ TEST_CASE("a handler waits for a signal without holding a slot and resumes with 
   std::atomic<int> runs{0};
   tasker::handler_options one_at_a_time;
   one_at_a_time.concurrency = 1;
-  w.handle("approve", [&](tasker::step_context& ctx) -> tasker::step_result {
-    ++runs;
-    if (!ctx.signalled()) {
-      std::lock_guard<std::mutex> g{mu};
-      tokens.push_back(ctx.wait_token());
-      return tasker::wait_for("approval", 60s);
-    }
-    CHECK(ctx.signal_name() == "approval");
-    return tasker::success({{"approved", ctx.signal().at("approved")}, {"attempt", ctx.attempt()}});
-  },
-           one_at_a_time);
+  w.handle(
+      "approve",
+      [&](tasker::step_context& ctx) -> tasker::step_result {
+        ++runs;
+        if (!ctx.signalled()) {
+          std::lock_guard<std::mutex> g{mu};
+          tokens.push_back(ctx.wait_token());
+          return tasker::wait_for("approval", 60s);
+        }
+        CHECK(ctx.signal_name() == "approval");
+        return tasker::success(
+            {{"approved", ctx.signal().at("approved")}, {"attempt", ctx.attempt()}});
+      },
+      one_at_a_time);
   w.handle("noop", [](tasker::step_context&) { return tasker::success(); });
   tasker::pipeline p{"tests", "approval", "1"};
   p.step("ask", "approve").step("done", "noop", tasker::after("ask"));
@@ -491,13 +494,14 @@ TEST_CASE("an isolated handler that blocks leaves the scheduler's one thread to 
   tasker::handler_options isolated;
   isolated.isolated = true;
   isolated.concurrency = 1;
-  w.handle("blocker",
-           [&, quick_future](tasker::step_context&) {
-             blocker_started.set_value();
-             const bool saw = quick_future.wait_for(10s) == std::future_status::ready;
-             return tasker::success({{"saw_quick", saw}});
-           },
-           isolated);
+  w.handle(
+      "blocker",
+      [&, quick_future](tasker::step_context&) {
+        blocker_started.set_value();
+        const bool saw = quick_future.wait_for(10s) == std::future_status::ready;
+        return tasker::success({{"saw_quick", saw}});
+      },
+      isolated);
   w.handle("quick", [&](tasker::step_context&) {
     quick_ran.set_value();
     return tasker::success();
@@ -514,4 +518,51 @@ TEST_CASE("an isolated handler that blocks leaves the scheduler's one thread to 
   CHECK(c.wait(q, 20s) == "complete");
   CHECK(c.wait(b, 20s) == "complete");
   CHECK(c.result(b, "block").at("saw_quick") == true);
+}
+
+TEST_CASE("the benchmark baselines still run every step: interval polling and claim-then-drop"
+          * doctest::timeout(60)) {
+  SUBCASE("interval polling") {
+    auto cfg = memory_config();
+    cfg.wakeup = "interval";
+    cfg.fallback_poll_ms = 10;
+    tasker::worker w{cfg};
+    w.handle("noop", [](tasker::step_context&) { return tasker::success(); });
+    tasker::pipeline p{"tests", "polled", "1"};
+    p.step("a", "noop").step("b", "noop", tasker::after("a"));
+    w.register_pipeline(p);
+    auto& c = w.client();
+    const auto start = std::chrono::steady_clock::now();
+    CHECK(c.wait(c.create(p), 20s) == "complete");
+    // Each step waited for a poll: no wake-up callback is installed.
+    CHECK(std::chrono::steady_clock::now() - start >= 10ms);
+  }
+  SUBCASE("claim then drop: dropped claims lapse and run again") {
+    auto cfg = memory_config();
+    cfg.claim_mode = "drop";
+    cfg.max_in_flight = 2;
+    cfg.batch_size = 8;
+    cfg.lease_ms = 200;
+    tasker::worker w{cfg};
+    w.handle("noop", [](tasker::step_context&) { return tasker::success(); });
+    tasker::pipeline p{"tests", "dropped", "1"};
+    p.step("a", "noop", tasker::step_options{}.retry(attempts(20)));
+    w.register_pipeline(p);
+    auto& c = w.client();
+    const auto ids = c.create_many(p, std::vector<json>(6, json::object()));
+    int late = 0;
+    for (auto id : ids) {
+      CHECK(c.wait(id, 30s) == "complete");
+      late += only_step(c, id).at("attempts").get<int>() > 1 ? 1 : 0;
+    }
+    CHECK(late > 0);  // 8 claimed at once, 2 kept: the others came back after their leases
+  }
+  SUBCASE("unknown values are refused") {
+    auto cfg = memory_config();
+    cfg.wakeup = "sometimes";
+    CHECK_THROWS_AS(cfg.validate(), std::invalid_argument);
+    cfg.wakeup = "callback";
+    cfg.claim_mode = "greedy";
+    CHECK_THROWS_AS(cfg.validate(), std::invalid_argument);
+  }
 }

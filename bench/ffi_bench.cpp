@@ -1,0 +1,190 @@
+// ffi_bench: two runtime optimizations at the FFI boundary, each against its
+// baseline in the same run (docs/optimizations.md).
+//
+//   wakeup    the core's wake-up callback (and a timer for its next due
+//             event) vs polling the core every 10 ms, as Tasker's TypeScript
+//             worker does: latency of a linear 4-step task, one at a time.
+//   overload  capacity-gated claiming vs claim-then-drop: a burst of tasks
+//             far beyond max_in_flight; lost steps (failed for good after
+//             their dropped claims lapsed), late steps (run again after a
+//             lapse) and P50/P99 of the time until each task ended.
+//
+//   ffi_bench [--store memory|sqlite] [--tasks N] [--burst N] [--quick]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench/stats.hpp"
+#include "bench/table.hpp"
+#include "bench/temp_dir.hpp"
+#include "runtime/worker.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using clock_type = std::chrono::steady_clock;
+using tasker::json;
+
+struct options {
+  std::string store = "sqlite";
+  int tasks = 200;   ///< wakeup: linear tasks, one at a time
+  int burst = 2000;  ///< overload: tasks created at once
+};
+
+tasker::worker_config base_config(const std::string& store, const bench::temp_dir& dir,
+                                  const char* file) {
+  tasker::worker_config cfg;
+  cfg.store = store == "memory" ? "memory:" : "sqlite:" + (dir.path / file).string();
+  cfg.log_level = "error";
+  cfg.threads = std::max(2u, std::thread::hardware_concurrency());
+  cfg.summary_interval_ms = 0;
+  return cfg;
+}
+
+struct latency {
+  double p50_ms = 0, p99_ms = 0;
+};
+
+latency wakeup_run(bool callback, const options& o, const bench::temp_dir& dir) {
+  auto cfg = base_config(o.store, dir, callback ? "wake-callback.db" : "wake-interval.db");
+  if (!callback) {
+    cfg.wakeup = "interval";
+    cfg.fallback_poll_ms = 10;
+  }
+  tasker::worker w{cfg};
+  w.handle("noop", [](tasker::step_context&) { return tasker::success(); });
+  tasker::pipeline linear{"bench", "linear", "1"};
+  linear.step("a", "noop")
+      .step("b", "noop", tasker::after("a"))
+      .step("c", "noop", tasker::after("b"))
+      .step("d", "noop", tasker::after("c"));
+  w.register_pipeline(linear);
+  auto& c = w.client();
+  std::vector<double> ms;
+  for (int i = 0; i < o.tasks + 5; ++i) {  // the first 5 warm up
+    const auto t0 = clock_type::now();
+    const auto id = c.create(linear);
+    if (c.wait(id, 60s) != "complete") {
+      std::fprintf(stderr, "ffi_bench: a linear task did not complete\n");
+      std::exit(1);
+    }
+    if (i >= 5)
+      ms.push_back(std::chrono::duration<double, std::milli>(clock_type::now() - t0).count());
+  }
+  latency l{bench::percentile(ms, 0.5), bench::percentile(ms, 0.99)};
+  std::printf("wakeup %-9s linear 4-step: P50 %7.2f ms  P99 %7.2f ms  (%d tasks, %s)\n",
+              callback ? "callback" : "10ms-poll", l.p50_ms, l.p99_ms, o.tasks, o.store.c_str());
+  return l;
+}
+
+struct overload_figures {
+  int lost = 0;       ///< tasks in error
+  int late = 0;       ///< steps that ran more than once
+  double p50_ms = 0;  ///< creation to the task's end (complete or error), core clock
+  double p99_ms = 0;
+  double seconds = 0;  ///< until every task ended
+};
+
+overload_figures overload_run(bool gated, const options& o, const bench::temp_dir& dir) {
+  auto cfg = base_config(o.store, dir, gated ? "gated.db" : "drop.db");
+  cfg.claim_mode = gated ? "capacity" : "drop";
+  cfg.max_in_flight = 16;
+  cfg.batch_size = 64;
+  cfg.lease_ms = 500;  // dropped claims lapse soon
+  tasker::worker w{cfg};
+  tasker::handler_options ho;
+  ho.concurrency = 8;
+  w.handle(
+      "work",
+      [](tasker::step_context&) {
+        std::this_thread::sleep_for(1ms);  // a quick I/O-bound step
+        return tasker::success();
+      },
+      ho);
+  tasker::pipeline one{"bench", "one", "1"};
+  tasker::retry_policy retry;
+  retry.max_attempts = 2;
+  retry.backoff = "none";
+  one.step("work", "work", tasker::step_options{}.retry(retry));
+  w.register_pipeline(one);
+  auto& c = w.client();
+  const auto start = clock_type::now();
+  const auto ids =
+      c.create_many(one, std::vector<json>(static_cast<std::size_t>(o.burst), json::object()));
+  overload_figures f;
+  std::vector<double> ms;
+  for (auto id : ids) {
+    const auto state = c.wait(id, 5min);
+    const auto status = c.status(id);
+    if (state != "complete")
+      ++f.lost;
+    const auto& step = status.at("steps")[0];
+    if (step.at("attempts").get<int>() > 1)
+      ++f.late;
+    // Until the task ended, however it ended (a lost task ends in error).
+    ms.push_back(static_cast<double>(status.at("completed_at").get<std::int64_t>()
+                                     - status.at("created_at").get<std::int64_t>()));
+  }
+  f.seconds = std::chrono::duration<double>(clock_type::now() - start).count();
+  f.p50_ms = bench::percentile(ms, 0.5);
+  f.p99_ms = bench::percentile(ms, 0.99);
+  std::printf("overload %-9s %d tasks, 16 in flight: lost %d, late %d, P50 %.0f ms, P99 %.0f ms, "
+              "all ended in %.2f s (%s)\n",
+              gated ? "gated" : "drop", o.burst, f.lost, f.late, f.p50_ms, f.p99_ms, f.seconds,
+              o.store.c_str());
+  return f;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "ffi_bench: %s needs a value\n", a.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--store")
+      o.store = value();
+    else if (a == "--tasks")
+      o.tasks = std::atoi(value().c_str());
+    else if (a == "--burst")
+      o.burst = std::atoi(value().c_str());
+    else if (a == "--quick") {
+      o.tasks = 100;
+      o.burst = 1000;
+    } else {
+      std::fprintf(stderr, "usage: ffi_bench [--store memory|sqlite] [--tasks N] [--burst N] "
+                           "[--quick]\n");
+      return 2;
+    }
+  }
+  if (o.store != "memory" && o.store != "sqlite") {
+    std::fprintf(stderr, "ffi_bench: --store memory or sqlite\n");
+    return 2;
+  }
+  bench::temp_dir dir;
+  const auto polled = wakeup_run(false, o, dir);
+  const auto woken = wakeup_run(true, o, dir);
+  bench::table_row("wake-up callback vs 10 ms polling: linear 4-step P50 (" + o.store + ")",
+                   bench::fmt(polled.p50_ms, "ms", 2), bench::fmt(woken.p50_ms, "ms", 2),
+                   polled.p50_ms / woken.p50_ms, 1.1);
+  const auto dropped = overload_run(false, o, dir);
+  const auto gated = overload_run(true, o, dir);
+  bench::table_row("capacity-gated claims vs claim-then-drop: task P99 under overload",
+                   bench::fmt(dropped.p99_ms, "ms", 0), bench::fmt(gated.p99_ms, "ms", 0),
+                   dropped.p99_ms / std::max(gated.p99_ms, 1.0), 1.1);
+  bench::table_row_info(
+      "capacity-gated claims vs claim-then-drop: lost / late steps",
+      std::to_string(dropped.lost) + " lost, " + std::to_string(dropped.late) + " late",
+      std::to_string(gated.lost) + " lost, " + std::to_string(gated.late) + " late", 0);
+  return gated.lost == 0 ? 0 : 1;
+}
