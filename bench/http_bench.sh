@@ -133,6 +133,6 @@ awk -v h="$h" -v n="$n" -v c="$c" 'BEGIN {
 awk -v h="$h" -v n="$n" -v c="$c" 'BEGIN {
   r = h / n
   printf "table: HTTP GET /health vs nginx static 200 (share of its rate) | %.0f req/s | %.0f req/s | %.2fx | >= 0.50x | %s\n",
-    n, h, r, r >= 0.5 ? "pass" : "miss"
+    n, h, r, (r >= 0.5 ? "pass" : "miss")
   printf "table: HTTP POST /v1/tasks (memory store) vs nginx static 200 | %.0f req/s | %.0f req/s | %.2fx | - | info\n",
     n, c, c / n }'
