@@ -179,9 +179,22 @@ int main(int argc, char** argv) {
                    polled.p50_ms / woken.p50_ms, 1.1);
   const auto dropped = overload_run(false, o, dir);
   const auto gated = overload_run(true, o, dir);
-  bench::table_row("capacity-gated claims vs claim-then-drop: task P99 under overload",
-                   bench::fmt(dropped.p99_ms, "ms", 0), bench::fmt(gated.p99_ms, "ms", 0),
-                   dropped.p99_ms / std::max(gated.p99_ms, 1.0), 1.1);
+  // What the optimization is for: every step runs, once, under overload. A
+  // lost task never completes, so its latency is infinite: the baseline's
+  // P99 is finite only while under 1 % of its tasks are lost.
+  const double done_dropped = (o.burst - dropped.lost) / dropped.seconds;
+  const double done_gated = (o.burst - gated.lost) / gated.seconds;
+  bench::table_row("capacity-gated claims vs claim-then-drop: tasks completed per second, overload",
+                   bench::fmt(done_dropped, "tasks/s", 0), bench::fmt(done_gated, "tasks/s", 0),
+                   done_gated / done_dropped, 1.1);
+  const bool dropped_p99_finite = dropped.lost * 100 < o.burst;
+  bench::table_row_absolute(
+      "capacity-gated claims vs claim-then-drop: task P99 under overload (lost = never)",
+      dropped_p99_finite
+          ? bench::fmt(dropped.p99_ms, "ms", 0)
+          : "never (" + std::to_string(dropped.lost) + " of " + std::to_string(o.burst) + " lost)",
+      bench::fmt(gated.p99_ms, "ms", 0), "finite, 0 lost",
+      gated.lost == 0 && (!dropped_p99_finite || gated.p99_ms * 1.1 <= dropped.p99_ms));
   bench::table_row_info(
       "capacity-gated claims vs claim-then-drop: lost / late steps",
       std::to_string(dropped.lost) + " lost, " + std::to_string(dropped.late) + " late",
