@@ -1484,6 +1484,18 @@ TEST_CASE_TEMPLATE("cancelling or failing a task abandons its waits and refuses 
     REQUIRE(tk_retry_task(env.core, id, &err) == TK_OK);
     auto again = poll(w, 2);
     REQUIRE(again.size() == 2);
+    // A step that answers wait after its task failed is parked, not waiting.
+    const auto& again_check = again[0].step_name == "check" ? again[0] : again[1];
+    const auto& again_ask = again[0].step_name == "ask" ? again[0] : again[1];
+    REQUIRE(fail(w, again_check, false) == TK_OK);
+    REQUIRE(task_state(env.core, id) == "error");
+    CHECK(wait_for(w, again_ask, "approval", 60000) == TK_OK);
+    CHECK(step_status(task_status(env.core, id), "ask").at("state") == "pending");
+    CHECK(signal(env.core, again_ask.wait_token, nullptr, err) == TK_CONFLICT);
+    CHECK(next_due(env.core) == -1);
+    REQUIRE(tk_retry_task(env.core, id, &err) == TK_OK);
+    again = poll(w, 2);
+    REQUIRE(again.size() == 2);
     for (const auto& s : again) {
       CHECK_FALSE(s.signalled);
       CHECK(succeed(w, s) == TK_OK);

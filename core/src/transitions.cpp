@@ -127,6 +127,10 @@ bool apply_wait(step_row& s, task_row& t, std::string_view name, millis timeout_
   }
   s.signal.clear();
   s.signal_seq = 0;
+  if (!task_active(t)) {  // the task failed while the step ran: nothing to wait for
+    s.state = step_state::pending;
+    return false;
+  }
   s.state = step_state::waiting;
   s.due_at = now + timeout_ms;
   return false;

@@ -60,7 +60,9 @@ failure_effect expire_lease(step_row& s, task_row& t, millis now);
 /// The handler answered TK_RESULT_WAIT (checked: a name, a timeout > 0).
 /// If a signal for this claim came while it ran, the step is ready at once
 /// (to resume) and this returns true; otherwise it waits (state waiting,
-/// due_at = now + timeout) and an earlier signal is forgotten.
+/// due_at = now + timeout) and an earlier signal is forgotten. In a task
+/// that failed meanwhile the step is parked (pending) instead, as
+/// park_unstarted does for the others.
 bool apply_wait(step_row& s, task_row& t, std::string_view name, millis timeout_ms, millis now);
 
 /// tk_signal for claim `seq` of the step. Throws TK_CONFLICT when that claim
