@@ -501,7 +501,7 @@ private:
 
   std::unique_ptr<sql_connection> db_;
 
-  // Each call site owns a statement slot (0-33; 26-29 are list_tasks's
+  // Each call site owns a statement slot (0-34; 26-29 are list_tasks's
   // filter variants): its SQL is built only the first time, so a hot call
   // neither allocates nor hashes its SQL text.
   template <class MakeSql>

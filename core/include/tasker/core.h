@@ -170,7 +170,9 @@ TK_API tk_status tk_create_tasks(tk_core* core, const tk_task_spec* specs, size_
 
 /** The task's status as JSON (caller frees with tk_free): its state, priority,
  *  context, timestamps and every step's state, attempts, result, last error
- *  and timestamps. */
+ *  and timestamps; a step in state "waiting" has "wait": {"signal", "token",
+ *  "timeout_at"}, and a step a signal reached has "signal": {"name",
+ *  "payload"} (both null otherwise). */
 TK_API tk_status tk_task_status(tk_core* core, int64_t task_id, char** status_json, tk_error* err);
 
 /** The task's state alone ("pending", "running", "complete", "error",
