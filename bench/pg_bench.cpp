@@ -9,7 +9,7 @@
 // The server is a throwaway one with PostgreSQL's durable defaults (fsync and
 // synchronous_commit on), unless --url names another.
 //
-//   pg_bench [--tasks N] [--samples N] [--url postgresql://...] [--quick]
+//   pg_bench [--tasks N] [--samples N] [--workers N (default 3)] [--url postgresql://...] [--quick]
 //            [--worker-arg --max-in-flight=512]...
 #include <signal.h>
 #include <spawn.h>
@@ -42,6 +42,7 @@ using clock_type = std::chrono::steady_clock;
 struct options {
   int tasks = 10000;  // per throughput run: 40,000 steps
   int samples = 300;
+  int workers = 3;  // processes of the multi-worker runs
   std::string url;
   std::vector<std::string> worker_args;  // passed on to every worker process
 };
@@ -66,6 +67,8 @@ options parse(int argc, char** argv) {
       o.tasks = std::stoi(value());
     else if (a == "--samples")
       o.samples = std::stoi(value());
+    else if (a == "--workers")
+      o.workers = std::stoi(value());
     else if (a == "--url")
       o.url = value();
     else if (a == "--worker-arg")
@@ -74,8 +77,9 @@ options parse(int argc, char** argv) {
       o.tasks = 2000;
       o.samples = 100;
     } else {
-      std::fprintf(stderr, "usage: pg_bench [--tasks N] [--samples N] [--url URL] [--quick] "
-                           "[--worker-arg ARG]...\n");
+      std::fprintf(stderr,
+                   "usage: pg_bench [--tasks N] [--samples N] [--workers N] [--url URL] [--quick] "
+                   "[--worker-arg ARG]...\n");
       std::exit(2);
     }
   }
@@ -325,10 +329,10 @@ int main(int argc, char** argv) {
   std::printf("throughput, 1 worker process:   %9.0f steps/s (%d linear tasks, %.2f s)\n",
               one.steps_per_s, o.tasks, one.wall_s);
   std::fflush(stdout);
-  const auto three = run_throughput(base, "bench_tp3", 3, o.tasks);
-  std::printf("throughput, 3 worker processes: %9.0f steps/s (%d linear tasks, %.2f s)\n",
-              three.steps_per_s, o.tasks, three.wall_s);
-  std::printf("  3 vs 1: %.2fx\n", three.steps_per_s / one.steps_per_s);
+  const auto three = run_throughput(base, "bench_tp3", o.workers, o.tasks);
+  std::printf("throughput, %d worker processes: %9.0f steps/s (%d linear tasks, %.2f s)\n",
+              o.workers, three.steps_per_s, o.tasks, three.wall_s);
+  std::printf("  %d vs 1: %.2fx\n", o.workers, three.steps_per_s / one.steps_per_s);
   std::fflush(stdout);
   const auto lat = run_latency(base, "bench_latency", 1, o.samples);
   std::printf("linear 4-step latency, 1 worker, creation to completion seen by the client:\n");
@@ -343,9 +347,9 @@ int main(int argc, char** argv) {
   std::printf("with async_worker_commits (workers' commits do not wait for the WAL flush):\n");
   std::fflush(stdout);
   const auto three_async =
-      run_throughput(base, "bench_tp3a", 3, o.tasks, "&async_worker_commits=on");
-  std::printf("throughput, 3 worker processes: %9.0f steps/s (%d linear tasks, %.2f s)\n",
-              three_async.steps_per_s, o.tasks, three_async.wall_s);
+      run_throughput(base, "bench_tp3a", o.workers, o.tasks, "&async_worker_commits=on");
+  std::printf("throughput, %d worker processes: %9.0f steps/s (%d linear tasks, %.2f s)\n",
+              o.workers, three_async.steps_per_s, o.tasks, three_async.wall_s);
   std::fflush(stdout);
   const auto lat_async =
       run_latency(base, "bench_latency_a", 1, o.samples, "&async_worker_commits=on");
