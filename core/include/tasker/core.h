@@ -111,7 +111,8 @@ TK_API int64_t tk_now_ms(tk_core* core);
 
 /** Called when new work may be ready: a task was created, a step was
  *  released, a failed step is ready to retry now, a failed task was retried
- *  (tk_retry_task), a task was cancelled. It is
+ *  (tk_retry_task), a waiting step was signalled (tk_signal). (A cancel
+ *  makes no work ready: the task listener hears of it.) It is
  *  called from the thread that made the change, after the core dropped its
  *  locks, so it may call back into the core; keep it cheap (signal, don't work). */
 typedef void (*tk_wakeup_fn)(void* user);
