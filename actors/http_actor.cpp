@@ -552,6 +552,12 @@ void http_server::impl::ask(plan& p, std::function<void(answer)> deliver) {
   const auto what = p.what;
   const auto timeout = p.by == responder::ping ? cfg.ready_timeout : cfg.core_timeout;
   auto failed = [reply, what, timeout](caf::error& e) { reply(from_error(e, what, timeout)); };
+  // The core's JSON as it is, 200.
+  auto json_text = [reply](std::string& text) {
+    answer a;
+    a.body = std::move(text);
+    reply(std::move(a));
+  };
   std::function<void(caf::event_based_actor*)> call;
   switch (p.by) {
     case responder::submit:
@@ -566,26 +572,12 @@ void http_server::impl::ask(plan& p, std::function<void(answer)> deliver) {
       break;
     case responder::status:
       call = [=, id = p.id, target = poller](caf::event_based_actor* self) {
-        self->request(target, timeout, status_atom_v, id)
-            .then(
-                [reply](std::string& text) {
-                  answer a;
-                  a.body = std::move(text);
-                  reply(std::move(a));
-                },
-                failed);
+        self->request(target, timeout, status_atom_v, id).then(json_text, failed);
       };
       break;
     case responder::list:
       call = [=, filter = std::move(p.text), target = poller](caf::event_based_actor* self) {
-        self->request(target, timeout, list_atom_v, filter)
-            .then(
-                [reply](std::string& text) {
-                  answer a;
-                  a.body = std::move(text);
-                  reply(std::move(a));
-                },
-                failed);
+        self->request(target, timeout, list_atom_v, filter).then(json_text, failed);
       };
       break;
     case responder::cancel:

@@ -269,19 +269,8 @@ public:
           queues_of(s.task_id).waits.push({s.due_at, s.id, s.claim_seq});
         }
       } else {
-        switch (apply_failure(s, t, r, now, rng)) {
-          case failure_effect::retry_now:
-            queues_of(s.task_id).ready.push({t.priority, now, s.id});
-            fx.work_ready = true;
-            break;
-          case failure_effect::retry_later:
-            queues_of(s.task_id).retries.push({s.due_at, s.id, s.claim_seq});
-            break;
-          case failure_effect::failed:
-            park_task(s.task_id);
-            fx.note(t, before);
-            break;
-        }
+        after_failure(queues_of(s.task_id), s, t, apply_failure(s, t, r, now, rng), before, now,
+                      fx);
       }
     }
   }
@@ -408,6 +397,23 @@ private:
     }
   }
 
+  // Queues what a failed attempt (a failure, a lapsed lease, a wait that
+  // timed out) did to step `s` of task `t` (`before`: the task's state).
+  void after_failure(queues& q, const step_row& s, const task_row& t, failure_effect effect,
+                     task_state before, millis now, effects& fx) {
+    switch (effect) {
+      case failure_effect::retry_now:
+        q.ready.push({t.priority, now, s.id});
+        fx.work_ready = true;
+        break;
+      case failure_effect::retry_later: q.retries.push({s.due_at, s.id, s.claim_seq}); break;
+      case failure_effect::failed:
+        park_task(s.task_id);
+        fx.note(t, before);
+        break;
+    }
+  }
+
   // Due retries become ready; expired leases are taken back; waits that
   // timed out fail.
   void process_due(queues& q, millis now, std::mt19937_64& rng, effects& fx) {
@@ -429,17 +435,7 @@ private:
       q.leases.pop();
       auto& t = tasks_[static_cast<std::size_t>(s.task_id - 1)];
       const auto before = t.state;
-      switch (expire_lease(s, t, now)) {
-        case failure_effect::retry_now:
-          q.ready.push({t.priority, now, s.id});
-          fx.work_ready = true;
-          break;
-        case failure_effect::failed:
-          park_task(s.task_id);
-          fx.note(t, before);
-          break;
-        case failure_effect::retry_later: break;
-      }
+      after_failure(q, s, t, expire_lease(s, t, now), before, now, fx);
     }
     while (true) {
       drop_stale(q.waits, step_state::waiting);
@@ -449,17 +445,7 @@ private:
       q.waits.pop();
       auto& t = tasks_[static_cast<std::size_t>(s.task_id - 1)];
       const auto before = t.state;
-      switch (expire_wait(s, t, now, rng)) {
-        case failure_effect::retry_now:
-          q.ready.push({t.priority, now, s.id});
-          fx.work_ready = true;
-          break;
-        case failure_effect::retry_later: q.retries.push({s.due_at, s.id, s.claim_seq}); break;
-        case failure_effect::failed:
-          park_task(s.task_id);
-          fx.note(t, before);
-          break;
-      }
+      after_failure(q, s, t, expire_wait(s, t, now, rng), before, now, fx);
     }
   }
 };
