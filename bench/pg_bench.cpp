@@ -10,11 +10,25 @@
 // The server is a throwaway one with PostgreSQL's durable defaults (fsync and
 // synchronous_commit on), unless --url names another.
 //
+// Each throughput run also reports the CPU time it cost per step: the
+// server's (its postmaster and every backend, found through the benchmark's
+// own connection, so the server must run on this machine) and the worker
+// processes'. On a machine whose cores the server and the workers share,
+// server CPU per step is the figure that decides throughput, and it is far
+// less noisy than steps/s.
+//
 //   pg_bench [--tasks N] [--samples N] [--workers N (default 3)] [--url postgresql://...] [--quick]
-//            [--worker-arg --max-in-flight=512]...
+//            [--worker-arg --max-in-flight=512]... [--throughput-only N] [--worker PATH]
+//
+// --throughput-only N: only the N-worker throughput run (backlog first),
+// N times, each with its CPU per step, then their medians. --worker PATH:
+// the worker program of another build (a copy of build-release/tests/pg_worker
+// made before a change), to compare two builds against the same server.
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -22,8 +36,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -45,7 +61,9 @@ struct options {
   int samples = 300;
   int workers = 3;  // processes of the multi-worker runs
   std::string url;
-  std::vector<std::string> worker_args;  // passed on to every worker process
+  std::vector<std::string> worker_args;   // passed on to every worker process
+  int throughput_only = 0;                // > 0: only that many N-worker throughput runs
+  std::string worker = TASKER_PG_WORKER;  // --worker: another build's, to compare two builds
 };
 
 options& settings() {
@@ -74,13 +92,17 @@ options parse(int argc, char** argv) {
       o.url = value();
     else if (a == "--worker-arg")
       o.worker_args.push_back(value());
+    else if (a == "--worker")
+      o.worker = value();
+    else if (a == "--throughput-only")
+      o.throughput_only = std::max(1, std::stoi(value()));
     else if (a == "--quick") {
       o.tasks = 2000;
       o.samples = 100;
     } else {
       std::fprintf(stderr,
                    "usage: pg_bench [--tasks N] [--samples N] [--workers N] [--url URL] [--quick] "
-                   "[--worker-arg ARG]...\n");
+                   "[--worker-arg ARG]... [--throughput-only N] [--worker PATH]\n");
       std::exit(2);
     }
   }
@@ -101,6 +123,65 @@ long long number(PGconn* c, const std::string& query) {
   return v;
 }
 
+/// CPU seconds a process and (with `children`) its reaped children used, from
+/// /proc/PID/stat; -1 when it cannot be read. Its parent's pid in `ppid`.
+double proc_cpu_s(const std::string& pid, bool children, long* ppid = nullptr) {
+  std::ifstream in("/proc/" + pid + "/stat");
+  std::string line;
+  if (!std::getline(in, line))
+    return -1;
+  const auto close = line.rfind(')');  // the command name may hold spaces
+  if (close == std::string::npos)
+    return -1;
+  std::istringstream f(line.substr(close + 2));
+  std::string state;
+  long parent = 0;
+  f >> state >> parent;
+  std::string skip;
+  for (int field = 5; field < 14; ++field)
+    f >> skip;
+  long long utime = 0, stime = 0, cutime = 0, cstime = 0;
+  f >> utime >> stime >> cutime >> cstime;
+  if (!f)
+    return -1;
+  if (ppid)
+    *ppid = parent;
+  const auto ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  return static_cast<double>(utime + stime + (children ? cutime + cstime : 0)) / ticks;
+}
+
+/// CPU seconds the server has used so far: its postmaster (with the backends
+/// that have exited, which it reaped) and its live processes. -1 if the
+/// server is not on this machine.
+double server_cpu_s(PGconn* c) {
+  long postmaster = 0;
+  if (proc_cpu_s(std::to_string(number(c, "SELECT pg_backend_pid()")), false, &postmaster) < 0)
+    return -1;
+  double total = proc_cpu_s(std::to_string(postmaster), true);
+  if (total < 0)
+    return -1;
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    const auto name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos)
+      continue;
+    long parent = 0;
+    const double cpu = proc_cpu_s(name, false, &parent);
+    if (cpu >= 0 && parent == postmaster)
+      total += cpu;
+  }
+  return total;
+}
+
+/// CPU seconds used by this process's reaped children.
+double children_cpu_s() {
+  rusage u{};
+  ::getrusage(RUSAGE_CHILDREN, &u);
+  auto s = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+  };
+  return s(u.ru_utime) + s(u.ru_stime);
+}
+
 class worker_processes {
 public:
   worker_processes(const std::string& url, int count) {
@@ -115,7 +196,7 @@ public:
       envp.push_back(e.data());
     envp.push_back(nullptr);
     for (int i = 0; i < count; ++i) {
-      std::string path = TASKER_PG_WORKER;
+      std::string path = settings().worker;
       std::string name = "--name=bench-" + std::to_string(i);
       std::vector<std::string> args = settings().worker_args;
       std::vector<char*> argv{path.data(), name.data()};
@@ -191,6 +272,8 @@ void create_backlog(tk_core* core, int n) {
 struct throughput {
   double steps_per_s = 0;
   double wall_s = 0;
+  double server_us_per_step = -1;  // server CPU in the run; -1: server not on this machine
+  double worker_us_per_step = 0;   // the worker processes' CPU, start to exit
 };
 
 /// A backlog of `tasks` linear tasks drained by `workers` processes, in a
@@ -227,6 +310,8 @@ throughput run_throughput(const std::string& base, const std::string& schema, in
     }
     create_backlog(core, tasks);
   }
+  const double workers_cpu_before = children_cpu_s();
+  double server_cpu_before = server_cpu_s(db), server_cpu_after = -1;
   {
     worker_processes procs(url, workers);
     if (!backlog_first) {
@@ -252,6 +337,7 @@ throughput run_throughput(const std::string& base, const std::string& schema, in
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
+    server_cpu_after = server_cpu_s(db);
     const auto span_ms =
         number(db, "SELECT max(s.finished_at) - min(s.started_at) FROM " + schema
                        + ".tk_steps s WHERE s.task_id > " + std::to_string(first_id));
@@ -263,6 +349,10 @@ throughput run_throughput(const std::string& base, const std::string& schema, in
     if (twice != 0)
       die(std::to_string(twice) + " tasks did not record exactly 4 completions");
   }
+  const double steps = 4.0 * tasks;
+  out.worker_us_per_step = (children_cpu_s() - workers_cpu_before) * 1e6 / steps;
+  if (server_cpu_before >= 0 && server_cpu_after >= 0)
+    out.server_us_per_step = (server_cpu_after - server_cpu_before) * 1e6 / steps;
   PQfinish(db);
   tk_close(core);
   return out;
@@ -320,6 +410,20 @@ std::vector<double> run_latency(const std::string& base, const std::string& sche
   return out;
 }
 
+/// ", server CPU 61.2 us/step, workers' 20.3": what a throughput run cost.
+std::string cpu_note(const throughput& r) {
+  char buf[128];
+  if (r.server_us_per_step >= 0)
+    std::snprintf(buf, sizeof buf, "; CPU per step: server %.1f us, workers %.1f us",
+                  r.server_us_per_step, r.worker_us_per_step);
+  else
+    std::snprintf(buf, sizeof buf, "; CPU per step: workers %.1f us (server not on this machine)",
+                  r.worker_us_per_step);
+  return buf;
+}
+
+void run_all(const std::string& base);
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -342,13 +446,43 @@ int main(int argc, char** argv) {
   std::printf("PostgreSQL store, worker processes of tests/pg_worker.cpp, durable commits\n");
   std::fflush(stdout);
 
+  if (o.throughput_only > 0) {
+    std::vector<double> rates, server_cpu, worker_cpu;
+    for (int k = 0; k < o.throughput_only; ++k) {
+      const auto r = run_throughput(base, "bench_tpo" + std::to_string(k), o.workers, o.tasks);
+      std::printf("throughput, %d worker processes, run %d: %9.0f steps/s (%.2f s)%s\n", o.workers,
+                  k + 1, r.steps_per_s, r.wall_s, cpu_note(r).c_str());
+      std::fflush(stdout);
+      rates.push_back(r.steps_per_s);
+      server_cpu.push_back(r.server_us_per_step);
+      worker_cpu.push_back(r.worker_us_per_step);
+    }
+    std::printf("medians of %d runs: %.0f steps/s, server CPU %.1f us/step, workers' CPU %.1f "
+                "us/step\n",
+                o.throughput_only, percentile(rates, 0.5), percentile(server_cpu, 0.5),
+                percentile(worker_cpu, 0.5));
+  } else {
+    run_all(base);
+  }
+  if (own_server) {
+    const std::string cmd =
+        std::string(TASKER_PG_SERVER_SCRIPT) + " stop " + server + " >/dev/null";
+    [[maybe_unused]] int rc = std::system(cmd.c_str());
+  }
+  return 0;
+}
+
+namespace {
+
+void run_all(const std::string& base) {
+  const auto& o = settings();
   const auto one = run_throughput(base, "bench_tp1", 1, o.tasks);
-  std::printf("throughput, 1 worker process:   %9.0f steps/s (%d linear tasks, %.2f s)\n",
-              one.steps_per_s, o.tasks, one.wall_s);
+  std::printf("throughput, 1 worker process:   %9.0f steps/s (%d linear tasks, %.2f s)%s\n",
+              one.steps_per_s, o.tasks, one.wall_s, cpu_note(one).c_str());
   std::fflush(stdout);
   const auto three = run_throughput(base, "bench_tp3", o.workers, o.tasks);
-  std::printf("throughput, %d worker processes: %9.0f steps/s (%d linear tasks, %.2f s)\n",
-              o.workers, three.steps_per_s, o.tasks, three.wall_s);
+  std::printf("throughput, %d worker processes: %9.0f steps/s (%d linear tasks, %.2f s)%s\n",
+              o.workers, three.steps_per_s, o.tasks, three.wall_s, cpu_note(three).c_str());
   std::printf("  %d vs 1: %.2fx\n", o.workers, three.steps_per_s / one.steps_per_s);
   const auto overlapped = run_throughput(base, "bench_tp3o", o.workers, o.tasks, "", false);
   std::printf("throughput, %d worker processes, backlog created while they drain it: %9.0f steps/s "
@@ -369,8 +503,9 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
   const auto three_async =
       run_throughput(base, "bench_tp3a", o.workers, o.tasks, "&async_worker_commits=on");
-  std::printf("throughput, %d worker processes: %9.0f steps/s (%d linear tasks, %.2f s)\n",
-              o.workers, three_async.steps_per_s, o.tasks, three_async.wall_s);
+  std::printf("throughput, %d worker processes: %9.0f steps/s (%d linear tasks, %.2f s)%s\n",
+              o.workers, three_async.steps_per_s, o.tasks, three_async.wall_s,
+              cpu_note(three_async).c_str());
   std::fflush(stdout);
   const auto lat_async =
       run_latency(base, "bench_latency_a", 1, o.samples, "&async_worker_commits=on");
@@ -383,10 +518,6 @@ int main(int argc, char** argv) {
                             bench::fmt(p50_ms, "ms", 2), "<= 3 ms", p50_ms <= 3.0);
   std::printf("targets (durable): >= 20000 steps/s: %s (%.0f); P50 <= 3 ms: %s (%.2f)\n",
               best >= 20000 ? "pass" : "MISS", best, p50_ms <= 3.0 ? "pass" : "MISS", p50_ms);
-  if (own_server) {
-    const std::string cmd =
-        std::string(TASKER_PG_SERVER_SCRIPT) + " stop " + server + " >/dev/null";
-    [[maybe_unused]] int rc = std::system(cmd.c_str());
-  }
-  return 0;
 }
+
+}  // namespace
