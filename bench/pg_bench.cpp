@@ -289,6 +289,7 @@ throughput run_throughput(const std::string& base, const std::string& schema, in
   PGconn* db = PQconnectdb(base.c_str());
   if (PQstatus(db) != CONNECTION_OK)
     die("connecting: " + std::string(PQerrorMessage(db)));
+  PQclear(PQexec(db, "SET client_min_messages = warning"));  // no NOTICE of DROP ... CASCADE
   throughput out;
   long long first_id = 0;
   auto probe = [&] {
@@ -310,6 +311,11 @@ throughput run_throughput(const std::string& base, const std::string& schema, in
     }
     create_backlog(core, tasks);
   }
+  // Each run starts right after a checkpoint, so that runs compare: one that
+  // a checkpoint overlaps writes whole pages to the WAL and costs more. The
+  // server may refuse (a --url server, a user without the right): it is
+  // only for comparability.
+  PQclear(PQexec(db, "CHECKPOINT"));
   const double workers_cpu_before = children_cpu_s();
   double server_cpu_before = server_cpu_s(db), server_cpu_after = -1;
   {
@@ -335,7 +341,7 @@ throughput run_throughput(const std::string& base, const std::string& schema, in
         std::fflush(stdout);
         last_print = now;
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // its count costs the server too
     }
     server_cpu_after = server_cpu_s(db);
     const auto span_ms =
@@ -353,8 +359,11 @@ throughput run_throughput(const std::string& base, const std::string& schema, in
   out.worker_us_per_step = (children_cpu_s() - workers_cpu_before) * 1e6 / steps;
   if (server_cpu_before >= 0 && server_cpu_after >= 0)
     out.server_us_per_step = (server_cpu_after - server_cpu_before) * 1e6 / steps;
-  PQfinish(db);
   tk_close(core);
+  // The schema goes, so that the runs after this one find the database as
+  // this one did.
+  PQclear(PQexec(db, ("DROP SCHEMA " + schema + " CASCADE").c_str()));
+  PQfinish(db);
   return out;
 }
 
