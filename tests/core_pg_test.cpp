@@ -15,6 +15,7 @@
 
 #include "core_test_support.hpp"
 #include "pg_test_support.hpp"
+#include "wait_token.hpp"
 
 using namespace tasker::test;
 using namespace std::chrono_literals;
@@ -274,7 +275,7 @@ TEST_CASE("workers that start together on a new schema create it once" * doctest
   sql db(pg_base_url());
   const auto schema = schema_of(url);
   CHECK(db.value("SELECT count(*) FROM " + schema + ".tk_schema") == "1");
-  CHECK(db.value("SELECT version FROM " + schema + ".tk_schema") == "2");
+  CHECK(db.value("SELECT version FROM " + schema + ".tk_schema") == "3");
   CHECK(db.value("SELECT count(*) FROM " + schema + ".tk_meta") == "1");
   CHECK(db.value("SELECT count(*) FROM " + schema + ".tk_pipelines") == "1");
 }
@@ -362,6 +363,34 @@ TEST_CASE("after a server restart the next call reconnects and notifications flo
   CHECK(poll(w, 10).size() == 2);
 }
 
+/// Turns a schema of version 3 back into one of version 2, as that version
+/// made it: step ids from an identity column, steps found by (task_id, idx).
+/// `old_id` gives each step its version-2 id, from (task id, index).
+template <class OldId>
+void downgrade_to_v2(const std::string& schema, OldId old_id) {
+  sql db(pg_base_url());
+  const auto steps = schema + ".tk_steps";
+  db.exec("UPDATE " + steps
+          + " SET id = -id, claim_seq = claim_seq - 4294967296 "
+            "WHERE claim_seq >= 4294967296");
+  db.exec("UPDATE " + steps + " SET id = -id WHERE id > 0");
+  const auto rows = std::stoi(db.value("SELECT count(*) FROM " + steps));
+  for (int k = 0; k < rows; ++k) {
+    const auto id = db.value("SELECT id FROM " + steps + " WHERE id < 0 ORDER BY id DESC LIMIT 1");
+    const auto task = std::stoll(db.value("SELECT task_id FROM " + steps + " WHERE id = " + id));
+    const auto idx = std::stoll(db.value("SELECT idx FROM " + steps + " WHERE id = " + id));
+    db.exec("UPDATE " + steps + " SET id = " + std::to_string(old_id(task, idx))
+            + " WHERE id = " + id);
+  }
+  db.exec("ALTER TABLE " + steps
+          + " ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (START WITH 100000); "
+            "ALTER TABLE "
+          + steps + " ADD CONSTRAINT tk_steps_task_id_idx_key UNIQUE (task_id, idx); "
+          + "CREATE INDEX tk_steps_pending ON " + steps + " (task_id) WHERE state = 'pending'; "
+          + "DROP TABLE " + schema + ".tk_step_alias; UPDATE " + schema
+          + ".tk_schema SET version = 2");
+}
+
 TEST_CASE("a version 1 schema is migrated in place and its tasks can wait" * doctest::timeout(60)) {
   const auto url = fresh_pg_url();
   manual_clock clock;
@@ -372,6 +401,7 @@ TEST_CASE("a version 1 schema is migrated in place and its tasks can wait" * doc
     id = create_task(core);
   }
   const auto schema = schema_of(url);
+  downgrade_to_v2(schema, [](std::int64_t task, std::int64_t idx) { return task * 10 + idx; });
   {
     sql db(pg_base_url());
     db.exec("DROP INDEX " + schema + ".tk_steps_wait; ALTER TABLE " + schema
@@ -393,5 +423,96 @@ TEST_CASE("a version 1 schema is migrated in place and its tasks can wait" * doc
   CHECK(succeed(w, resumed) == TK_OK);
   CHECK(task_state(core, id) == "complete");
   sql db(pg_base_url());
-  CHECK(db.value("SELECT version FROM " + schema + ".tk_schema") == "2");
+  CHECK(db.value("SELECT version FROM " + schema + ".tk_schema") == "3");
+}
+
+TEST_CASE("a version 2 schema moves to step ids derived from the task: waits answer the tokens "
+          "given out before, claims made before are fenced off"
+          * doctest::timeout(60)) {
+  const auto url = fresh_pg_url();
+  const auto schema = schema_of(url);
+  manual_clock clock;
+  std::int64_t waits = 0, runs1 = 0, runs2 = 0;
+  claimed_step waiting, running1;
+  {
+    core_handle core(url);
+    core.use_clock(clock);
+    register_pipeline(core, pipeline_json("test", "flow", {{"a"}, {"b", {"a"}}}));
+    waits = create_task(core);
+    runs1 = create_task(core);
+    runs2 = create_task(core);
+    worker_handle w(core, "before");
+    waiting = poll_one(w, 1000);
+    running1 = poll_one(w, 1000);
+    const auto running2 = poll_one(w, 1000);
+    REQUIRE(waiting.task_id == waits);
+    REQUIRE(running1.task_id == runs1);
+    REQUIRE(running2.task_id == runs2);
+    REQUIRE(running1.fencing_token == running2.fencing_token);
+    REQUIRE(wait_for(w, waiting, "approval", 60000) == TK_OK);
+  }
+  // Version 2 gave ids from a sequence. Here the two running steps get each
+  // other's version-3 ids, so an old id names the other step after the
+  // migration, under the same claim number.
+  const auto v3_id = [](std::int64_t task, std::int64_t idx) { return task * 1048576 + idx; };
+  downgrade_to_v2(schema, [&](std::int64_t task, std::int64_t idx) {
+    if (idx == 0 && task == runs1)
+      return v3_id(runs2, 0);
+    if (idx == 0 && task == runs2)
+      return v3_id(runs1, 0);
+    return task * 10 + idx;
+  });
+  // What a worker of version 2 holds: the token of the wait and a claim,
+  // under their old ids.
+  sql db(pg_base_url());
+  tasker::core::wait_key key;
+  REQUIRE(tasker::core::wait_key::from_hex(
+      db.value("SELECT value FROM " + schema + ".tk_meta WHERE key = 'wait_secret'"), key));
+  const auto old_token = tasker::core::make_wait_token(key, waits * 10, waiting.fencing_token);
+  claimed_step stale = running1;
+  stale.step_id = v3_id(runs2, 0);
+
+  core_handle core(url);  // migrates to version 3
+  core.use_clock(clock);
+  CHECK(db.value("SELECT version FROM " + schema + ".tk_schema") == "3");
+  CHECK(db.value("SELECT count(*) FROM " + schema + ".tk_steps WHERE id <> task_id * 1048576 + idx")
+        == "0");
+  CHECK(db.value("SELECT count(*) FROM " + schema + ".tk_step_alias") == "3");
+  worker_handle w(core, "after");
+  // The old claim is refused although its id now names the other running
+  // step, claimed under the same number: the migration moved the numbers.
+  CHECK(succeed(w, stale) == TK_STALE);
+  CHECK(step_status(task_status(core, runs2), "a").at("state") == "running");
+  tk_error err{};
+  REQUIRE(signal(core, old_token, "{\"ok\":true}", err) == TK_OK);
+  auto resumed = poll_one(w, 1000);
+  CHECK(resumed.task_id == waits);
+  CHECK(resumed.step_id == v3_id(waits, 0));
+  CHECK(resumed.signal_payload == json{{"ok", true}});
+  CHECK(signal(core, old_token, "{}", err) == TK_CONFLICT);  // answered already
+  CHECK(succeed(w, resumed) == TK_OK);
+  auto b = poll_one(w, 1000);
+  CHECK(b.step_id == v3_id(waits, 1));
+  CHECK(succeed(w, b) == TK_OK);
+  CHECK(task_state(core, waits) == "complete");
+  // The running steps' leases run out; they run again under their new ids.
+  clock.advance(1001);
+  for (int k = 0; k < 4; ++k) {
+    auto s = poll_one(w, 1000);
+    CHECK((s.task_id == runs1 || s.task_id == runs2));
+    CHECK(s.step_id == v3_id(s.task_id, s.step_name == "a" ? 0 : 1));
+    if (s.step_name == "a")
+      CHECK(s.attempt == 2);
+    CHECK(succeed(w, s) == TK_OK);
+  }
+  CHECK(task_state(core, runs1) == "complete");
+  CHECK(task_state(core, runs2) == "complete");
+  // A new task's steps lie above every id given out before.
+  const auto fresh = create_task(core);
+  auto first = poll_one(w, 1000);
+  CHECK(first.task_id == fresh);
+  CHECK(first.step_id == v3_id(fresh, 0));
+  CHECK(std::stoll(db.value("SELECT max(id) FROM " + schema + ".tk_steps WHERE task_id <> "
+                            + std::to_string(fresh)))
+        < first.step_id);
 }

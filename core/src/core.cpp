@@ -176,8 +176,8 @@ TK_API tk_core* tk_open(const char* url, const char* options_json, tk_error* err
         fail(TK_INVALID_ARGUMENT, "options must be a JSON object");
       for (auto& [key, _] : opts.items()) {
         static const char* known[] = {
-            "max_json_bytes", "default_lease_ms", "busy_timeout_ms", "synchronous", "seed",
-            "schema", "async_worker_commits", "pooled_events"};
+            "max_json_bytes", "default_lease_ms", "busy_timeout_ms",      "synchronous",
+            "seed",           "schema",           "async_worker_commits", "pooled_events"};
         bool ok = false;
         for (const char* k : known)
           ok = ok || key == k;
@@ -272,6 +272,7 @@ TK_API tk_status tk_set_wakeup(tk_core* core, tk_wakeup_fn fn, void* user, tk_er
     std::lock_guard<std::mutex> g{core->wake_mu};
     core->wakeup = fn;
     core->wakeup_user = user;
+    core->st->interest(core->wakeup != nullptr, core->listener != nullptr);
   });
 }
 
@@ -442,6 +443,7 @@ TK_API tk_status tk_set_task_listener(tk_core* core, tk_task_listener_fn fn, voi
     std::lock_guard<std::mutex> g{core->wake_mu};
     core->listener = fn;
     core->listener_user = user;
+    core->st->interest(core->wakeup != nullptr, core->listener != nullptr);
   });
 }
 

@@ -1,5 +1,6 @@
 #include "pg_store.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <unistd.h>
 
@@ -489,6 +490,16 @@ private:
 
 // ---------------------------------------------------------------------------
 // LISTEN: notifications from other processes become store::watch calls.
+//
+// Every NOTIFY costs the server a delivery to each listening connection, and
+// the listening process a wake-up, so a core listens only to what it has a
+// callback for: "ready" with a wake-up callback, "done" with a task listener
+// (store::interest). And a worker that is saturated (its claims come back
+// full, and it claims again as each step ends) has no use for "ready": its
+// store stops listening (saturated(true)) and listens again when a claim
+// finds less than it asked for. Whatever was notified meanwhile is not lost:
+// once listening again, the listener reports work ready, so the worker claims
+// once more. Measured with three saturated workers: docs/benchmarks.md.
 
 class pg_listener {
 public:
@@ -499,8 +510,16 @@ public:
       fn_(std::move(fn)), wanted_(std::move(wanted)) {
     if (::pipe(stop_pipe_) != 0)
       fail(TK_STORE_ERROR, "postgresql: cannot create the listener's stop pipe");
+    ::fcntl(stop_pipe_[0], F_SETFL, ::fcntl(stop_pipe_[0], F_GETFL) | O_NONBLOCK);
     thread_ = std::thread([this] { run(); });
   }
+  /// Which notifications the core has callbacks for.
+  void interest(bool ready, bool done) {
+    set(interest_ready_, ready);
+    set(interest_done_, done);
+  }
+  /// Whether the worker is saturated, so that "ready" would only wake it.
+  void saturated(bool yes) { set(saturated_, yes); }
   ~pg_listener() {
     stopping_.store(true);
     char c = 1;
@@ -517,15 +536,35 @@ private:
   const std::atomic<int>& own_pid_;
   std::function<void(const effects&)> fn_;
   std::function<bool(std::string_view)> wanted_;
-  int stop_pipe_[2] = {-1, -1};
+  int stop_pipe_[2] = {-1, -1};  // also wakes the thread when want_ready_ changes
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> interest_ready_{false}, interest_done_{false}, saturated_{false};
   std::thread thread_;
 
-  // Waits up to `ms` or until stopped; true when stopped.
+  // The listener thread (un)listens to match; a change pokes it.
+  void set(std::atomic<bool>& flag, bool yes) {
+    if (flag.exchange(yes) == yes)
+      return;
+    char c = 2;
+    [[maybe_unused]] auto n = ::write(stop_pipe_[1], &c, 1);
+  }
+  bool want_ready() const { return interest_ready_.load() && !saturated_.load(); }
+
+  // Waits up to `ms`, until stopped or poked; true when stopped.
   bool wait_stop(int fd, int ms) {
     pollfd fds[2] = {{stop_pipe_[0], POLLIN, 0}, {fd, POLLIN, 0}};
     ::poll(fds, fd >= 0 ? 2 : 1, ms);
+    char buf[64];
+    while (::read(stop_pipe_[0], buf, sizeof buf) > 0) {
+    }
     return stopping_.load();
+  }
+
+  bool exec(PGconn* c, const std::string& sql) {
+    PGresult* r = PQexec(c, sql.c_str());
+    const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    return ok;
   }
 
   void run() {
@@ -535,13 +574,30 @@ private:
       bool listening = PQstatus(c) == CONNECTION_OK;
       if (listening)
         PQsetNoticeProcessor(c, &ignore_notice, nullptr);
-      for (const char* what : {"ready", "done"}) {
-        if (!listening)
-          break;
-        PGresult* r = PQexec(c, ("LISTEN \"" + schema_ + "." + what + "\"").c_str());
-        listening = PQresultStatus(r) == PGRES_COMMAND_OK;
-        PQclear(r);
-      }
+      const std::string ready = "\"" + schema_ + ".ready\"", done = "\"" + schema_ + ".done\"";
+      bool ready_on = false, done_on = false;
+      // (Un)listens as wanted; false when the connection is lost.
+      auto reconcile = [&] {
+        const bool want_r = want_ready(), want_d = interest_done_.load();
+        if (want_d != done_on) {
+          if (!exec(c, (want_d ? "LISTEN " : "UNLISTEN ") + done))
+            return false;
+          done_on = want_d;
+        }
+        if (want_r != ready_on) {
+          if (!exec(c, (want_r ? "LISTEN " : "UNLISTEN ") + ready))
+            return false;
+          ready_on = want_r;
+          if (want_r) {  // what was notified while not listening is lost: look
+            effects fx;
+            fx.work_ready = true;
+            fn_(fx);
+          }
+        }
+        return true;
+      };
+      if (listening)
+        listening = reconcile();
       if (!listening) {
         PQfinish(c);
         if (wait_stop(-1, backoff_ms))
@@ -550,13 +606,11 @@ private:
         continue;
       }
       backoff_ms = 50;
-      // Whatever was notified while we were not listening is lost: look.
-      effects fx;
-      fx.work_ready = true;
-      fn_(fx);
       while (!stopping_.load()) {
         if (wait_stop(PQsocket(c), -1))
           break;
+        if (!reconcile())
+          break;  // connection lost: reconnect
         if (PQconsumeInput(c) == 0)
           break;  // connection lost: reconnect
         effects got;
@@ -599,7 +653,26 @@ private:
 // ---------------------------------------------------------------------------
 // The store.
 
-constexpr int schema_version = 2;
+constexpr int schema_version = 3;
+
+// Step ids derive from their task's id and their index (schema 3): the id of
+// step `idx` of task `t` is t * 2^20 + idx. A task's steps are then one
+// range of the primary key, and no second index on (task_id, idx) has to be
+// kept up to date by each of the four writes in a step's life. A pipeline
+// has at most 2^20 steps here; task ids stay below 2^43 (beyond, the
+// database refuses the step's id as out of range).
+constexpr int step_index_bits = 20;
+constexpr std::int64_t max_steps_per_task = std::int64_t{1} << step_index_bits;
+#define TK_STEP_SPAN "1048576"  // 2^20, in SQL
+static_assert(max_steps_per_task == 1048576);
+constexpr std::int64_t step_id_of(std::int64_t task_id, std::int64_t index) {
+  return task_id * max_steps_per_task + index;
+}
+constexpr std::int64_t task_of_step(std::int64_t step_id) {
+  return step_id >> step_index_bits;
+}
+// The steps of task T (an expression in SQL): `s.id BETWEEN ... AND ...`.
+#define TK_STEPS_OF(T) " BETWEEN " T " * " TK_STEP_SPAN " AND " T " * " TK_STEP_SPAN " + 1048575 "
 
 #define TK_STEP_COLS                                                                               \
   "s.id, s.task_id, s.idx, s.state, s.attempts, s.pending_parents, s.claim_seq, s.due_at, "        \
@@ -632,9 +705,9 @@ enum slot : std::size_t {
   s_expired,
   s_claim,
   s_claim_ids,
-  s_complete_tasks,
   s_tasks_locked,
   s_complete_steps,
+  s_pending_steps,
   s_child,
   s_save_steps,
   s_save_tasks,
@@ -652,9 +725,10 @@ const std::string sql_task_locked =
     "SELECT " TK_TASK_COLS " FROM tk_tasks t WHERE t.id = $1 FOR UPDATE";
 const std::string sql_task_by_id = "SELECT " TK_TASK_COLS " FROM tk_tasks t WHERE t.id = $1";
 const std::string sql_steps_of_task =
-    "SELECT " TK_STEP_COLS " FROM tk_steps s WHERE s.task_id = $1 ORDER BY s.idx";
+    "SELECT " TK_STEP_COLS " FROM tk_steps s WHERE s.id" TK_STEPS_OF("$1::bigint") "ORDER BY s.id";
 const std::string sql_steps_of_task_locked =
-    "SELECT " TK_STEP_COLS " FROM tk_steps s WHERE s.task_id = $1 ORDER BY s.id FOR UPDATE";
+    "SELECT " TK_STEP_COLS
+    " FROM tk_steps s WHERE s.id" TK_STEPS_OF("$1::bigint") "ORDER BY s.id FOR UPDATE";
 const std::string sql_notify = "SELECT pg_notify($1, $2)";
 // A task and its steps in one statement; ON CONFLICT: the idempotency key is
 // taken (then no row comes back).
@@ -663,27 +737,33 @@ const std::string sql_create =
     "idempotency_key, created_at, updated_at, steps_done) "
     "VALUES ($1, $2, 'pending', $3, $4, $5, $6, $6, 0) "
     "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id) "
-    "INSERT INTO tk_steps (task_id, idx, namespace, priority, state, attempts, pending_parents, "
-    "parents, claim_seq, due_at, created_at) "
-    "SELECT t.id, u.ord - 1, $2, $3, CASE WHEN u.parents = 0 THEN 'ready' ELSE 'pending' END, "
+    "INSERT INTO tk_steps (id, task_id, idx, namespace, priority, state, attempts, "
+    "pending_parents, parents, claim_seq, due_at, created_at) "
+    "SELECT t.id * " TK_STEP_SPAN " + u.ord - 1, t.id, u.ord - 1, $2, $3, CASE WHEN u.parents = 0 "
+    "THEN 'ready' ELSE 'pending' END, "
     "0, u.parents, u.parents, 0, $6, $6 FROM t, unnest($7::int[]) WITH ORDINALITY AS u(parents, "
     "ord) "
     "ORDER BY u.ord RETURNING task_id";
 const std::string sql_idem_find = "SELECT id, pipeline_id FROM tk_tasks WHERE idempotency_key = $1";
 // Lock order everywhere: tasks by id, then their steps by id.
-const std::string sql_complete_tasks =
-    "SELECT " TK_TASK_COLS " FROM tk_tasks t WHERE t.id IN (SELECT task_id FROM tk_steps "
-    "WHERE id = ANY($1::bigint[])) ORDER BY t.id FOR UPDATE";
 const std::string sql_tasks_locked =
     "SELECT " TK_TASK_COLS " FROM tk_tasks t WHERE t.id = ANY($1::bigint[]) ORDER BY t.id "
     "FOR UPDATE";
-// By the tasks' ids (known from the first statement): the planner then walks
-// the pending index per task, not the whole of it.
+// The steps being completed, locked; and the children they may release, read
+// without a row lock: every writer of a pending step holds its task's lock
+// (taken by the statement before), so none can change them before this
+// transaction ends, and a row lock would only cost a heap write and a WAL
+// record per row. The children are named by id ($1) when this store knows
+// the completed step's pipeline (it claimed the step), else all pending
+// steps of the task are read ($2, task ids).
 const std::string sql_complete_steps =
-    "SELECT " TK_STEP_COLS " FROM tk_steps s WHERE s.task_id = ANY($1::bigint[]) AND "
-    "(s.id = ANY($2::bigint[]) OR s.state = 'pending') ORDER BY s.id FOR UPDATE";
-const std::string sql_child =
-    "SELECT " TK_STEP_COLS " FROM tk_steps s WHERE s.task_id = $1 AND s.idx = $2 FOR UPDATE";
+    "SELECT " TK_STEP_COLS " FROM tk_steps s WHERE s.id = ANY($1::bigint[]) ORDER BY s.id "
+    "FOR UPDATE";
+const std::string sql_pending_steps =
+    "SELECT " TK_STEP_COLS " FROM tk_steps s WHERE s.id = ANY($1::bigint[]) AND "
+    "s.state = 'pending' UNION ALL SELECT " TK_STEP_COLS " FROM unnest($2::bigint[]) AS k(task) "
+    "JOIN tk_steps s ON s.id" TK_STEPS_OF("k.task") "WHERE s.state = 'pending'";
+const std::string sql_child = "SELECT " TK_STEP_COLS " FROM tk_steps s WHERE s.id = $1 FOR UPDATE";
 const std::string sql_save_steps =
     "UPDATE tk_steps AS s SET state = v.state, attempts = v.attempts, "
     "pending_parents = v.parents, claim_seq = v.seq, due_at = v.due, "
@@ -702,8 +782,8 @@ const std::string sql_save_tasks =
     "FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::int[]) "
     "AS v(id, state, updated, completed, done) WHERE t.id = v.id";
 const std::string sql_park =
-    "UPDATE tk_steps SET state = 'pending' WHERE task_id = ANY($1::bigint[]) "
-    "AND state IN ('ready', 'waiting_for_retry', 'waiting')";
+    "UPDATE tk_steps s SET state = 'pending' FROM unnest($1::bigint[]) AS k(task) "
+    "WHERE s.id" TK_STEPS_OF("k.task") "AND s.state IN ('ready', 'waiting_for_retry', 'waiting')";
 // Due retries become ready. SKIP LOCKED: rows another worker is promoting
 // are its business, and nobody waits on anybody.
 const std::string sql_promote =
@@ -721,12 +801,20 @@ const std::string sql_wait_expired =
     "SELECT " TK_STEP_COLS ", " TK_TASK_COLS " FROM tk_steps s JOIN tk_tasks t ON t.id = s.task_id"
     " WHERE s.namespace = ANY($1::text[]) AND s.state = 'waiting' AND s.due_at <= $2"
     " ORDER BY s.id LIMIT 1000 FOR UPDATE SKIP LOCKED";
-// tk_signal: the task, then the step (the lock order).
+// tk_signal: the task, then the step (the lock order), by the token's step
+// id ($1) and claim ($2). A token minted before schema 3 (claim below 2^32)
+// names its step through tk_step_alias; the step's last column says so.
+#define TK_SIGNAL_ALIASED                                                                          \
+  "EXISTS (SELECT 1 FROM tk_step_alias WHERE old_id = $1 AND $2::bigint < 4294967296)"
+#define TK_SIGNAL_STEP_ID                                                                          \
+  "COALESCE((SELECT new_id FROM tk_step_alias WHERE old_id = $1 AND $2::bigint < 4294967296), $1)"
 const std::string sql_signal_task =
     "SELECT " TK_TASK_COLS " FROM tk_tasks t WHERE t.id = (SELECT task_id FROM tk_steps "
-    "WHERE id = $1) FOR UPDATE";
+    "WHERE id = " TK_SIGNAL_STEP_ID ") FOR UPDATE";
 const std::string sql_signal_step =
-    "SELECT " TK_STEP_COLS " FROM tk_steps s WHERE s.id = $1 FOR UPDATE";
+    "SELECT " TK_STEP_COLS ", " TK_SIGNAL_ALIASED " FROM tk_steps s WHERE s.id = " TK_SIGNAL_STEP_ID
+    " FOR UPDATE";
+constexpr std::int64_t v3_claim_offset = std::int64_t{1} << 32;  // see apply_migration(3)
 
 // A claim is one statement: `pick` chooses the steps, `upd` applies
 // claim_step's transition (transitions.cpp defines it: running, attempt
@@ -735,31 +823,35 @@ const std::string sql_signal_step =
 // its state, and the cancel ends it anyway), and the rows come back in claim
 // order with their task and (for steps with parents) the results of their task's complete steps
 // (`idx:length:result`...), for the dependency results of the events.
-// `s.id = ANY(ARRAY(SELECT id FROM pick))` repeats the join condition so that
-// the generic plan expects a handful of rows: without it, it merge-joined
-// `pick` with every row of tk_steps' and tk_tasks' primary keys, a scan that
-// grew with the finished rows (10 ms instead of 2 for 64 steps among 20,000
-// tasks).
+// `upd` finds its rows by `s.id = ANY(ARRAY(SELECT id FROM pick))`, so that
+// the generic plan expects a handful of rows and probes the primary key for
+// each: joined to `pick` instead, it merge-joined `pick` with every row of
+// tk_steps' and tk_tasks' primary keys, a scan that grew with the finished
+// rows (10 ms instead of 2 for 64 steps among 20,000 tasks), and with both
+// conditions some backends' plans probed every id for every row of `pick`
+// (64 x 64 probes, 6 ms). The final select joins `pick` back for the order.
 #define TK_CLAIM_TAIL(NOW, LEASE, WORKER)                                                          \
   "upd AS (UPDATE tk_steps s SET state = 'running', attempts = s.attempts + 1 - s.resume, "        \
   "resume = 0, "                                                                                   \
   "claim_seq = s.claim_seq + 1, pending_parents = 0, due_at = " LEASE ", started_at = " NOW        \
-  ", claimed_by = " WORKER " FROM pick WHERE s.id = pick.id AND s.id = ANY(ARRAY(SELECT id "       \
-  "FROM pick)) RETURNING s.id, s.task_id, s.idx, "                                                 \
+  ", claimed_by = " WORKER " WHERE s.id = ANY(ARRAY(SELECT id FROM pick)) "                        \
+  "RETURNING s.id, s.task_id, s.idx, "                                                             \
   "s.state, s.attempts, s.pending_parents, s.claim_seq, s.due_at, s.created_at, s.started_at, "    \
   "s.finished_at, s.result, s.last_error, s.claimed_by, s.wait_name, s.signal, s.signal_seq, "     \
-  "s.resume, s.parents, pick.prio, pick.ready_at), "                                               \
+  "s.resume, s.parents), "                                                                         \
   "started AS (UPDATE tk_tasks SET state = 'running', updated_at = " NOW " WHERE id IN "           \
   "(SELECT x.id FROM (SELECT DISTINCT task_id FROM upd) u CROSS JOIN LATERAL (SELECT t.id "        \
   "FROM tk_tasks t WHERE t.id = u.task_id AND t.state = 'pending' FOR UPDATE SKIP LOCKED) x)) "    \
   "SELECT upd.id, upd.task_id, upd.idx, upd.state, upd.attempts, upd.pending_parents, "            \
   "upd.claim_seq, upd.due_at, upd.created_at, upd.started_at, upd.finished_at, upd.result, "       \
   "upd.last_error, upd.claimed_by, upd.wait_name, upd.signal, upd.signal_seq, "                    \
-  "upd.resume, " TK_TASK_COLS ", upd.prio, "                                                       \
+  "upd.resume, " TK_TASK_COLS ", p.prio, "                                                         \
   "CASE WHEN upd.parents > 0 THEN (SELECT string_agg(a.idx || ':' || octet_length(a.result) "      \
-  "|| ':' || a.result, '' ORDER BY a.idx) FROM tk_steps a WHERE a.task_id = upd.task_id "          \
-  "AND a.state = 'complete') END "                                                                 \
-  "FROM upd JOIN tk_tasks t ON t.id = upd.task_id ORDER BY upd.prio DESC, upd.ready_at, upd.id"
+  "|| ':' || a.result, '' ORDER BY a.idx) FROM tk_steps a WHERE a.id" TK_STEPS_OF(                 \
+      "upd.task_id") "AND a.state = 'complete') END "                                              \
+                     "FROM upd JOIN pick p ON p.id = upd.id JOIN tk_tasks t ON t.id = "            \
+                     "upd.task_id "                                                                \
+                     "ORDER BY p.prio DESC, p.ready_at, upd.id"
 const std::string sql_claim =
     "WITH pick AS (SELECT s.id, s.priority AS prio, s.due_at AS ready_at FROM tk_steps s "
     "WHERE s.namespace = $1 AND s.state = 'ready' ORDER BY s.priority DESC, s.due_at, s.id "
@@ -807,11 +899,19 @@ public:
                                                 [this](std::string_view ns) { return serves(ns); });
   }
 
+  void interest(bool work_ready, bool finished) override {
+    if (listener_)
+      listener_->interest(work_ready, finished);
+  }
+
   void inject_fault(std::int64_t n) override { db_.fail_after(n); }
 
   pipeline_ptr register_pipeline(std::shared_ptr<pipeline_def> p) override {
     next_due_fresh_ = false;  // this call may change it
     ready_ns_.clear();
+    if (static_cast<std::int64_t>(p->steps.size()) > max_steps_per_task)
+      fail(TK_INVALID_ARGUMENT, "pipeline " + p->label() + " has " + std::to_string(p->steps.size())
+                                    + " steps; the PostgreSQL store allows at most 1,048,576");
     static const std::string insert =
         "INSERT INTO tk_pipelines (namespace, name, version, definition) VALUES ($1, $2, $3, $4) "
         "ON CONFLICT (namespace, name, version) DO NOTHING RETURNING id";
@@ -1139,8 +1239,8 @@ public:
       fx = effects{};
       pg_transaction tx{db_};
       pg_params a, b;
-      a.add(step_id);
-      b.add(step_id);
+      a.add(step_id).add(seq);
+      b.add(step_id).add(seq);
       const auto ti = db_.queue(s_signal_task, sql_signal_task, std::move(a));
       const auto si = db_.queue(s_signal_step, sql_signal_step, std::move(b));
       auto r = db_.send();
@@ -1148,7 +1248,8 @@ public:
         fail(TK_NOT_FOUND, "no wait has this token");
       auto t = read_task(r[ti], 0, 0);
       std::vector<step_row> s{read_step(r[si], 0)};
-      if (apply_signal(s[0], t, seq, payload, now)) {
+      const bool aliased = r[si].text(0, step_col_count) == "t";
+      if (apply_signal(s[0], t, aliased ? seq + v3_claim_offset : seq, payload, now)) {
         fx.work_ready = true;
         ready_ns_.push_back(t.pipeline->namespace_name);
       }
@@ -1196,9 +1297,14 @@ private:
   millis wait_end_ = -1;       ///< earliest end of a signal wait (also lowered by our own)
   bool check_expired_ = true;  ///< unknown yet, or a lapsed lease was left
   bool check_waiting_ = true;  ///< unknown yet
-  /// Task of each step this store claimed and has not completed yet: a
-  /// completion of those locks tasks and steps in one round trip.
-  std::unordered_map<std::int64_t, std::int64_t> task_of_;
+  bool claims_full_ = false;   ///< the last claim took as many steps as it asked for
+  int full_claims_ = 0;        ///< full claims in a row
+  millis due_asked_at_ = -1;   ///< when a claim last asked for the next due time
+  static constexpr millis due_refresh_ms = 100;
+  /// Pipeline of each step this store claimed and has not completed yet
+  /// (pipelines_ keeps them): a completion of those reads just the children
+  /// it may release, by id.
+  std::unordered_map<std::int64_t, const pipeline_def*> pipeline_of_;
 
   static due_info read_next_due(const pg_result& r) {
     due_info d;
@@ -1335,6 +1441,37 @@ private:
   }
 
   void apply_migration(int version) {
+    if (version == 3) {
+      // Step ids derived from (task id, index): see step_id_of.
+      auto big = db_.exec("SELECT count(*) FROM tk_steps WHERE idx >= " TK_STEP_SPAN);
+      if (big.integer(0, 0) > 0)
+        fail(TK_STORE_ERROR, "schema version 3 allows at most 1,048,576 steps per task, and "
+                                 + std::to_string(big.integer(0, 0))
+                                 + " steps have a larger index");
+      // Tasks created from now on get ids whose steps' ids lie above every
+      // step id given out so far, so an old id never names a new step.
+      auto m = db_.exec("SELECT COALESCE(max(id), 0) FROM tk_tasks");
+      auto n = db_.exec("SELECT COALESCE(max(id), 0) FROM tk_steps");
+      const auto next_task = std::max(m.integer(0, 0), task_of_step(n.integer(0, 0))) + 1;
+      db_.exec("ALTER TABLE tk_tasks ALTER COLUMN id RESTART WITH " + std::to_string(next_task));
+      // Wait tokens name a step by id and claim: those of steps that may
+      // still be signalled (running or waiting) stay valid through an
+      // alias. Every claim number moves up by 2^32, so that a worker of the
+      // older schema, still holding a claim under an old id, is fenced off
+      // whatever step that id names now; tokens with a claim number below
+      // 2^32 are the old ones (see signal).
+      db_.exec("CREATE TABLE tk_step_alias (old_id BIGINT PRIMARY KEY, new_id BIGINT NOT NULL)");
+      db_.exec("INSERT INTO tk_step_alias (old_id, new_id) SELECT id, task_id * " TK_STEP_SPAN
+               " + idx FROM tk_steps WHERE state IN ('running', 'waiting')");
+      db_.exec("ALTER TABLE tk_steps ALTER COLUMN id DROP IDENTITY IF EXISTS");
+      db_.exec("UPDATE tk_steps SET id = -id");  // no new id collides with an old one
+      db_.exec("UPDATE tk_steps SET id = task_id * " TK_STEP_SPAN " + idx, "
+               "claim_seq = claim_seq + 4294967296, "
+               "signal_seq = CASE WHEN signal_seq > 0 THEN signal_seq + 4294967296 ELSE 0 END");
+      db_.exec("ALTER TABLE tk_steps DROP CONSTRAINT tk_steps_task_id_idx_key");
+      db_.exec("DROP INDEX tk_steps_pending");
+      return;
+    }
     if (version == 2) {
       // Durable waits (TK_RESULT_WAIT, tk_signal).
       db_.exec("ALTER TABLE tk_steps ADD COLUMN wait_name TEXT, ADD COLUMN signal TEXT, "
@@ -1576,62 +1713,66 @@ private:
     if (ids.empty())
       return;
     const auto id_list = int_array(ids);
-    // Tasks first, then their steps (the order every writer locks in). When
-    // this store claimed every one of the steps, it knows their tasks: both
-    // statements go in one round trip.
-    std::vector<std::int64_t> known;
-    for (auto id : ids) {
-      auto it = task_of_.find(id);
-      if (it == task_of_.end()) {
-        known.clear();
-        break;
+    // Tasks first (the order every writer locks in), then the steps, and the
+    // children the successes may release: one round trip. A step's id names
+    // its task and index (step_id_of).
+    std::vector<std::int64_t> task_ids, children, whole_tasks;
+    for (std::size_t i = 0; i < count; ++i) {
+      if (outcomes[i] != TK_OK)
+        continue;
+      const auto id = results[i].step_id;
+      const auto task = task_of_step(id);
+      task_ids.push_back(task);
+      const auto it = pipeline_of_.find(id);
+      const pipeline_def* p = it == pipeline_of_.end() ? nullptr : it->second;
+      if (it != pipeline_of_.end())
+        pipeline_of_.erase(it);
+      if (results[i].kind != TK_RESULT_SUCCESS)
+        continue;
+      const auto index = static_cast<std::size_t>(id - step_id_of(task, 0));
+      if (p && index < p->steps.size()) {
+        for (int c : p->steps[index].children)
+          children.push_back(step_id_of(task, c));
+      } else {
+        whole_tasks.push_back(task);  // not claimed here: all its pending steps
       }
-      known.push_back(it->second);
     }
-    for (auto id : ids)
-      task_of_.erase(id);
-    pg_result trows{nullptr}, srows{nullptr};
-    if (!known.empty()) {
-      std::sort(known.begin(), known.end());
-      known.erase(std::unique(known.begin(), known.end()), known.end());
-      const auto task_list = int_array(known);
-      pg_params a, b;
-      a.add(task_list);
-      b.add(task_list).add(id_list);
-      const auto ti = db_.queue(s_tasks_locked, sql_tasks_locked, std::move(a));
-      const auto si = db_.queue(s_complete_steps, sql_complete_steps, std::move(b));
-      auto both = db_.send();
-      trows = std::move(both[ti]);
-      srows = std::move(both[si]);
-    } else {
-      pg_params a;
-      a.add(id_list);
-      trows = db_.run(s_complete_tasks, sql_complete_tasks, std::move(a));
+    for (auto* v : {&task_ids, &whole_tasks}) {
+      std::sort(v->begin(), v->end());
+      v->erase(std::unique(v->begin(), v->end()), v->end());
     }
+    pg_params tp, sp, pp;
+    tp.add(int_array(task_ids));
+    sp.add(id_list);
+    pp.add(int_array(children)).add(int_array(whole_tasks));
+    const auto ti = db_.queue(s_tasks_locked, sql_tasks_locked, std::move(tp));
+    const auto si = db_.queue(s_complete_steps, sql_complete_steps, std::move(sp));
+    const auto pi = db_.queue(s_pending_steps, sql_pending_steps, std::move(pp));
+    auto all = db_.send();
+    const auto& trows = all[ti];
+    const auto& srows = all[si];
+    const auto& prows = all[pi];
     std::unordered_map<std::int64_t, std::size_t> task_at;
     std::vector<task_row> tasks;
     std::vector<task_state> tasks_before;
-    std::vector<std::int64_t> task_ids;
     for (int i = 0; i < trows.rows(); ++i) {
       tasks.push_back(read_task(trows, i, 0));
       tasks_before.push_back(tasks.back().state);
       task_at[tasks.back().id] = tasks.size() - 1;
-      task_ids.push_back(tasks.back().id);
-    }
-    if (known.empty()) {
-      pg_params b;
-      b.add(int_array(task_ids)).add(id_list);
-      srows = db_.run(s_complete_steps, sql_complete_steps, std::move(b));
     }
     std::vector<step_row> steps;
     std::unordered_map<std::int64_t, std::size_t> step_at;
     std::map<std::pair<std::int64_t, int>, std::size_t> child_at;  // (task, index) -> position
-    steps.reserve(static_cast<std::size_t>(srows.rows()));
-    for (int i = 0; i < srows.rows(); ++i) {
-      steps.push_back(read_step(srows, i));
-      step_at[steps.back().id] = steps.size() - 1;
-      child_at[{steps.back().task_id, steps.back().index}] = steps.size() - 1;
-    }
+    steps.reserve(static_cast<std::size_t>(srows.rows() + prows.rows()));
+    for (const pg_result* rows : {&srows, &prows})
+      for (int i = 0; i < rows->rows(); ++i) {
+        if (rows == &prows && step_at.count(rows->integer(i, 0)))
+          continue;  // read already: a child of two steps, or a late result for a step
+                     // now pending again (locked above)
+        steps.push_back(read_step(*rows, i));
+        step_at[steps.back().id] = steps.size() - 1;
+        child_at[{steps.back().task_id, steps.back().index}] = steps.size() - 1;
+      }
     std::vector<bool> dirty(steps.size(), false);
     std::vector<std::int64_t> parked;
     std::size_t made_ready = 0;  // steps this call made claimable
@@ -1643,7 +1784,7 @@ private:
       }
       // Not pending, so not loaded above: load it on its own (rare).
       pg_params c;
-      c.add(task).add(std::int64_t{index});
+      c.add(step_id_of(task, index));
       auto row = db_.run(s_child, sql_child, std::move(c));
       if (row.rows() == 0)
         return nullptr;
@@ -1745,6 +1886,17 @@ private:
             || (wait_end_ >= 0 && r.now >= wait_end_)))
       take_back_expired(ns_list, r.now, rng, fx);
     const bool promote = check_waiting_ || (waiting_due_ >= 0 && r.now >= waiting_due_);
+    // The next due time costs a statement of four index probes, which walk
+    // past the entries of rows finished since the last vacuum. While every
+    // claim comes back full it answers no question (the poller claims again
+    // at once), so it is asked then at most every due_refresh_ms, and at once
+    // when a timer seen last time is due. This store's own leases, retries
+    // and waits lower those timers as it makes them; another worker's lapsed
+    // lease, retry or ended wait waits at most due_refresh_ms longer for a
+    // saturated worker to notice it.
+    const bool ask_due = !claims_full_ || r.now - due_asked_at_ >= due_refresh_ms || promote
+                         || check_expired_ || (running_due_ >= 0 && r.now >= running_due_)
+                         || (wait_end_ >= 0 && r.now >= wait_end_);
     const auto handed = std::min(handoffs_.size(), r.max);
     std::vector<std::int64_t> handoff_ids;
     for (std::size_t k = 0; k < handed; ++k)
@@ -1774,9 +1926,12 @@ private:
               .add(r.worker);
           claims.push_back(db_.queue(s_claim, sql_claim, std::move(a)));
         }
-      pg_params d;
-      d.add(ns_list);
-      due = db_.queue(s_next_due, sql_next_due, std::move(d));
+      if (ask_due) {
+        pg_params d;
+        d.add(ns_list);
+        due = db_.queue(s_next_due, sql_next_due, std::move(d));
+        due_asked_at_ = r.now;
+      }
     }
     notify(fx);
     auto res = tx.commit();
@@ -1804,13 +1959,24 @@ private:
     for (auto& c : got) {
       auto t = read_task(*c.rows, c.row, step_col_count);
       t.state = task_state::running;  // as claim_step leaves it
-      task_of_[c.step.id] = c.step.task_id;
+      pipeline_of_[c.step.id] = t.pipeline.get();
       const auto done = c.rows->text(c.row, claim_done_column);
       add_event(out, c.step, t, c.step.due_at, key_,
                 [&](int index) { return result_of(done, index); });
     }
-    if (task_of_.size() > 1'000'000)
-      task_of_.clear();  // steps whose leases lapsed: only an optimisation is lost
+    claims_full_ = r.max > 0 && got.size() >= r.max;
+    // Saturated: "ready" notifications would only wake us for nothing (see
+    // pg_listener). Two full claims in a row, so that one full batch in a
+    // quiet time does not make us deaf and listen again at once.
+    full_claims_ = claims_full_ ? full_claims_ + 1 : 0;
+    if (listener_)
+      listener_->saturated(full_claims_ >= 2);
+    // Without a fresh next due time, the leases just given out are the ones
+    // this store knows of (others' are seen at the next ask).
+    if (due == pg_connection::unnamed && !got.empty())
+      running_due_ = running_due_ < 0 ? lease_until : std::min(running_due_, lease_until);
+    if (pipeline_of_.size() > 1'000'000)
+      pipeline_of_.clear();  // steps whose leases lapsed: only an optimisation is lost
     if (due != pg_connection::unnamed) {
       const auto& d = res[due];
       next_due_ = read_next_due(d);
@@ -1884,7 +2050,7 @@ private:
         ready_ns_.push_back(t.pipeline->namespace_name);
       } else if (effect == failure_effect::failed)
         parked.push_back(t.id);
-      task_of_.erase(s.id);
+      pipeline_of_.erase(s.id);
       changed.push_back(std::move(s));
     }
     save_steps(changed);

@@ -158,6 +158,14 @@ public:
   /// wakes without polling. The store stops calling it before it is destroyed.
   virtual void watch(std::function<void(const effects&)> fn) { (void)fn; }
 
+  /// Which of watch's news the core has callbacks for (a wake-up callback:
+  /// work made ready; a task listener: finished tasks), so that such a store
+  /// listens for no more than that. Callable from any thread.
+  virtual void interest(bool work_ready, bool finished) {
+    (void)work_ready;
+    (void)finished;
+  }
+
 protected:
   wait_key key_;  ///< set by the store when it opens
 };
