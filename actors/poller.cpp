@@ -118,6 +118,15 @@ void poller_state::init(poller_actor::stateful_pointer<poller_state> self_ptr, c
             t->remote(0, nullptr);
         },
         callbacks.get(), nullptr);
+}
+
+void poller_state::listen_for_finished_tasks() {
+  if (task_listener_set)
+    return;
+  // Only once somebody waits for a task: a store shared between processes
+  // then hears of every task any of them ends, which costs a worker without
+  // waiters for nothing. Returns once the store hears them (PostgreSQL: its
+  // LISTEN is in place), so a state read after this misses no ending.
   tk_set_task_listener(
       core.get(),
       [](void* user, std::int64_t task_id, const char* state) {
@@ -128,6 +137,7 @@ void poller_state::init(poller_actor::stateful_pointer<poller_state> self_ptr, c
           t->remote(task_id, state);
       },
       callbacks.get(), nullptr);
+  task_listener_set = true;
 }
 
 bool poller_state::worth_claiming(std::size_t freed) const {
@@ -768,6 +778,7 @@ poller_actor::behavior_type poller(poller_actor::stateful_pointer<poller_state> 
         return ids;
       },
       [self](wait_atom, std::int64_t task_id) -> caf::result<std::string> {
+        self->state.listen_for_finished_tasks();  // first: then the state read misses nothing
         const char* state = nullptr;
         tk_error err{};
         if (tk_task_state(self->state.core.get(), task_id, &state, &err) != TK_OK)

@@ -257,6 +257,9 @@ struct poller_state {
   void task_finished(std::int64_t task_id, const char* state);
   /// Answers waiters whose task ended elsewhere (another process); run by the fallback poll.
   void check_waiters();
+  /// Sets the core's task listener, at the first wait for a task.
+  void listen_for_finished_tasks();
+  bool task_listener_set = false;
   tk_status create(const task_request& r, std::int64_t& id, tk_error& err, int* created = nullptr);
   /// One cheap store call (a one-task list): can the core answer now?
   tk_status ping(tk_error& err);

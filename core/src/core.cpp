@@ -269,10 +269,15 @@ TK_API int64_t tk_now_ms(tk_core* core) {
 TK_API tk_status tk_set_wakeup(tk_core* core, tk_wakeup_fn fn, void* user, tk_error* err) {
   return guarded(err, [&] {
     require(core, "core");
-    std::lock_guard<std::mutex> g{core->wake_mu};
-    core->wakeup = fn;
-    core->wakeup_user = user;
-    core->st->interest(core->wakeup != nullptr, core->listener != nullptr);
+    bool ready = false, done = false;
+    {
+      std::lock_guard<std::mutex> g{core->wake_mu};
+      core->wakeup = fn;
+      core->wakeup_user = user;
+      ready = core->wakeup != nullptr;
+      done = core->listener != nullptr;
+    }
+    core->st->interest(ready, done);  // may wait for the store's LISTEN: not under wake_mu
   });
 }
 
@@ -440,10 +445,15 @@ TK_API tk_status tk_set_task_listener(tk_core* core, tk_task_listener_fn fn, voi
                                       tk_error* err) {
   return guarded(err, [&] {
     require(core, "core");
-    std::lock_guard<std::mutex> g{core->wake_mu};
-    core->listener = fn;
-    core->listener_user = user;
-    core->st->interest(core->wakeup != nullptr, core->listener != nullptr);
+    bool ready = false, done = false;
+    {
+      std::lock_guard<std::mutex> g{core->wake_mu};
+      core->listener = fn;
+      core->listener_user = user;
+      ready = core->wakeup != nullptr;
+      done = core->listener != nullptr;
+    }
+    core->st->interest(ready, done);  // may wait for the store's LISTEN: not under wake_mu
   });
 }
 

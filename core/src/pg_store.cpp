@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cctype>
 #include <charconv>
+#include <condition_variable>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -513,10 +514,19 @@ public:
     ::fcntl(stop_pipe_[0], F_SETFL, ::fcntl(stop_pipe_[0], F_GETFL) | O_NONBLOCK);
     thread_ = std::thread([this] { run(); });
   }
-  /// Which notifications the core has callbacks for.
+  /// Which notifications the core has callbacks for. When it asks for more
+  /// than before, returns once the LISTEN is in place (or after 5 s, if
+  /// the server cannot be reached), so that the caller may look at the
+  /// database's state and then rely on hearing of every later change.
   void interest(bool ready, bool done) {
+    const bool more = (ready && !interest_ready_.load()) || (done && !interest_done_.load());
     set(interest_ready_, ready);
     set(interest_done_, done);
+    if (!more)
+      return;
+    std::unique_lock<std::mutex> g{mu_};
+    const auto ticket = poked_;
+    cv_.wait_for(g, std::chrono::seconds(5), [&] { return reconciled_ >= ticket; });
   }
   /// Whether the worker is saturated, so that "ready" would only wake it.
   void saturated(bool yes) { set(saturated_, yes); }
@@ -539,12 +549,20 @@ private:
   int stop_pipe_[2] = {-1, -1};  // also wakes the thread when want_ready_ changes
   std::atomic<bool> stopping_{false};
   std::atomic<bool> interest_ready_{false}, interest_done_{false}, saturated_{false};
+  std::mutex mu_;  // guards poked_ and reconciled_
+  std::condition_variable cv_;
+  std::uint64_t poked_ = 0;       ///< changes asked for so far
+  std::uint64_t reconciled_ = 0;  ///< of those, the ones the LISTENs match
   std::thread thread_;
 
   // The listener thread (un)listens to match; a change pokes it.
   void set(std::atomic<bool>& flag, bool yes) {
     if (flag.exchange(yes) == yes)
       return;
+    {
+      std::lock_guard<std::mutex> g{mu_};
+      ++poked_;
+    }
     char c = 2;
     [[maybe_unused]] auto n = ::write(stop_pipe_[1], &c, 1);
   }
@@ -578,6 +596,11 @@ private:
       bool ready_on = false, done_on = false;
       // (Un)listens as wanted; false when the connection is lost.
       auto reconcile = [&] {
+        std::uint64_t ticket = 0;
+        {
+          std::lock_guard<std::mutex> g{mu_};
+          ticket = poked_;
+        }
         const bool want_r = want_ready(), want_d = interest_done_.load();
         if (want_d != done_on) {
           if (!exec(c, (want_d ? "LISTEN " : "UNLISTEN ") + done))
@@ -594,6 +617,11 @@ private:
             fn_(fx);
           }
         }
+        {
+          std::lock_guard<std::mutex> g{mu_};
+          reconciled_ = std::max(reconciled_, ticket);
+        }
+        cv_.notify_all();
         return true;
       };
       if (listening)

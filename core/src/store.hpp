@@ -160,7 +160,9 @@ public:
 
   /// Which of watch's news the core has callbacks for (a wake-up callback:
   /// work made ready; a task listener: finished tasks), so that such a store
-  /// listens for no more than that. Callable from any thread.
+  /// listens for no more than that. When asked for more than before, it
+  /// returns once it hears of every later change. Callable from any thread,
+  /// never while holding a lock the watch callback takes.
   virtual void interest(bool work_ready, bool finished) {
     (void)work_ready;
     (void)finished;
