@@ -18,12 +18,14 @@
 // less noisy than steps/s.
 //
 //   pg_bench [--tasks N] [--samples N] [--workers N (default 3)] [--url postgresql://...] [--quick]
-//            [--worker-arg --max-in-flight=512]... [--throughput-only N] [--worker PATH]
+//            [--worker-arg --max-in-flight=512]... [--throughput-only N] [--latency-only]
+//            [--worker PATH]
 //
 // --throughput-only N: only the N-worker throughput run (backlog first),
 // N times, each with its CPU per step, then their medians. --worker PATH:
 // the worker program of another build (a copy of build-release/tests/pg_worker
 // made before a change), to compare two builds against the same server.
+// --latency-only: only the latency run.
 #include <signal.h>
 #include <spawn.h>
 #include <sys/resource.h>
@@ -63,6 +65,7 @@ struct options {
   std::string url;
   std::vector<std::string> worker_args;   // passed on to every worker process
   int throughput_only = 0;                // > 0: only that many N-worker throughput runs
+  bool latency_only = false;              // only the latency run (durable)
   std::string worker = TASKER_PG_WORKER;  // --worker: another build's, to compare two builds
 };
 
@@ -94,15 +97,17 @@ options parse(int argc, char** argv) {
       o.worker_args.push_back(value());
     else if (a == "--worker")
       o.worker = value();
+    else if (a == "--latency-only")
+      o.latency_only = true;
     else if (a == "--throughput-only")
       o.throughput_only = std::max(1, std::stoi(value()));
     else if (a == "--quick") {
       o.tasks = 2000;
       o.samples = 100;
     } else {
-      std::fprintf(stderr,
-                   "usage: pg_bench [--tasks N] [--samples N] [--workers N] [--url URL] [--quick] "
-                   "[--worker-arg ARG]... [--throughput-only N] [--worker PATH]\n");
+      std::fprintf(
+          stderr, "usage: pg_bench [--tasks N] [--samples N] [--workers N] [--url URL] [--quick] "
+                  "[--worker-arg ARG]... [--throughput-only N] [--latency-only] [--worker PATH]\n");
       std::exit(2);
     }
   }
@@ -416,6 +421,10 @@ std::vector<double> run_latency(const std::string& base, const std::string& sche
     }
   }
   tk_close(core);
+  PGconn* db = PQconnectdb(base.c_str());
+  PQclear(PQexec(db, "SET client_min_messages = warning"));
+  PQclear(PQexec(db, ("DROP SCHEMA " + schema + " CASCADE").c_str()));
+  PQfinish(db);
   return out;
 }
 
@@ -455,7 +464,11 @@ int main(int argc, char** argv) {
   std::printf("PostgreSQL store, worker processes of tests/pg_worker.cpp, durable commits\n");
   std::fflush(stdout);
 
-  if (o.throughput_only > 0) {
+  if (o.latency_only) {
+    const auto lat = run_latency(base, "bench_latency_only", 1, o.samples);
+    std::printf("linear 4-step latency, 1 worker: P50 %.2f ms, P99 %.2f ms (%d tasks)\n",
+                percentile(lat, 0.50) / 1000.0, percentile(lat, 0.99) / 1000.0, o.samples);
+  } else if (o.throughput_only > 0) {
     std::vector<double> rates, server_cpu, worker_cpu;
     for (int k = 0; k < o.throughput_only; ++k) {
       const auto r = run_throughput(base, "bench_tpo" + std::to_string(k), o.workers, o.tasks);
