@@ -2,8 +2,13 @@
 // of each store call of a worker's life on one linear 4-step task at a time.
 // Any store URL; it is meant for PostgreSQL, where a call is round trips.
 //
-//   pg_cycle URL [--tasks N]      e.g. pg_cycle
+//   pg_cycle URL [--tasks N] [--grow N]      e.g. pg_cycle
 //   'postgresql://tasker@127.0.0.1:5432/tasker?schema=cyc'
+//
+// --grow N: then N more tasks are run to the end in batches, by the same
+// core on the same connection (so with the plans it made while the tables
+// were small), and the same calls are measured again: a plan that walks a
+// whole table shows as calls that grew with it.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -31,13 +36,16 @@ double micros(clock_type::time_point a, clock_type::time_point b) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: pg_cycle URL [--tasks N]\n");
+    std::fprintf(stderr, "usage: pg_cycle URL [--tasks N] [--grow N]\n");
     return 2;
   }
-  int tasks = 300;
-  for (int i = 2; i + 1 < argc; i += 2)
+  int tasks = 300, grow = 0;
+  for (int i = 2; i + 1 < argc; i += 2) {
     if (std::string(argv[i]) == "--tasks")
       tasks = std::atoi(argv[i + 1]);
+    else if (std::string(argv[i]) == "--grow")
+      grow = std::atoi(argv[i + 1]);
+  }
   tk_error err{};
   tk_core* core = tk_open(argv[1], nullptr, &err);
   if (!core)
@@ -56,43 +64,79 @@ int main(int argc, char** argv) {
   spec.namespace_name = "cycle";
   spec.name = "linear";
   spec.version = "1";
-  std::vector<double> create, poll, cycle, due;
-  for (int i = 0; i < tasks; ++i) {
-    const auto t0 = clock_type::now();
-    std::int64_t id = 0;
-    if (tk_create_task(core, &spec, &id, nullptr, &err) != TK_OK)
-      die("tk_create_task", err);
-    const auto t1 = clock_type::now();
-    const tk_step_event* events = nullptr;
-    std::size_t n = 0;
-    if (tk_poll(w, nullptr, 0, 16, 30000, &events, &n, &err) != TK_OK)
-      die("tk_poll", err);
-    const auto t2 = clock_type::now();
-    create.push_back(micros(t0, t1));
-    poll.push_back(micros(t1, t2));
-    while (n > 0) {
-      tk_step_result r{};
-      r.step_id = events[0].step_id;
-      r.fencing_token = events[0].fencing_token;
-      r.kind = TK_RESULT_SUCCESS;
-      r.result_json = "1";
-      int outcome = 0;
-      const auto a = clock_type::now();
-      if (tk_complete_and_poll(w, &r, 1, &outcome, nullptr, 0, 16, 30000, &events, &n, &err)
-          != TK_OK)
-        die("tk_complete_and_poll", err);
-      cycle.push_back(micros(a, clock_type::now()));
+  auto measure = [&] {
+    std::vector<double> create, poll, cycle, due;
+    for (int i = 0; i < tasks; ++i) {
+      const auto t0 = clock_type::now();
+      std::int64_t id = 0;
+      if (tk_create_task(core, &spec, &id, nullptr, &err) != TK_OK)
+        die("tk_create_task", err);
+      const auto t1 = clock_type::now();
+      const tk_step_event* events = nullptr;
+      std::size_t n = 0;
+      if (tk_poll(w, nullptr, 0, 16, 30000, &events, &n, &err) != TK_OK)
+        die("tk_poll", err);
+      const auto t2 = clock_type::now();
+      create.push_back(micros(t0, t1));
+      poll.push_back(micros(t1, t2));
+      while (n > 0) {
+        tk_step_result r{};
+        r.step_id = events[0].step_id;
+        r.fencing_token = events[0].fencing_token;
+        r.kind = TK_RESULT_SUCCESS;
+        r.result_json = "1";
+        int outcome = 0;
+        const auto a = clock_type::now();
+        if (tk_complete_and_poll(w, &r, 1, &outcome, nullptr, 0, 16, 30000, &events, &n, &err)
+            != TK_OK)
+          die("tk_complete_and_poll", err);
+        cycle.push_back(micros(a, clock_type::now()));
+      }
+      std::int64_t delay = 0;
+      const auto d0 = clock_type::now();
+      if (tk_next_due(core, nullptr, 0, &delay, &err) != TK_OK)
+        die("tk_next_due", err);
+      due.push_back(micros(d0, clock_type::now()));
     }
-    std::int64_t delay = 0;
-    const auto d0 = clock_type::now();
-    if (tk_next_due(core, nullptr, 0, &delay, &err) != TK_OK)
-      die("tk_next_due", err);
-    due.push_back(micros(d0, clock_type::now()));
+    std::printf("medians over %d linear tasks: create %.0f us, poll %.0f us, "
+                "complete_and_poll %.0f us, next_due %.0f us\n",
+                tasks, bench::median(create), bench::median(poll), bench::median(cycle),
+                bench::median(due));
+    std::fflush(stdout);
+  };
+  measure();
+  if (grow > 0) {
+    std::vector<tk_task_spec> specs(500, spec);
+    std::vector<std::int64_t> ids(specs.size());
+    std::vector<tk_step_result> results;
+    std::vector<int> outcomes;
+    for (int done = 0; done < grow;) {
+      const auto k = static_cast<std::size_t>(std::min(500, grow - done));
+      if (tk_create_tasks(core, specs.data(), k, ids.data(), nullptr, &err) != TK_OK)
+        die("tk_create_tasks", err);
+      done += static_cast<int>(k);
+      const tk_step_event* events = nullptr;
+      std::size_t n = 0;
+      if (tk_poll(w, nullptr, 0, 64, 30000, &events, &n, &err) != TK_OK)
+        die("tk_poll", err);
+      while (n > 0) {
+        results.assign(n, tk_step_result{});
+        outcomes.assign(n, 0);
+        for (std::size_t j = 0; j < n; ++j) {
+          results[j].step_id = events[j].step_id;
+          results[j].fencing_token = events[j].fencing_token;
+          results[j].kind = TK_RESULT_SUCCESS;
+          results[j].result_json = "1";
+        }
+        if (tk_complete_and_poll(w, results.data(), n, outcomes.data(), nullptr, 0, 64, 30000,
+                                 &events, &n, &err)
+            != TK_OK)
+          die("tk_complete_and_poll", err);
+      }
+    }
+    std::printf("after %d more tasks, same connection:\n", grow);
+    measure();
   }
-  std::printf("medians over %d linear tasks: create %.0f us, poll %.0f us, "
-              "complete_and_poll %.0f us, next_due %.0f us\n",
-              tasks, bench::median(create), bench::median(poll), bench::median(cycle),
-              bench::median(due));
   tk_worker_close(w);
   tk_close(core);
   return 0;

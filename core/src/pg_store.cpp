@@ -301,8 +301,14 @@ private:
     // A generic plan is made once, often while the tables are still empty,
     // when a sequential scan looks cheapest; every statement here has an
     // index to walk, and with thousands of rows a scan is ruinous (measured:
-    // 100 us per updated row instead of 10).
+    // 100 us per updated row instead of 10). Likewise a hash or merge join:
+    // on small tables, walking all of tk_tasks' or tk_steps' primary key
+    // once looks cheaper than a probe per row, and the plan keeps doing so
+    // as the tables grow (seen: every save of steps walked the whole key).
+    // Every join here pairs a handful of rows with their rows by key.
     PQclear(PQexec(c_, "SET enable_seqscan TO off"));
+    PQclear(PQexec(c_, "SET enable_hashjoin TO off"));
+    PQclear(PQexec(c_, "SET enable_mergejoin TO off"));
     check(PQexec(c_, ("SET search_path TO \"" + schema_ + "\"").c_str()), "SET search_path");
   }
 
