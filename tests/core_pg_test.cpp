@@ -146,6 +146,56 @@ TEST_CASE("a task created through one core wakes a worker on another, and its en
   }));
 }
 
+/// Creates a task through `maker` and cancels it, then waits until `seen`
+/// hears of its end: every NOTIFY `maker` sent before has then reached
+/// `seen`'s listener, or was not listened for.
+void sync_through_done(observer& seen, tk_core* maker) {
+  const auto marker = create_task(maker);
+  tk_error err{};
+  REQUIRE(tk_cancel_task(maker, marker, &err) == TK_OK);
+  REQUIRE(seen.wait_for([&] {
+    for (const auto& [task, state] : seen.finished)
+      if (task == marker)
+        return true;
+    return false;
+  }));
+}
+
+TEST_CASE("a saturated worker stops listening for new work, and listening again it is woken for "
+          "what came meanwhile"
+          * doctest::timeout(60)) {
+  const auto url = fresh_pg_url();
+  core_handle maker(url), runner(url);
+  observer at_runner;
+  at_runner.attach(runner);
+  register_pipeline(maker, pipeline_json("test", "flow", {{"a"}}));
+  for (int i = 0; i < 4; ++i)
+    create_task(maker);
+  worker_handle w(runner, "busy");
+  REQUIRE(poll(w, 2, 0, {"test"}).size() == 2);
+  REQUIRE(poll(w, 2, 0, {"test"}).size() == 2);  // two full claims in a row: saturated
+  // The listener stops listening at the start of its next round: the round
+  // that hears the first marker's end may have begun before, and the next
+  // may still hear the second marker's work, sent before it began; a wake-up
+  // comes after the end it was heard with. After a third marker, no wake-up
+  // can be on its way.
+  for (int k = 0; k < 3; ++k)
+    sync_through_done(at_runner, maker);
+  const int quiet = at_runner.wakeup_count();
+  const auto unheard = create_task(maker);
+  sync_through_done(at_runner, maker);
+  CHECK(at_runner.wakeup_count() == quiet);  // neither that task nor the markers woke it
+  // Not full: it listens again, and is woken once for what it may have missed.
+  auto got = poll(w, 10, 0, {"test"});
+  REQUIRE(got.size() == 1);  // the markers were cancelled
+  CHECK(got[0].task_id == unheard);
+  CHECK(at_runner.wait_for([&] { return at_runner.wakeups > quiet; }));
+  // And it hears new work as before.
+  const int after = at_runner.wakeup_count();
+  create_task(maker);
+  CHECK(at_runner.wait_for([&] { return at_runner.wakeups > after; }));
+}
+
 TEST_CASE("a worker is woken by new work in the namespaces it claims from, not by others'"
           * doctest::timeout(60)) {
   const auto url = fresh_pg_url();

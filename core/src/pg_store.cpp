@@ -552,7 +552,7 @@ private:
   const std::atomic<int>& own_pid_;
   std::function<void(const effects&)> fn_;
   std::function<bool(std::string_view)> wanted_;
-  int stop_pipe_[2] = {-1, -1};  // also wakes the thread when want_ready_ changes
+  int stop_pipe_[2] = {-1, -1};  // also wakes the thread when the wanted LISTENs change
   std::atomic<bool> stopping_{false};
   std::atomic<bool> interest_ready_{false}, interest_done_{false}, saturated_{false};
   std::mutex mu_;  // guards poked_ and reconciled_
@@ -864,6 +864,11 @@ constexpr std::int64_t v3_claim_offset = std::int64_t{1} << 32;  // see apply_mi
 // rows (10 ms instead of 2 for 64 steps among 20,000 tasks), and with both
 // conditions some backends' plans probed every id for every row of `pick`
 // (64 x 64 probes, 6 ms). The final select joins `pick` back for the order.
+// The results of the task's complete steps, for a claimed step with parents.
+#define TK_CLAIM_DEPS                                                                              \
+  "CASE WHEN upd.parents > 0 THEN (SELECT string_agg(a.idx || ':' || octet_length(a.result) "      \
+  "|| ':' || a.result, '' ORDER BY a.idx) FROM tk_steps a WHERE a.state = 'complete' AND "         \
+  "a.id" TK_STEPS_OF("upd.task_id") ") END "
 #define TK_CLAIM_TAIL(NOW, LEASE, WORKER)                                                          \
   "upd AS (UPDATE tk_steps s SET state = 'running', attempts = s.attempts + 1 - s.resume, "        \
   "resume = 0, "                                                                                   \
@@ -879,18 +884,15 @@ constexpr std::int64_t v3_claim_offset = std::int64_t{1} << 32;  // see apply_mi
   "SELECT upd.id, upd.task_id, upd.idx, upd.state, upd.attempts, upd.pending_parents, "            \
   "upd.claim_seq, upd.due_at, upd.created_at, upd.started_at, upd.finished_at, upd.result, "       \
   "upd.last_error, upd.claimed_by, upd.wait_name, upd.signal, upd.signal_seq, "                    \
-  "upd.resume, " TK_TASK_COLS ", p.prio, "                                                         \
-  "CASE WHEN upd.parents > 0 THEN (SELECT string_agg(a.idx || ':' || octet_length(a.result) "      \
-  "|| ':' || a.result, '' ORDER BY a.idx) FROM tk_steps a WHERE a.id" TK_STEPS_OF(                 \
-      "upd.task_id") "AND a.state = 'complete') END "                                              \
-                     "FROM upd JOIN pick p ON p.id = upd.id JOIN tk_tasks t ON t.id = "            \
-                     "upd.task_id "                                                                \
-                     "ORDER BY p.prio DESC, p.ready_at, upd.id"
+  "upd.resume, " TK_TASK_COLS ", p.prio, " TK_CLAIM_DEPS                                           \
+  "FROM upd JOIN pick p ON p.id = upd.id JOIN tk_tasks t ON t.id = upd.task_id "                   \
+  "ORDER BY p.prio DESC, p.ready_at, upd.id"
 const std::string sql_claim =
     "WITH pick AS (SELECT s.id, s.priority AS prio, s.due_at AS ready_at FROM tk_steps s "
     "WHERE s.namespace = $1 AND s.state = 'ready' ORDER BY s.priority DESC, s.due_at, s.id "
     "LIMIT $2 FOR UPDATE SKIP LOCKED), " TK_CLAIM_TAIL("$3", "$4", "$5");
-// Steps this transaction made ready and keeps locked (hand-off).
+// Steps this transaction made ready (hand-off): its lock on their tasks keeps
+// them from any other writer.
 const std::string sql_claim_ids =
     "WITH pick AS (SELECT s.id, s.priority AS prio, s.due_at AS ready_at FROM tk_steps s "
     "WHERE s.id = ANY($1::bigint[])), " TK_CLAIM_TAIL("$2", "$3", "$4");
