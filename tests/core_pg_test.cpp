@@ -147,10 +147,11 @@ TEST_CASE("a task created through one core wakes a worker on another, and its en
 }
 
 /// Creates a task through `maker` and cancels it, then waits until `seen`
-/// hears of its end: every NOTIFY `maker` sent before has then reached
-/// `seen`'s listener, or was not listened for.
-void sync_through_done(observer& seen, tk_core* maker) {
-  const auto marker = create_task(maker);
+/// hears of its end: a task's end travels on the same connection after the
+/// NOTIFYs `maker` sent before, so those have then reached `seen`'s
+/// listener, or were not listened for.
+void sync_through_done(observer& seen, tk_core* maker, const task_args& a = {}) {
+  const auto marker = create_task(maker, a);
   tk_error err{};
   REQUIRE(tk_cancel_task(maker, marker, &err) == TK_OK);
   REQUIRE(seen.wait_for([&] {
@@ -213,17 +214,7 @@ TEST_CASE("a worker is woken by new work in the namespaces it claims from, not b
   alpha.ns = "alpha";
   const int before = at_runner.wakeup_count();
   create_task(maker, beta);
-  // A task's end travels on the same connection after the beta NOTIFY: once
-  // the runner heard it, it has heard (and ignored) the beta work too.
-  const auto marker = create_task(maker, beta);
-  tk_error err{};
-  REQUIRE(tk_cancel_task(maker, marker, &err) == TK_OK);
-  REQUIRE(at_runner.wait_for([&] {
-    for (const auto& [task, state] : at_runner.finished)
-      if (task == marker)
-        return true;
-    return false;
-  }));
+  sync_through_done(at_runner, maker, beta);  // it heard (and ignored) the beta work
   const int after_marker = at_runner.wakeup_count();
   create_task(maker, alpha);
   REQUIRE(at_runner.wait_for([&] { return at_runner.wakeups > before; }));

@@ -46,6 +46,18 @@ struct tk_core {
   }
 
   // Tells the callbacks what a successful call changed; never under `mu`.
+  // Tells the store which callbacks there are (store::interest). Not under
+  // wake_mu: the store may wait for its listening thread, which calls wake.
+  void tell_interest() {
+    bool ready = false, done = false;
+    {
+      std::lock_guard<std::mutex> g{wake_mu};
+      ready = wakeup != nullptr;
+      done = listener != nullptr;
+    }
+    st->interest(ready, done);
+  }
+
   void wake(const effects& fx) {
     if (!fx.work_ready && fx.finished.empty())
       return;
@@ -269,15 +281,12 @@ TK_API int64_t tk_now_ms(tk_core* core) {
 TK_API tk_status tk_set_wakeup(tk_core* core, tk_wakeup_fn fn, void* user, tk_error* err) {
   return guarded(err, [&] {
     require(core, "core");
-    bool ready = false, done = false;
     {
       std::lock_guard<std::mutex> g{core->wake_mu};
       core->wakeup = fn;
       core->wakeup_user = user;
-      ready = core->wakeup != nullptr;
-      done = core->listener != nullptr;
     }
-    core->st->interest(ready, done);  // may wait for the store's LISTEN: not under wake_mu
+    core->tell_interest();
   });
 }
 
@@ -445,15 +454,12 @@ TK_API tk_status tk_set_task_listener(tk_core* core, tk_task_listener_fn fn, voi
                                       tk_error* err) {
   return guarded(err, [&] {
     require(core, "core");
-    bool ready = false, done = false;
     {
       std::lock_guard<std::mutex> g{core->wake_mu};
       core->listener = fn;
       core->listener_user = user;
-      ready = core->wakeup != nullptr;
-      done = core->listener != nullptr;
     }
-    core->st->interest(ready, done);  // may wait for the store's LISTEN: not under wake_mu
+    core->tell_interest();
   });
 }
 
