@@ -528,8 +528,8 @@ public:
     const bool more = (ready && !interest_ready_.load()) || (done && !interest_done_.load());
     set(interest_ready_, ready);
     set(interest_done_, done);
-    if (!more)
-      return;
+    if (!more || std::this_thread::get_id() == thread_.get_id())
+      return;  // (from a callback on the listening thread itself: it cannot wait for itself)
     std::unique_lock<std::mutex> g{mu_};
     const auto ticket = poked_;
     cv_.wait_for(g, std::chrono::seconds(5), [&] { return reconciled_ >= ticket; });
