@@ -869,7 +869,12 @@ constexpr std::int64_t v3_claim_offset = std::int64_t{1} << 32;  // see apply_mi
   "CASE WHEN upd.parents > 0 THEN (SELECT string_agg(a.idx || ':' || octet_length(a.result) "      \
   "|| ':' || a.result, '' ORDER BY a.idx) FROM tk_steps a WHERE a.state = 'complete' AND "         \
   "a.id" TK_STEPS_OF("upd.task_id") ") END "
-#define TK_CLAIM_TAIL(NOW, LEASE, WORKER)                                                          \
+// Moves the claimed steps' pending tasks to running.
+#define TK_CLAIM_STARTED(NOW)                                                                      \
+  ", started AS (UPDATE tk_tasks SET state = 'running', updated_at = " NOW " WHERE id IN "         \
+  "(SELECT x.id FROM (SELECT DISTINCT task_id FROM upd) u CROSS JOIN LATERAL (SELECT t.id "        \
+  "FROM tk_tasks t WHERE t.id = u.task_id AND t.state = 'pending' FOR UPDATE SKIP LOCKED) x)) "
+#define TK_CLAIM_TAIL(NOW, LEASE, WORKER, STARTED)                                                 \
   "upd AS (UPDATE tk_steps s SET state = 'running', attempts = s.attempts + 1 - s.resume, "        \
   "resume = 0, "                                                                                   \
   "claim_seq = s.claim_seq + 1, pending_parents = 0, due_at = " LEASE ", started_at = " NOW        \
@@ -877,10 +882,7 @@ constexpr std::int64_t v3_claim_offset = std::int64_t{1} << 32;  // see apply_mi
   "RETURNING s.id, s.task_id, s.idx, "                                                             \
   "s.state, s.attempts, s.pending_parents, s.claim_seq, s.due_at, s.created_at, s.started_at, "    \
   "s.finished_at, s.result, s.last_error, s.claimed_by, s.wait_name, s.signal, s.signal_seq, "     \
-  "s.resume, s.parents), "                                                                         \
-  "started AS (UPDATE tk_tasks SET state = 'running', updated_at = " NOW " WHERE id IN "           \
-  "(SELECT x.id FROM (SELECT DISTINCT task_id FROM upd) u CROSS JOIN LATERAL (SELECT t.id "        \
-  "FROM tk_tasks t WHERE t.id = u.task_id AND t.state = 'pending' FOR UPDATE SKIP LOCKED) x)) "    \
+  "s.resume, s.parents)" STARTED " "                                                               \
   "SELECT upd.id, upd.task_id, upd.idx, upd.state, upd.attempts, upd.pending_parents, "            \
   "upd.claim_seq, upd.due_at, upd.created_at, upd.started_at, upd.finished_at, upd.result, "       \
   "upd.last_error, upd.claimed_by, upd.wait_name, upd.signal, upd.signal_seq, "                    \
@@ -890,12 +892,13 @@ constexpr std::int64_t v3_claim_offset = std::int64_t{1} << 32;  // see apply_mi
 const std::string sql_claim =
     "WITH pick AS (SELECT s.id, s.priority AS prio, s.due_at AS ready_at FROM tk_steps s "
     "WHERE s.namespace = $1 AND s.state = 'ready' ORDER BY s.priority DESC, s.due_at, s.id "
-    "LIMIT $2 FOR UPDATE SKIP LOCKED), " TK_CLAIM_TAIL("$3", "$4", "$5");
+    "LIMIT $2 FOR UPDATE SKIP LOCKED), " TK_CLAIM_TAIL("$3", "$4", "$5", TK_CLAIM_STARTED("$3"));
 // Steps this transaction made ready (hand-off): its lock on their tasks keeps
-// them from any other writer.
+// them from any other writer. Their tasks are running already (a parent of
+// each just completed in them), so `started` has nothing to do.
 const std::string sql_claim_ids =
     "WITH pick AS (SELECT s.id, s.priority AS prio, s.due_at AS ready_at FROM tk_steps s "
-    "WHERE s.id = ANY($1::bigint[])), " TK_CLAIM_TAIL("$2", "$3", "$4");
+    "WHERE s.id = ANY($1::bigint[])), " TK_CLAIM_TAIL("$2", "$3", "$4", "");
 constexpr int claim_done_column = step_col_count + 11;
 const std::string sql_heartbeat_rows =
     "SELECT " TK_STEP_COLS ", " TK_TASK_COLS " FROM tk_steps s JOIN tk_tasks t ON t.id = s.task_id"
@@ -1886,7 +1889,7 @@ private:
         continue;
       if (steps[k].state == step_state::ready && handoffs_.size() < handoff_max) {
         const auto& t = tasks[task_at.at(steps[k].task_id)];
-        if (task_active(t)) {
+        if (t.state == task_state::running) {  // (sql_claim_ids leaves tasks' states alone)
           // Not saved: the claim's statement writes it (pending -> running).
           handoffs_.push_back(steps[k].id);
           continue;
