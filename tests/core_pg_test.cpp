@@ -223,6 +223,42 @@ TEST_CASE("a worker is woken by new work in the namespaces it claims from, not b
   CHECK(poll(w, 10, 0, {"alpha"}).size() == 1);
 }
 
+TEST_CASE("one completion hands its children on and claims queued work in the same statement"
+          * doctest::timeout(60)) {
+  const auto url = fresh_pg_url();
+  core_handle core(url);
+  register_pipeline(core, pipeline_json("test", "flow", {{"a"}, {"b", {"a"}}, {"c", {"a"}}}));
+  const auto first = create_task(core);
+  worker_handle w(core, "w1");
+  auto a = poll_one(w);
+  REQUIRE(a.task_id == first);
+  const auto queued = create_task(core);
+  CHECK(task_state(core, queued) == "pending");
+  auto done = success_result(a, R"({"v":1})");
+  int outcome = -1;
+  const tk_step_event* events = nullptr;
+  std::size_t count = 0;
+  tk_error err{};
+  REQUIRE(tk_complete_and_poll(w, &done, 1, &outcome, nullptr, 0, 10, 0, &events, &count, &err)
+          == TK_OK);
+  CHECK(outcome == TK_OK);
+  REQUIRE(count == 3);
+  std::vector<claimed_step> got;
+  for (std::size_t i = 0; i < count; ++i)
+    got.push_back(copy_event(events[i]));
+  // The children a released first (handed on), then the queue's oldest step.
+  CHECK(got[0].task_id == first);
+  CHECK(got[1].task_id == first);
+  CHECK(got[0].step_name == "b");
+  CHECK(got[1].step_name == "c");
+  CHECK(got[0].dependency_results.at("a") == json{{"v", 1}});
+  CHECK(got[2].task_id == queued);
+  CHECK(got[2].step_name == "a");
+  CHECK(task_state(core, queued) == "running");  // the claim moved it, as any claim does
+  for (const auto& s : got)
+    CHECK(step_status(task_status(core, s.task_id), s.step_name).at("state") == "running");
+}
+
 TEST_CASE("two parents completed at the same moment on two cores release the join exactly once"
           * doctest::timeout(120)) {
   const auto url = fresh_pg_url();

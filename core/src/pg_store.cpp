@@ -739,6 +739,7 @@ enum slot : std::size_t {
   s_expired,
   s_claim,
   s_claim_ids,
+  s_claim_both,
   s_tasks_locked,
   s_complete_steps,
   s_pending_steps,
@@ -888,17 +889,27 @@ constexpr std::int64_t v3_claim_offset = std::int64_t{1} << 32;  // see apply_mi
   "upd.last_error, upd.claimed_by, upd.wait_name, upd.signal, upd.signal_seq, "                    \
   "upd.resume, " TK_TASK_COLS ", p.prio, " TK_CLAIM_DEPS                                           \
   "FROM upd JOIN pick p ON p.id = upd.id JOIN tk_tasks t ON t.id = upd.task_id "                   \
-  "ORDER BY p.prio DESC, p.ready_at, upd.id"
+  "ORDER BY p.src, p.prio DESC, p.ready_at, upd.id"
 const std::string sql_claim =
-    "WITH pick AS (SELECT s.id, s.priority AS prio, s.due_at AS ready_at FROM tk_steps s "
+    "WITH pick AS (SELECT s.id, s.priority AS prio, s.due_at AS ready_at, 0 AS src FROM tk_steps s "
     "WHERE s.namespace = $1 AND s.state = 'ready' ORDER BY s.priority DESC, s.due_at, s.id "
     "LIMIT $2 FOR UPDATE SKIP LOCKED), " TK_CLAIM_TAIL("$3", "$4", "$5", TK_CLAIM_STARTED("$3"));
 // Steps this transaction made ready (hand-off): its lock on their tasks keeps
 // them from any other writer. Their tasks are running already (a parent of
 // each just completed in them), so `started` has nothing to do.
 const std::string sql_claim_ids =
-    "WITH pick AS (SELECT s.id, s.priority AS prio, s.due_at AS ready_at FROM tk_steps s "
+    "WITH pick AS (SELECT s.id, s.priority AS prio, s.due_at AS ready_at, 0 AS src FROM tk_steps s "
     "WHERE s.id = ANY($1::bigint[])), " TK_CLAIM_TAIL("$2", "$3", "$4", "");
+// Both in one statement, hand-offs first: what a worker serving one
+// namespace sends after each completion that released a child (one
+// statement less per step on a task's path).
+const std::string sql_claim_both =
+    "WITH handed AS (SELECT s.id, s.priority AS prio, s.due_at AS ready_at, 0 AS src FROM "
+    "tk_steps s WHERE s.id = ANY($6::bigint[])), queued AS (SELECT s.id, s.priority AS prio, "
+    "s.due_at AS ready_at, 1 AS src FROM tk_steps s WHERE s.namespace = $1 AND s.state = 'ready' "
+    "ORDER BY s.priority DESC, s.due_at, s.id LIMIT $2 FOR UPDATE SKIP LOCKED), "
+    "pick AS (SELECT * FROM handed UNION ALL SELECT * FROM queued), " TK_CLAIM_TAIL(
+        "$3", "$4", "$5", TK_CLAIM_STARTED("$3"));
 constexpr int claim_done_column = step_col_count + 11;
 const std::string sql_heartbeat_rows =
     "SELECT " TK_STEP_COLS ", " TK_TASK_COLS " FROM tk_steps s JOIN tk_tasks t ON t.id = s.task_id"
@@ -1943,7 +1954,8 @@ private:
     handoffs_.clear();
     const auto lease_until = r.now + r.lease_ms;
     std::vector<std::size_t> claims;
-    if (!handoff_ids.empty()) {
+    const bool both = !handoff_ids.empty() && namespaces.size() == 1 && r.max > handed;
+    if (!handoff_ids.empty() && !both) {
       pg_params a;
       a.add(int_array(handoff_ids)).add(r.now).add(lease_until).add(r.worker);
       claims.push_back(db_.queue(s_claim_ids, sql_claim_ids, std::move(a)));
@@ -1963,7 +1975,12 @@ private:
               .add(r.now)
               .add(lease_until)
               .add(r.worker);
-          claims.push_back(db_.queue(s_claim, sql_claim, std::move(a)));
+          if (both) {
+            a.add(int_array(handoff_ids));
+            claims.push_back(db_.queue(s_claim_both, sql_claim_both, std::move(a)));
+          } else {
+            claims.push_back(db_.queue(s_claim, sql_claim, std::move(a)));
+          }
         }
       if (ask_due) {
         pg_params d;
