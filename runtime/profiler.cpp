@@ -637,7 +637,11 @@ void profiler::report_loop() {
   const auto summary_every = options_.summary_interval;
   auto next_statsd = clock::now() + statsd_every;
   auto next_summary = clock::now() + summary_every;
-  auto last = snapshot();
+  // The first summary covers everything since the profiler began, not since
+  // this thread did: on a busy machine it may start after the first steps
+  // ended, which a summary would then never count (a test caught it).
+  metrics_snapshot last;
+  last.taken = created_;
   std::unique_lock<std::mutex> lk{report_mu_};
   while (!stopping_) {
     auto due = clock::time_point::max();

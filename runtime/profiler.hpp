@@ -165,6 +165,7 @@ private:
   series* other_ = nullptr;
   std::unique_ptr<worker_shard[]> worker_;
 
+  const observer_clock::time_point created_ = observer_clock::now();
   std::unique_ptr<dogstatsd_client> statsd_;
   metrics_snapshot statsd_sent_;  // what the last flush covered (guarded by statsd_mu_)
   std::mutex statsd_mu_;

@@ -19,10 +19,11 @@
 
 #include <doctest/doctest.h>
 #include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/spdlog.h>
 
-#include "metrics_test_support.hpp"
 #include "actors/function_host.hpp"
+#include "metrics_test_support.hpp"
 #include "runtime/profiler.hpp"
 #include "runtime/worker.hpp"
 
@@ -293,8 +294,16 @@ TEST_CASE("the worker logs a summary line at its interval once steps have run"
   cfg.log_level = "info";
   cfg.summary_interval_ms = 20;
   tasker::worker w{cfg};
-  std::ostringstream captured;
-  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(captured);
+  // Read while the reporter thread writes: a sink that hands out its lines
+  // under its own lock (an ostringstream read meanwhile was a data race, and
+  // crashed the test once).
+  auto sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(10000);
+  auto captured = [&] {
+    std::string out;
+    for (const auto& line : sink->last_formatted())
+      out += line;
+    return out;
+  };
   auto logger = spdlog::default_logger();
   logger->sinks().push_back(sink);
   w.handle("ok", [](tasker::step_context&) { return tasker::success(); });
@@ -316,7 +325,7 @@ TEST_CASE("the worker logs a summary line at its interval once steps have run"
   for (int i = 0; i < 1000 && steps_reported(text) < 3; ++i) {
     std::this_thread::sleep_for(10ms);
     logger->flush();
-    text = captured.str();
+    text = captured();
   }
   w.stop();
   logger->flush();
