@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/args.hpp"
 #include "bench/stats.hpp"
 #include "bench/table.hpp"
 #include "bench/temp_dir.hpp"
@@ -145,13 +146,7 @@ int main(int argc, char** argv) {
   options o;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "ffi_bench: %s needs a value\n", a.c_str());
-        std::exit(2);
-      }
-      return argv[++i];
-    };
+    auto value = [&] { return bench::flag_value("ffi_bench", argc, argv, i); };
     if (a == "--store")
       o.store = value();
     else if (a == "--tasks")

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/args.hpp"
 #include "bench/stats.hpp"
 #include "bench/table.hpp"
 #include "runtime/worker.hpp"
@@ -124,11 +125,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&] {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "isolation_bench: %s needs a value\n", a.c_str());
-        std::exit(2);
-      }
-      return std::atoi(argv[++i]);
+      return std::atoi(bench::flag_value("isolation_bench", argc, argv, i).c_str());
     };
     if (a == "--cpu-tasks")
       o.cpu_tasks = value();

@@ -48,6 +48,8 @@
 
 #include <libpq-fe.h>
 
+#include "bench/args.hpp"
+#include "bench/stats.hpp"
 #include "bench/table.hpp"
 #include "bench/temp_dir.hpp"
 #include "tasker/core.h"
@@ -78,13 +80,7 @@ options parse(int argc, char** argv) {
   options o;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "pg_bench: %s needs a value\n", a.c_str());
-        std::exit(2);
-      }
-      return argv[++i];
-    };
+    auto value = [&] { return bench::flag_value("pg_bench", argc, argv, i); };
     if (a == "--tasks")
       o.tasks = std::stoi(value());
     else if (a == "--samples")
@@ -384,12 +380,6 @@ struct waiter {
   }
 };
 
-double percentile(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  auto i = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
-  return v[std::min(i, v.size() - 1)];
-}
-
 /// One task at a time through `workers` idle worker processes.
 std::vector<double> run_latency(const std::string& base, const std::string& schema, int workers,
                                 int samples, const std::string& extra = "") {
@@ -467,7 +457,8 @@ int main(int argc, char** argv) {
   if (o.latency_only) {
     const auto lat = run_latency(base, "bench_latency_only", 1, o.samples);
     std::printf("linear 4-step latency, 1 worker: P50 %.2f ms, P99 %.2f ms (%d tasks)\n",
-                percentile(lat, 0.50) / 1000.0, percentile(lat, 0.99) / 1000.0, o.samples);
+                bench::percentile(lat, 0.50) / 1000.0, bench::percentile(lat, 0.99) / 1000.0,
+                o.samples);
   } else if (o.throughput_only > 0) {
     std::vector<double> rates, server_cpu, worker_cpu;
     for (int k = 0; k < o.throughput_only; ++k) {
@@ -481,8 +472,8 @@ int main(int argc, char** argv) {
     }
     std::printf("medians of %d runs: %.0f steps/s, server CPU %.1f us/step, workers' CPU %.1f "
                 "us/step\n",
-                o.throughput_only, percentile(rates, 0.5), percentile(server_cpu, 0.5),
-                percentile(worker_cpu, 0.5));
+                o.throughput_only, bench::percentile(rates, 0.5),
+                bench::percentile(server_cpu, 0.5), bench::percentile(worker_cpu, 0.5));
   } else {
     run_all(base);
   }
@@ -514,9 +505,10 @@ void run_all(const std::string& base) {
   const auto lat = run_latency(base, "bench_latency", 1, o.samples);
   std::printf("linear 4-step latency, 1 worker, creation to completion seen by the client:\n");
   std::printf("  P50 %.2f ms, P99 %.2f ms (%d tasks one at a time)\n",
-              percentile(lat, 0.50) / 1000.0, percentile(lat, 0.99) / 1000.0, o.samples);
+              bench::percentile(lat, 0.50) / 1000.0, bench::percentile(lat, 0.99) / 1000.0,
+              o.samples);
   const double best = std::max(one.steps_per_s, three.steps_per_s);
-  const double p50_ms = percentile(lat, 0.50) / 1000.0;
+  const double p50_ms = bench::percentile(lat, 0.50) / 1000.0;
   std::fflush(stdout);
 
   // The same with async_worker_commits (claims and completions do not wait
@@ -532,7 +524,8 @@ void run_all(const std::string& base) {
   const auto lat_async =
       run_latency(base, "bench_latency_a", 1, o.samples, "&async_worker_commits=on");
   std::printf("linear 4-step latency, 1 worker: P50 %.2f ms, P99 %.2f ms\n",
-              percentile(lat_async, 0.50) / 1000.0, percentile(lat_async, 0.99) / 1000.0);
+              bench::percentile(lat_async, 0.50) / 1000.0,
+              bench::percentile(lat_async, 0.99) / 1000.0);
   bench::table_row_absolute("PostgreSQL: no-op steps/s, best of 1 and 3 workers",
                             "graphile-worker ~2000, BullMQ/Redis ~9000",
                             bench::fmt(best, "steps/s", 0), ">= 20000 steps/s", best >= 20000);

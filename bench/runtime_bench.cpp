@@ -19,6 +19,7 @@
 #include <system_error>
 #include <vector>
 
+#include "bench/args.hpp"
 #include "bench/table.hpp"
 #include "bench/temp_dir.hpp"
 #include "runtime/worker.hpp"
@@ -41,25 +42,19 @@ options parse(int argc, char** argv) {
   options o;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    auto value = [&](const char* name) -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "runtime_bench: %s needs a value\n", name);
-        std::exit(2);
-      }
-      return argv[++i];
-    };
+    auto value = [&] { return bench::flag_value("runtime_bench", argc, argv, i); };
     if (a == "--store") {
-      auto v = value("--store");
+      auto v = value();
       o.stores =
           v == "all" ? std::vector<std::string>{"memory", "sqlite"} : std::vector<std::string>{v};
     } else if (a == "--latency-tasks") {
-      o.latency_tasks = std::atoi(value("--latency-tasks").c_str());
+      o.latency_tasks = std::atoi(value().c_str());
     } else if (a == "--concurrency") {
-      o.concurrency = static_cast<std::size_t>(std::atoi(value("--concurrency").c_str()));
+      o.concurrency = static_cast<std::size_t>(std::atoi(value().c_str()));
     } else if (a == "--no-profile") {
       o.profile = false;
     } else if (a == "--throughput-tasks") {
-      o.throughput_tasks = std::atoi(value("--throughput-tasks").c_str());
+      o.throughput_tasks = std::atoi(value().c_str());
     } else {
       std::fprintf(stderr, "usage: runtime_bench [--store memory|sqlite|all] [--latency-tasks N] "
                            "[--throughput-tasks N] [--concurrency N] [--no-profile]\n");

@@ -1040,27 +1040,18 @@ TEST_CASE_TEMPLATE("one call completes steps and claims the children they releas
   worker_handle w(env.core, "w1");
   auto a = poll_one(w);
   auto done = success_result(a, R"({"v":1})");
-  int outcome = -1;
-  const tk_step_event* events = nullptr;
-  std::size_t count = 0;
-  tk_error err{};
-  REQUIRE(tk_complete_and_poll(w, &done, 1, &outcome, nullptr, 0, 10, 0, &events, &count, &err)
-          == TK_OK);
-  CHECK(outcome == TK_OK);
-  REQUIRE(count == 2);  // b and c, released by a's completion in the same call
-  std::vector<claimed_step> children{copy_event(events[0]), copy_event(events[1])};
+  std::vector<int> outcomes;
+  auto children = complete_and_poll(w, {done}, outcomes);
+  CHECK(outcomes == std::vector<int>{TK_OK});
+  REQUIRE(children.size() == 2);  // b and c, released by a's completion in the same call
   CHECK(names_of(children) == std::vector<std::string>{"b", "c"});
   CHECK(children[0].dependency_results.at("a") == json{{"v", 1}});
 
   // Completing the last two with nothing left to claim; a duplicate is still a no-op.
   std::vector<tk_step_result> last{success_result(children[0], "{}"),
                                    success_result(children[1], "{}"), done};
-  std::vector<int> outcomes(3, -1);
-  REQUIRE(tk_complete_and_poll(w, last.data(), last.size(), outcomes.data(), nullptr, 0, 10, 0,
-                               &events, &count, &err)
-          == TK_OK);
+  CHECK(complete_and_poll(w, last, outcomes).empty());
   CHECK(outcomes == std::vector<int>{TK_OK, TK_OK, TK_DUPLICATE});
-  CHECK(count == 0);
   CHECK(task_state(env.core, task) == "complete");
 }
 

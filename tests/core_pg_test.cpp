@@ -234,18 +234,10 @@ TEST_CASE("one completion hands its children on and claims queued work in the sa
   REQUIRE(a.task_id == first);
   const auto queued = create_task(core);
   CHECK(task_state(core, queued) == "pending");
-  auto done = success_result(a, R"({"v":1})");
-  int outcome = -1;
-  const tk_step_event* events = nullptr;
-  std::size_t count = 0;
-  tk_error err{};
-  REQUIRE(tk_complete_and_poll(w, &done, 1, &outcome, nullptr, 0, 10, 0, &events, &count, &err)
-          == TK_OK);
-  CHECK(outcome == TK_OK);
-  REQUIRE(count == 3);
-  std::vector<claimed_step> got;
-  for (std::size_t i = 0; i < count; ++i)
-    got.push_back(copy_event(events[i]));
+  std::vector<int> outcomes;
+  const auto got = complete_and_poll(w, {success_result(a, R"({"v":1})")}, outcomes);
+  CHECK(outcomes == std::vector<int>{TK_OK});
+  REQUIRE(got.size() == 3);
   // The children a released first (handed on), then the queue's oldest step.
   CHECK(got[0].task_id == first);
   CHECK(got[1].task_id == first);

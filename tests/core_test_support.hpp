@@ -387,6 +387,27 @@ inline std::vector<int> complete(tk_worker* worker, const std::vector<tk_step_re
   return outcomes;
 }
 
+/// Completes a batch and claims up to `max` steps in the same call
+/// (tk_complete_and_poll, default lease): the outcomes go to `outcomes`, the
+/// claimed steps come back.
+inline std::vector<claimed_step> complete_and_poll(tk_worker* worker,
+                                                   const std::vector<tk_step_result>& results,
+                                                   std::vector<int>& outcomes,
+                                                   std::size_t max = 10) {
+  tk_error err{};
+  outcomes.assign(results.size(), -1);
+  const tk_step_event* events = nullptr;
+  std::size_t count = 0;
+  INFO("tk_complete_and_poll: ", err.message);
+  REQUIRE(tk_complete_and_poll(worker, results.data(), results.size(), outcomes.data(), nullptr, 0,
+                               max, 0, &events, &count, &err)
+          == TK_OK);
+  std::vector<claimed_step> got;
+  for (std::size_t i = 0; i < count; ++i)
+    got.push_back(copy_event(events[i]));
+  return got;
+}
+
 /// Completes one step successfully; returns its outcome.
 inline int succeed(tk_worker* worker, const claimed_step& s, const char* result_json = "{}") {
   return complete(worker, {success_result(s, result_json)}).front();

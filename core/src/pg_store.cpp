@@ -594,6 +594,12 @@ private:
   void run() {
     int backoff_ms = 50;
     while (!stopping_.load()) {
+      // No connection until the core has a callback to serve: a core that
+      // only creates tasks or reads their state never listens.
+      if (!want_ready() && !interest_done_.load()) {
+        wait_stop(-1, -1);
+        continue;
+      }
       PGconn* c = PQconnectdb(conninfo_.c_str());
       bool listening = PQstatus(c) == CONNECTION_OK;
       if (listening)
@@ -698,6 +704,8 @@ constexpr int schema_version = 3;
 constexpr int step_index_bits = 20;
 constexpr std::int64_t max_steps_per_task = std::int64_t{1} << step_index_bits;
 #define TK_STEP_SPAN "1048576"  // 2^20, in SQL
+// What schema 3's migration adds to every claim number (v3_claim_offset), in SQL.
+#define TK_CLAIM_OFFSET "4294967296"
 static_assert(max_steps_per_task == 1048576);
 constexpr std::int64_t step_id_of(std::int64_t task_id, std::int64_t index) {
   return task_id * max_steps_per_task + index;
@@ -706,7 +714,8 @@ constexpr std::int64_t task_of_step(std::int64_t step_id) {
   return step_id >> step_index_bits;
 }
 // The steps of task T (an expression in SQL): `s.id BETWEEN ... AND ...`.
-#define TK_STEPS_OF(T) " BETWEEN " T " * " TK_STEP_SPAN " AND " T " * " TK_STEP_SPAN " + 1048575 "
+#define TK_STEPS_OF(T)                                                                             \
+  " BETWEEN " T " * " TK_STEP_SPAN " AND " T " * " TK_STEP_SPAN " + " TK_STEP_SPAN " - 1 "
 
 #define TK_STEP_COLS                                                                               \
   "s.id, s.task_id, s.idx, s.state, s.attempts, s.pending_parents, s.claim_seq, s.due_at, "        \
@@ -840,9 +849,10 @@ const std::string sql_wait_expired =
 // id ($1) and claim ($2). A token minted before schema 3 (claim below 2^32)
 // names its step through tk_step_alias; the step's last column says so.
 #define TK_SIGNAL_ALIASED                                                                          \
-  "EXISTS (SELECT 1 FROM tk_step_alias WHERE old_id = $1 AND $2::bigint < 4294967296)"
+  "EXISTS (SELECT 1 FROM tk_step_alias WHERE old_id = $1 AND $2::bigint < " TK_CLAIM_OFFSET ")"
 #define TK_SIGNAL_STEP_ID                                                                          \
-  "COALESCE((SELECT new_id FROM tk_step_alias WHERE old_id = $1 AND $2::bigint < 4294967296), $1)"
+  "COALESCE((SELECT new_id FROM tk_step_alias WHERE old_id = $1 AND $2::bigint < " TK_CLAIM_OFFSET \
+  "), $1)"
 const std::string sql_signal_task =
     "SELECT " TK_TASK_COLS " FROM tk_tasks t WHERE t.id = (SELECT task_id FROM tk_steps "
     "WHERE id = " TK_SIGNAL_STEP_ID ") FOR UPDATE";
@@ -850,6 +860,7 @@ const std::string sql_signal_step =
     "SELECT " TK_STEP_COLS ", " TK_SIGNAL_ALIASED " FROM tk_steps s WHERE s.id = " TK_SIGNAL_STEP_ID
     " FOR UPDATE";
 constexpr std::int64_t v3_claim_offset = std::int64_t{1} << 32;  // see apply_migration(3)
+static_assert(v3_claim_offset == 4294967296);
 
 // A claim is one statement: `pick` chooses the steps, `upd` applies
 // claim_step's transition (transitions.cpp defines it: running, attempt
@@ -1347,8 +1358,7 @@ private:
   millis wait_end_ = -1;       ///< earliest end of a signal wait (also lowered by our own)
   bool check_expired_ = true;  ///< unknown yet, or a lapsed lease was left
   bool check_waiting_ = true;  ///< unknown yet
-  bool claims_full_ = false;   ///< the last claim took as many steps as it asked for
-  int full_claims_ = 0;        ///< full claims in a row
+  int full_claims_ = 0;        ///< claims in a row that took as many steps as they asked for
   millis due_asked_at_ = -1;   ///< when a claim last asked for the next due time
   static constexpr millis due_refresh_ms = 100;
   /// Pipeline of each step this store claimed and has not completed yet
@@ -1516,8 +1526,9 @@ private:
       db_.exec("ALTER TABLE tk_steps ALTER COLUMN id DROP IDENTITY IF EXISTS");
       db_.exec("UPDATE tk_steps SET id = -id");  // no new id collides with an old one
       db_.exec("UPDATE tk_steps SET id = task_id * " TK_STEP_SPAN " + idx, "
-               "claim_seq = claim_seq + 4294967296, "
-               "signal_seq = CASE WHEN signal_seq > 0 THEN signal_seq + 4294967296 ELSE 0 END");
+               "claim_seq = claim_seq + " TK_CLAIM_OFFSET ", "
+               "signal_seq = CASE WHEN signal_seq > 0 THEN signal_seq + " TK_CLAIM_OFFSET
+               " ELSE 0 END");
       db_.exec("ALTER TABLE tk_steps DROP CONSTRAINT tk_steps_task_id_idx_key");
       db_.exec("DROP INDEX tk_steps_pending");
       return;
@@ -1944,7 +1955,7 @@ private:
     // and waits lower those timers as it makes them; another worker's lapsed
     // lease, retry or ended wait waits at most due_refresh_ms longer for a
     // saturated worker to notice it.
-    const bool ask_due = !claims_full_ || r.now - due_asked_at_ >= due_refresh_ms || promote
+    const bool ask_due = full_claims_ == 0 || r.now - due_asked_at_ >= due_refresh_ms || promote
                          || check_expired_ || (running_due_ >= 0 && r.now >= running_due_)
                          || (wait_end_ >= 0 && r.now >= wait_end_);
     const auto handed = std::min(handoffs_.size(), r.max);
@@ -2020,11 +2031,11 @@ private:
       add_event(out, c.step, t, c.step.due_at, key_,
                 [&](int index) { return result_of(done, index); });
     }
-    claims_full_ = r.max > 0 && got.size() >= r.max;
+    const bool full = r.max > 0 && got.size() >= r.max;
     // Saturated: "ready" notifications would only wake us for nothing (see
     // pg_listener). Two full claims in a row, so that one full batch in a
     // quiet time does not make us deaf and listen again at once.
-    full_claims_ = claims_full_ ? full_claims_ + 1 : 0;
+    full_claims_ = full ? full_claims_ + 1 : 0;
     if (listener_)
       listener_->saturated(full_claims_ >= 2);
     // Without a fresh next due time, the leases just given out are the ones
