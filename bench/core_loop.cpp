@@ -21,9 +21,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "bench/table.hpp"
-#include "bench/temp_dir.hpp"
-#include "tasker/core.h"
+#include "table.hpp"
+#include "temp_dir.hpp"
+#include <tasker/core.h>
 
 // Counts C++ heap allocations (operator new) in this process, the core's
 // included: the figure behind "no allocation per event in steady state".

@@ -18,11 +18,11 @@
 #include <thread>
 #include <vector>
 
-#include "bench/args.hpp"
-#include "bench/stats.hpp"
-#include "bench/table.hpp"
-#include "bench/temp_dir.hpp"
-#include "runtime/worker.hpp"
+#include "args.hpp"
+#include "stats.hpp"
+#include "table.hpp"
+#include "temp_dir.hpp"
+#include <tasker/runtime/worker.hpp>
 
 namespace {
 

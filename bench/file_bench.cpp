@@ -26,10 +26,10 @@
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
-#include "actors/file_actor.hpp"
-#include "bench/stats.hpp"
-#include "bench/table.hpp"
-#include "bench/temp_dir.hpp"
+#include <tasker/actors/file_actor.hpp>
+#include "stats.hpp"
+#include "table.hpp"
+#include "temp_dir.hpp"
 
 namespace {
 

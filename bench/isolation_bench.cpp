@@ -16,10 +16,10 @@
 #include <thread>
 #include <vector>
 
-#include "bench/args.hpp"
-#include "bench/stats.hpp"
-#include "bench/table.hpp"
-#include "runtime/worker.hpp"
+#include "args.hpp"
+#include "stats.hpp"
+#include "table.hpp"
+#include <tasker/runtime/worker.hpp>
 
 namespace {
 

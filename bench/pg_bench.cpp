@@ -48,11 +48,11 @@
 
 #include <libpq-fe.h>
 
-#include "bench/args.hpp"
-#include "bench/stats.hpp"
-#include "bench/table.hpp"
-#include "bench/temp_dir.hpp"
-#include "tasker/core.h"
+#include "args.hpp"
+#include "stats.hpp"
+#include "table.hpp"
+#include "temp_dir.hpp"
+#include <tasker/core.h>
 
 extern char** environ;
 

@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "bench/stats.hpp"
-#include "tasker/core.h"
+#include "stats.hpp"
+#include <tasker/core.h>
 
 namespace {
 

@@ -23,10 +23,10 @@
 #include <thread>
 #include <vector>
 
-#include "bench/stats.hpp"
-#include "bench/table.hpp"
-#include "runtime/profiler.hpp"
-#include "runtime/worker.hpp"
+#include "stats.hpp"
+#include "table.hpp"
+#include <tasker/runtime/profiler.hpp>
+#include <tasker/runtime/worker.hpp>
 
 namespace {
 

@@ -19,11 +19,11 @@
 #include <system_error>
 #include <vector>
 
-#include "bench/args.hpp"
-#include "bench/table.hpp"
-#include "bench/temp_dir.hpp"
-#include "runtime/worker.hpp"
-#include "tasker/core.h"
+#include "args.hpp"
+#include "table.hpp"
+#include "temp_dir.hpp"
+#include <tasker/runtime/worker.hpp>
+#include <tasker/core.h>
 
 namespace {
 

@@ -19,9 +19,9 @@
 #include <string>
 #include <thread>
 
-#include "examples/check.hpp"
-#include "examples/http_client.hpp"
-#include "runtime/worker.hpp"
+#include "check.hpp"
+#include "http_client.hpp"
+#include <tasker/runtime/worker.hpp>
 
 namespace {
 

@@ -16,11 +16,11 @@
 #include <string>
 #include <vector>
 
-#include "actors/file_actor.hpp"
-#include "actors/process_actor.hpp"
-#include "examples/check.hpp"
-#include "examples/scratch_dir.hpp"
-#include "runtime/worker.hpp"
+#include <tasker/actors/file_actor.hpp>
+#include <tasker/actors/process_actor.hpp>
+#include "check.hpp"
+#include "scratch_dir.hpp"
+#include <tasker/runtime/worker.hpp>
 
 namespace {
 

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "tasker/core.h"
+#include <tasker/core.h>
 
 static const char* pipeline =
     "{\"namespace\":\"examples\",\"name\":\"linear\",\"version\":\"1.0.0\",\"steps\":["

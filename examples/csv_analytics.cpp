@@ -19,10 +19,10 @@
 #include <string_view>
 #include <vector>
 
-#include "actors/file_actor.hpp"
-#include "examples/check.hpp"
-#include "examples/scratch_dir.hpp"
-#include "runtime/worker.hpp"
+#include <tasker/actors/file_actor.hpp>
+#include "check.hpp"
+#include "scratch_dir.hpp"
+#include <tasker/runtime/worker.hpp>
 
 namespace {
 

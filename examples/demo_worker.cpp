@@ -18,8 +18,8 @@
 #include <string>
 #include <vector>
 
-#include "examples/math.hpp"
-#include "runtime/worker.hpp"
+#include "math.hpp"
+#include <tasker/runtime/worker.hpp>
 
 namespace {
 

@@ -10,8 +10,8 @@
 // Run: diamond [--store=memory: | --store=sqlite:diamond.db]
 #include <iostream>
 
-#include "examples/math.hpp"
-#include "runtime/worker.hpp"
+#include "math.hpp"
+#include <tasker/runtime/worker.hpp>
 
 int main(int argc, char** argv) {
   tasker::worker_config cfg;

@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "examples/check.hpp"
-#include "runtime/worker.hpp"
+#include "check.hpp"
+#include <tasker/runtime/worker.hpp>
 
 namespace {
 

@@ -21,11 +21,11 @@
 #include <utility>
 #include <vector>
 
-#include "examples/check.hpp"
-#include "runtime/client.hpp"
-#include "runtime/pipeline.hpp"
-#include "runtime/step_context.hpp"
-#include "runtime/step_result.hpp"
+#include "check.hpp"
+#include <tasker/runtime/client.hpp>
+#include <tasker/runtime/pipeline.hpp>
+#include <tasker/runtime/step_context.hpp>
+#include <tasker/runtime/step_result.hpp>
 
 namespace examples {
 

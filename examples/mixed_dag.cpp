@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "examples/math.hpp"
-#include "runtime/worker.hpp"
+#include "math.hpp"
+#include <tasker/runtime/worker.hpp>
 
 int main(int argc, char** argv) {
   tasker::worker_config cfg;

@@ -19,8 +19,8 @@
 #include <sstream>
 #include <string>
 
-#include "examples/check.hpp"
-#include "runtime/worker.hpp"
+#include "check.hpp"
+#include <tasker/runtime/worker.hpp>
 
 namespace {
 

@@ -14,8 +14,8 @@
 // Run: tree [--store=memory: | --store=sqlite:tree.db]
 #include <iostream>
 
-#include "examples/math.hpp"
-#include "runtime/worker.hpp"
+#include "math.hpp"
+#include <tasker/runtime/worker.hpp>
 
 namespace {
 

@@ -8,8 +8,8 @@
 // Run: yaml_pipeline [--store=memory: | --store=sqlite:yaml.db]
 #include <iostream>
 
-#include "examples/math.hpp"
-#include "runtime/worker.hpp"
+#include "math.hpp"
+#include <tasker/runtime/worker.hpp>
 
 #ifndef TASKER_EXAMPLES_DIR
 #error "TASKER_EXAMPLES_DIR (the examples source directory) must be defined by CMake"

@@ -26,7 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "actors/file_actor.hpp"
+#include <tasker/actors/file_actor.hpp>
 
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;

@@ -25,9 +25,9 @@
 #include <caf/send.hpp>
 #include <doctest/doctest.h>
 
-#include "actors/http_actor.hpp"
-#include "actors/poller.hpp"
-#include "runtime/worker.hpp"
+#include <tasker/actors/http_actor.hpp>
+#include <tasker/actors/poller.hpp>
+#include <tasker/runtime/worker.hpp>
 
 using namespace std::chrono_literals;
 using tasker::json;

@@ -22,7 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "actors/process_actor.hpp"
+#include <tasker/actors/process_actor.hpp>
 
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;

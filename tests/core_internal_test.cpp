@@ -7,11 +7,11 @@
 
 #include <doctest/doctest.h>
 
-#include "error.hpp"
-#include "json.hpp"
-#include "pipeline.hpp"
-#include "retry.hpp"
-#include "wait_token.hpp"
+#include "abi/error.hpp"
+#include "util/json.hpp"
+#include "model/pipeline.hpp"
+#include "model/retry.hpp"
+#include "model/wait_token.hpp"
 
 using namespace tasker::core;
 

@@ -15,7 +15,7 @@
 
 #include "core_test_support.hpp"
 #include "pg_test_support.hpp"
-#include "wait_token.hpp"
+#include "model/wait_token.hpp"
 
 using namespace tasker::test;
 using namespace std::chrono_literals;

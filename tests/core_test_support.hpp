@@ -15,7 +15,7 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
-#include "tasker/core.h"
+#include <tasker/core.h>
 
 namespace tasker::test {
 

@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <thread>
 
-#include "runtime/worker.hpp"
+#include <tasker/runtime/worker.hpp>
 
 int main(int argc, char** argv) {
   tasker::worker_config cfg;

@@ -15,8 +15,8 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
-#include "actors/poller.hpp"
-#include "tasker/core.h"
+#include <tasker/actors/poller.hpp>
+#include <tasker/core.h>
 
 using namespace std::chrono_literals;
 using nlohmann::json;
@@ -410,7 +410,7 @@ TEST_CASE_FIXTURE(fixture,
 namespace {
 
 /// Writes down every observer call, in order.
-struct recording_observer : tasker::observer {
+struct recording_observer : tasker::actors::observer {
   struct entry {
     std::string hook;  // claimed, started, finished
     std::int64_t step_id = 0;
@@ -418,7 +418,7 @@ struct recording_observer : tasker::observer {
     std::string namespace_name;
     std::chrono::milliseconds queue_wait{-1};  // started, finished (when started)
     std::chrono::milliseconds run_time{-1};    // finished, when started
-    tasker::step_outcome outcome{};
+    tasker::actors::step_outcome outcome{};
     std::string error_type;
     bool cookie_ok = false;
   };
@@ -435,18 +435,18 @@ struct recording_observer : tasker::observer {
   std::size_t polls = 0, claimed_by_polls = 0, batches = 0, completed_by_batches = 0;
   int cookie_target = 0;
 
-  void* on_step_claimed(const tasker::step_claimed_event& e) noexcept override {
+  void* on_step_claimed(const tasker::actors::step_claimed_event& e) noexcept override {
     log.push_back(make("claimed", e.step_id, e.handler, e.namespace_name));
     return &cookie_target;
   }
-  void on_step_started(const tasker::step_started_event& e) noexcept override {
+  void on_step_started(const tasker::actors::step_started_event& e) noexcept override {
     auto x = make("started", e.step_id, e.handler, e.namespace_name);
     x.queue_wait =
         std::chrono::duration_cast<std::chrono::milliseconds>(e.started_at - e.claimed_at);
     x.cookie_ok = e.cookie == &cookie_target;
     log.push_back(x);
   }
-  void on_step_finished(const tasker::step_finished_event& e) noexcept override {
+  void on_step_finished(const tasker::actors::step_finished_event& e) noexcept override {
     auto x = make("finished", e.step_id, e.handler, e.namespace_name);
     if (e.started)
       x.run_time =
@@ -456,11 +456,11 @@ struct recording_observer : tasker::observer {
     x.cookie_ok = e.cookie == &cookie_target;
     log.push_back(x);
   }
-  void on_poll(const tasker::poll_event& e) noexcept override {
+  void on_poll(const tasker::actors::poll_event& e) noexcept override {
     ++polls;
     claimed_by_polls += e.claimed;
   }
-  void on_complete_batch(const tasker::complete_batch_event& e) noexcept override {
+  void on_complete_batch(const tasker::actors::complete_batch_event& e) noexcept override {
     ++batches;
     if (e.ok)
       completed_by_batches += e.size;
@@ -508,11 +508,11 @@ TEST_CASE_FIXTURE(fixture, "the observer hears of each step's claim, start and f
   CHECK(obs->log[4].hook == "finished");
   CHECK(obs->log[4].step_id == first);
   CHECK(obs->log[4].run_time == 10ms);
-  CHECK(obs->log[4].outcome == tasker::step_outcome::succeeded);
+  CHECK(obs->log[4].outcome == tasker::actors::step_outcome::succeeded);
   CHECK(obs->log[4].error_type.empty());
   CHECK(obs->log[5].hook == "finished");
   CHECK(obs->log[5].run_time == 5ms);
-  CHECK(obs->log[5].outcome == tasker::step_outcome::failed);
+  CHECK(obs->log[5].outcome == tasker::actors::step_outcome::failed);
   CHECK(obs->log[5].error_type == "card_declined");
   CHECK(obs->log[5].cookie_ok);
   CHECK(obs->claimed_by_polls == 2);
@@ -533,7 +533,7 @@ TEST_CASE_FIXTURE(fixture, "the observer hears of timeouts and of steps that nev
   CHECK(obs->log[0].hook == "claimed");
   CHECK(obs->log[1].hook == "finished");
   CHECK(obs->log[1].run_time == -1ms);  // never started
-  CHECK(obs->log[1].outcome == tasker::step_outcome::failed);
+  CHECK(obs->log[1].outcome == tasker::actors::step_outcome::failed);
   CHECK(obs->log[1].error_type == "handler_not_found");
   obs->log.clear();
   create("work");
@@ -542,7 +542,7 @@ TEST_CASE_FIXTURE(fixture, "the observer hears of timeouts and of steps that nev
   // claimed, started, finished as timed out; then the retry is claimed and waits.
   REQUIRE(obs->log.size() >= 3);
   CHECK(obs->log[2].hook == "finished");
-  CHECK(obs->log[2].outcome == tasker::step_outcome::timed_out);
+  CHECK(obs->log[2].outcome == tasker::actors::step_outcome::timed_out);
   CHECK(obs->log[2].error_type == "handler_timeout");
   CHECK(obs->log[2].run_time == 500ms);
   release(h, 0, ok());  // the late answer is not reported: only the retry starts

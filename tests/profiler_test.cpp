@@ -17,8 +17,8 @@
 #include <unistd.h>
 
 #include "metrics_test_support.hpp"
-#include "runtime/dogstatsd.hpp"
-#include "runtime/profiler.hpp"
+#include <tasker/runtime/dogstatsd.hpp>
+#include <tasker/runtime/profiler.hpp>
 
 using namespace std::chrono_literals;
 using tasker::duration_buckets;

@@ -22,10 +22,10 @@
 #include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/spdlog.h>
 
-#include "actors/function_host.hpp"
+#include <tasker/actors/function_host.hpp>
 #include "metrics_test_support.hpp"
-#include "runtime/profiler.hpp"
-#include "runtime/worker.hpp"
+#include <tasker/runtime/profiler.hpp>
+#include <tasker/runtime/worker.hpp>
 
 using namespace std::chrono_literals;
 using tasker::json;

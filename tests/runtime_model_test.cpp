@@ -15,10 +15,10 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
-#include "runtime/pipeline.hpp"
-#include "runtime/step_context.hpp"
-#include "runtime/step_result.hpp"
-#include "tasker/core.h"
+#include <tasker/runtime/pipeline.hpp>
+#include <tasker/runtime/step_context.hpp>
+#include <tasker/runtime/step_result.hpp>
+#include <tasker/core.h>
 
 using namespace std::chrono_literals;
 using tasker::json;

@@ -16,8 +16,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "runtime/worker.hpp"
-#include "tasker/core.h"
+#include <tasker/runtime/worker.hpp>
+#include <tasker/core.h>
 
 using namespace std::chrono_literals;
 using nlohmann::json;

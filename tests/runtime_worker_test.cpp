@@ -16,8 +16,8 @@
 #include <caf/event_based_actor.hpp>
 #include <doctest/doctest.h>
 
-#include "runtime/worker.hpp"
-#include "tasker/core.h"
+#include <tasker/runtime/worker.hpp>
+#include <tasker/core.h>
 
 using namespace std::chrono_literals;
 using tasker::json;

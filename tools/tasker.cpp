@@ -27,7 +27,7 @@
 #include <nlohmann/json.hpp>
 
 #include "format.hpp"
-#include "tasker/core.h"
+#include <tasker/core.h>
 
 namespace tasker::tools {
 

@@ -1,0 +1,286 @@
+// The poller actor: the only owner of the core handle. It claims steps up to
+// free capacity, hands each to its handler's actors, batches their results
+// into one tk_complete, heartbeats leases, and sleeps until the core, a
+// result, its one timer or the slow fallback poll wakes it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <queue>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/actor_addr.hpp>
+#include <caf/atom.hpp>
+#include <caf/error.hpp>
+#include <caf/response_promise.hpp>
+#include <caf/typed_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include <tasker/messages/messages.hpp>
+#include <tasker/actors/observer.hpp>
+#include <tasker/core.h>
+
+namespace tasker::actors {
+
+/// The poller's protocol. Clients use register/create/wait/status/idle/
+/// drain; the rest are the poller's own timers and wake-ups.
+using poller_actor = caf::typed_actor<
+    caf::reacts_to<wake_atom>, caf::reacts_to<flush_atom>, caf::reacts_to<tick_atom, std::uint64_t>,
+    caf::reacts_to<deadline_atom>, caf::reacts_to<fallback_atom>, caf::reacts_to<heartbeat_atom>,
+    caf::replies_to<register_atom, std::string>::with<bool>,
+    caf::replies_to<create_atom, task_request>::with<std::int64_t>,
+    caf::replies_to<create_atom, std::vector<task_request>>::with<std::vector<std::int64_t>>,
+    caf::replies_to<wait_atom, std::int64_t>::with<std::string>,
+    caf::replies_to<status_atom, std::int64_t>::with<std::string>,
+    caf::replies_to<cancel_atom, std::int64_t>::with<bool>,
+    caf::replies_to<list_atom, std::string>::with<std::string>,
+    caf::replies_to<signal_atom, std::string, std::string>::with<bool>,
+    caf::replies_to<idle_atom>::with<bool>, caf::replies_to<drain_atom, std::int64_t>::with<bool>,
+    caf::replies_to<submit_atom, task_request>::with<std::int64_t, bool>,
+    caf::replies_to<ping_atom>::with<bool>>;
+
+/// The category of the errors the poller answers with when a core call
+/// fails: the error's code is the tk_status, its context the core's message.
+constexpr caf::atom_value core_error_category = caf::atom("tk_core");
+
+/// An error carrying a failed core call's status and message.
+caf::error core_error(const tk_error& err);
+caf::error core_error(tk_status status, std::string message);
+
+/// The tk_status a core_error carries; TK_OK for any other error (a timeout,
+/// a dead actor...).
+tk_status core_status(const caf::error& e);
+
+/// Owns a tk_core (closed by tk_close). Shared only so it can travel through
+/// spawn's argument list; the poller holds the one reference.
+using core_ptr = std::shared_ptr<tk_core>;
+
+/// Where the steps of one handler name go.
+struct handler_route {
+  std::vector<caf::actor> instances;         ///< its actors; one step each at a time
+  std::chrono::milliseconds timeout{30000};  ///< when the step has none of its own
+  /// Makes a replacement for an instance that died (empty: none is made, and
+  /// steps sent to the dead instance fail until the worker restarts).
+  std::function<caf::actor()> respawn = nullptr;
+};
+
+/// Told of every step the poller finishes, for logging and metrics.
+struct step_report {
+  std::int64_t task_id;
+  std::int64_t step_id;
+  const std::string& step_name;
+  const std::string& handler;
+  int attempt;
+  int max_attempts;
+  const step_result& result;           ///< what goes to the core
+  std::chrono::microseconds run_time;  ///< dispatch to result (0 if never dispatched)
+};
+
+struct poller_config {
+  std::string worker_name = "worker";
+  std::vector<std::string> namespaces;  ///< empty: all
+  std::size_t max_in_flight = 128;      ///< claimed and not yet completed
+  std::size_t batch_size = 64;          ///< steps per tk_poll
+  std::chrono::milliseconds lease{30000};
+  std::chrono::milliseconds heartbeat_interval{10000};
+  std::chrono::milliseconds fallback_poll{1000};  ///< safety net only
+  /// True (default): the core's wake-up callback and a timer for its next
+  /// due event say when to claim. False: the baseline of bench/ffi_bench,
+  /// as Tasker's TypeScript worker does it: no callback, no timer; claims
+  /// only on the fallback poll (set it to 10 ms); results are still
+  /// completed as they come.
+  bool event_driven = true;
+  /// True (default): claim only up to free capacity. False: the baseline of
+  /// bench/ffi_bench, "claim then drop": every poll asks for a whole batch
+  /// and steps beyond max_in_flight are dropped, left to their leases.
+  bool capacity_gated = true;
+  std::function<void(const step_report&)> on_step;  ///< optional
+  /// Told of every claim, start, finish and store call (optional; without
+  /// one the poller pays a null check per hook).
+  std::shared_ptr<actors::observer> observer;
+};
+
+/// The poller's state. Decisions are member functions, so tests can drive
+/// them with CAF's test coordinator.
+struct poller_state {
+  static inline const char* name = "tasker.poller";
+
+  /// A claimed step, until the core has its result.
+  struct in_flight {
+    std::int64_t task_id = 0;
+    std::int64_t token = 0;
+    std::string step_name;
+    std::string handler;
+    int attempt = 0;
+    int max_attempts = 0;
+    step_event event;  ///< held while queued; moved into the request at dispatch
+    std::chrono::steady_clock::time_point started{};
+    bool dispatched = false;
+    bool finished = false;  ///< its result waits in `pending`
+    std::size_t instance = 0;
+    // For the observer only (left empty without one).
+    std::chrono::steady_clock::time_point claimed_at{};
+    std::string namespace_name;
+    void* cookie = nullptr;
+  };
+
+  /// When a dispatched step's handler must have answered.
+  struct deadline {
+    std::chrono::steady_clock::time_point at;
+    std::int64_t step_id;
+    std::int64_t token;
+    std::chrono::milliseconds timeout;
+    bool operator>(const deadline& o) const { return at > o.at; }
+  };
+
+  struct pending_result {
+    std::int64_t step_id;
+    std::int64_t token;
+    step_result result;
+  };
+
+  struct route_state {
+    handler_route route;
+    /// Steps per instance whose reply has not come back. A step that timed
+    /// out keeps its instance busy until the late reply: the instance is
+    /// still working on it.
+    std::vector<std::size_t> active;
+    std::vector<std::uint64_t> generation;  ///< bumped when an instance is replaced
+    std::deque<std::int64_t> queued;        ///< claimed steps waiting for a free instance
+  };
+
+  poller_actor::stateful_pointer<poller_state> self = nullptr;
+  poller_config config;
+  /// Where the core's callbacks go. Called on our thread (during our own
+  /// store calls) they set flags; called from another thread (the PostgreSQL
+  /// store's LISTEN thread, reporting other processes' work) they queue what
+  /// happened and send us one wake_atom. Declared before `core`, so it
+  /// outlives the core and its threads.
+  struct callback_target {
+    poller_state* state = nullptr;
+    std::thread::id owner;
+    caf::actor_addr addr;
+    std::mutex mu;
+    bool wake_sent = false;
+    bool remote_wake = false;
+    std::vector<std::pair<std::int64_t, std::string>> remote_finished;
+    /// Called from another thread: remember, and send one wake_atom.
+    void remote(std::int64_t task_id, const char* state);
+  };
+  std::unique_ptr<callback_target> callbacks;
+  core_ptr core{nullptr, tk_close};
+  tk_worker* worker = nullptr;
+  std::unordered_map<std::string, route_state> routes;
+  std::unordered_map<std::int64_t, in_flight> running;  ///< by step id
+  std::vector<pending_result> pending;                  ///< to complete in the next flush
+  std::vector<tk_step_result> batch;                    ///< reused by flush
+  std::vector<int> outcomes;                            ///< reused by flush
+  std::vector<const char*> namespace_ptrs;
+  bool flush_scheduled = false;
+  bool wake_flag = false;           ///< set by the core's wake-up callback during our own calls
+  bool interval_tick = false;       ///< pump() runs for the fallback poll (event_driven off)
+  std::uint64_t steps_dropped = 0;  ///< claimed beyond capacity (capacity_gated off)
+  bool draining = false;
+  bool core_dry = true;  ///< the last claim got fewer steps than it asked for
+  /// After a failed store call: wait this long (doubling from 100 ms up to
+  /// 5 s, reset by the next success) before calling the store again.
+  std::chrono::milliseconds store_backoff{0};
+  std::chrono::steady_clock::time_point store_retry_at{};
+  std::chrono::steady_clock::time_point drain_deadline{};
+  /// Handler deadlines, earliest first; one delayed message for the earliest
+  /// (cheaper than a CAF request timeout per step, which costs a clock entry).
+  std::priority_queue<deadline, std::vector<deadline>, std::greater<>> deadlines;
+  bool deadline_armed = false;
+  std::chrono::steady_clock::time_point deadline_armed_at{};
+  std::uint64_t timer_generation = 0;
+  bool timer_armed = false;
+  std::chrono::steady_clock::time_point timer_due{};
+  std::unordered_map<std::int64_t, std::vector<caf::typed_response_promise<std::string>>> waiters;
+  std::vector<caf::typed_response_promise<bool>> idle_waiters;
+  std::vector<caf::typed_response_promise<bool>> drain_waiters;
+  std::uint64_t steps_claimed = 0, steps_completed = 0;
+  std::uint64_t poll_calls = 0, complete_calls = 0, heartbeat_calls = 0;
+  actors::observer* obs = nullptr;  ///< config.observer, or null
+
+  ~poller_state();
+
+  /// The actor clock's time: real time in a worker, virtual time under CAF's
+  /// test coordinator, so timeouts and deadlines are testable.
+  std::chrono::steady_clock::time_point now() const { return self->clock().now(); }
+
+  /// Opens the worker handle and installs the core's callbacks.
+  void init(poller_actor::stateful_pointer<poller_state> self_ptr, core_ptr core_handle,
+            poller_config cfg, std::unordered_map<std::string, handler_route> handler_routes);
+
+  /// Completes pending results, claims up to capacity, re-arms the timer,
+  /// answers idle/drain waiters. Every message handler ends here.
+  void pump();
+  /// Claimed steps not yet completed (dispatched, queued or with a pending result).
+  std::size_t load() const { return running.size(); }
+  std::size_t capacity() const;
+  /// Whether to claim now (after `freed` pending results complete): a full
+  /// batch fits, or a handler instance would otherwise idle.
+  bool worth_claiming(std::size_t freed) const;
+  /// Claims up to capacity; false when the core had fewer ready steps than asked.
+  bool claim();
+  void dispatch(route_state& route);
+  void on_result(std::int64_t step_id, std::int64_t token, step_result result);
+  void flush();
+  /// Completes `pending` and claims in one store call; false if it failed.
+  bool cycle();
+  void build_batch();
+  /// Applies `outcomes` of completing `pending`.
+  void completed();
+  /// Takes claimed events into `running` and dispatches them.
+  void accept(const tk_step_event* events, std::size_t count, std::size_t wanted);
+  /// Arranges the next flush (one message for all results that arrive before it).
+  void schedule_flush();
+  void heartbeat();
+  /// Fails the steps whose handler deadline passed; re-arms for the next one.
+  void expire_deadlines();
+  void arm_deadline(std::chrono::steady_clock::time_point at);
+  void arm_timer();
+  bool store_paused() const;
+  /// Handles what the core's callbacks reported from another thread.
+  void take_remote();
+  void store_failed(const std::string& what, const char* message);
+  void store_ok();
+  bool idle() const;
+  void task_finished(std::int64_t task_id, const char* state);
+  /// Answers waiters whose task ended elsewhere (another process); run by the fallback poll.
+  void check_waiters();
+  /// Sets the core's task listener, at the first wait for a task.
+  void listen_for_finished_tasks();
+  bool task_listener_set = false;
+  tk_status create(const task_request& r, std::int64_t& id, tk_error& err, int* created = nullptr);
+  /// One cheap store call (a one-task list): can the core answer now?
+  tk_status ping(tk_error& err);
+  /// A handler instance died: its running steps fail (retryable handler_error)
+  /// and, when the route can, a new instance takes its place.
+  void instance_down(const caf::down_msg& dm);
+  /// A reply (or error) from instance `i` of `route` came back.
+  void release_instance(route_state& route, std::size_t i, std::uint64_t generation);
+  // Observer calls (only made when `obs` is set).
+  void observe_claimed(std::int64_t step_id, in_flight& f, std::string_view namespace_name);
+  void observe_started(std::int64_t step_id, const in_flight& f);
+  void observe_finished(std::int64_t step_id, const in_flight& f, const step_result& r);
+};
+
+/// Spawns nothing: the behavior of a poller; spawn it detached in a worker
+/// (store calls block), or on the test coordinator in tests.
+poller_actor::behavior_type poller(poller_actor::stateful_pointer<poller_state> self, core_ptr core,
+                                   poller_config config,
+                                   std::unordered_map<std::string, handler_route> routes);
+
+/// A failure result made by the runtime itself (timeouts, dead handlers…).
+step_result runtime_failure(std::string message, std::string type, bool retryable);
+
+}  // namespace tasker::actors

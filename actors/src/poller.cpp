@@ -1,0 +1,862 @@
+#include <tasker/actors/poller.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <utility>
+
+#include <caf/actor_cast.hpp>
+#include <caf/sec.hpp>
+#include <caf/send.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/system_messages.hpp>
+#include <spdlog/spdlog.h>
+
+namespace tasker::actors {
+
+namespace {
+
+using std::chrono::duration_cast;
+using std::chrono::milliseconds;
+using steady = std::chrono::steady_clock;
+
+bool final_state(const char* state) {
+  std::string_view s{state};
+  return s == "complete" || s == "error" || s == "cancelled";
+}
+
+// The core's view of a request; points into `r`.
+tk_task_spec to_spec(const task_request& r) {
+  tk_task_spec spec{};
+  spec.namespace_name = r.namespace_name.c_str();
+  spec.name = r.name.c_str();
+  spec.version = r.version.c_str();
+  spec.context_json = r.context_json.c_str();
+  spec.idempotency_key = r.idempotency_key.empty() ? nullptr : r.idempotency_key.c_str();
+  spec.priority = r.priority;
+  return spec;
+}
+
+}  // namespace
+
+caf::error core_error(tk_status status, std::string message) {
+  return caf::error{static_cast<std::uint8_t>(status), core_error_category,
+                    caf::make_message(std::move(message))};
+}
+
+caf::error core_error(const tk_error& err) {
+  return core_error(static_cast<tk_status>(err.code), std::string(err.message));
+}
+
+tk_status core_status(const caf::error& e) {
+  if (!e || e.category() != core_error_category)
+    return TK_OK;
+  return static_cast<tk_status>(e.code());
+}
+
+step_result runtime_failure(std::string message, std::string type, bool retryable) {
+  step_result r;
+  r.succeeded = false;
+  r.error_message = std::move(message);
+  r.error_type = std::move(type);
+  r.retryable = retryable;
+  return r;
+}
+
+poller_state::~poller_state() {
+  if (worker)
+    spdlog::info(
+        "worker {}: {} steps claimed in {} polls, {} completed in {} calls, {} heartbeats{}",
+        config.worker_name, steps_claimed, poll_calls, steps_completed, complete_calls,
+        heartbeat_calls,
+        steps_dropped ? ", " + std::to_string(steps_dropped) + " dropped (claim then drop)"
+                      : std::string());
+  if (core) {
+    tk_set_wakeup(core.get(), nullptr, nullptr, nullptr);
+    tk_set_task_listener(core.get(), nullptr, nullptr, nullptr);
+  }
+  tk_worker_close(worker);  // before the core closes with `core`
+  for (auto& [id, list] : waiters)
+    for (auto& p : list)
+      p.deliver(caf::make_error(caf::sec::runtime_error,
+                                "the worker stopped before task " + std::to_string(id) + " ended"));
+}
+
+void poller_state::init(poller_actor::stateful_pointer<poller_state> self_ptr, core_ptr core_handle,
+                        poller_config cfg,
+                        std::unordered_map<std::string, handler_route> handler_routes) {
+  self = self_ptr;
+  core = std::move(core_handle);
+  config = std::move(cfg);
+  obs = config.observer.get();
+  for (auto& ns : config.namespaces)
+    namespace_ptrs.push_back(ns.c_str());
+  for (auto& [handler, route] : handler_routes) {
+    route_state rs;
+    rs.active.assign(route.instances.size(), 0);
+    rs.generation.assign(route.instances.size(), 0);
+    rs.route = std::move(route);
+    routes.emplace(handler, std::move(rs));
+  }
+  tk_error err{};
+  worker = tk_worker_open(core.get(), config.worker_name.c_str(), &err);
+  if (!worker)
+    throw std::runtime_error(std::string("poller: ") + err.message);
+  // The callbacks run on this actor's thread during its own store calls, or
+  // on the store's thread when another process made work (PostgreSQL).
+  callbacks = std::make_unique<callback_target>();
+  callbacks->state = this;
+  callbacks->owner = std::this_thread::get_id();
+  callbacks->addr = self->address();
+  if (config.event_driven)
+    tk_set_wakeup(
+        core.get(),
+        [](void* user) {
+          auto* t = static_cast<callback_target*>(user);
+          if (std::this_thread::get_id() == t->owner)
+            t->state->wake_flag = true;
+          else
+            t->remote(0, nullptr);
+        },
+        callbacks.get(), nullptr);
+}
+
+void poller_state::listen_for_finished_tasks() {
+  if (task_listener_set)
+    return;
+  // Only once somebody waits for a task: a store shared between processes
+  // then hears of every task any of them ends, which costs a worker without
+  // waiters for nothing. Returns once the store hears them (PostgreSQL: its
+  // LISTEN is in place), so a state read after this misses no ending.
+  tk_set_task_listener(
+      core.get(),
+      [](void* user, std::int64_t task_id, const char* state) {
+        auto* t = static_cast<callback_target*>(user);
+        if (std::this_thread::get_id() == t->owner)
+          t->state->task_finished(task_id, state);
+        else
+          t->remote(task_id, state);
+      },
+      callbacks.get(), nullptr);
+  task_listener_set = true;
+}
+
+bool poller_state::worth_claiming(std::size_t freed) const {
+  if (!config.event_driven && !interval_tick)
+    return false;  // the interval baseline claims on its tick only
+  if (!config.capacity_gated)
+    return true;  // the claim-then-drop baseline claims whenever it runs
+  const auto room = capacity() + freed;
+  if (room == 0)
+    return false;
+  if (room >= config.batch_size)
+    return true;
+  // A smaller claim only when some handler instance would otherwise idle:
+  // small claims cost a store transaction each (see docs/benchmarks.md).
+  for (const auto& [_, r] : routes)
+    if (r.queued.empty()
+        && std::find(r.active.begin(), r.active.end(), std::size_t{0}) != r.active.end())
+      return true;
+  return routes.empty();
+}
+
+std::size_t poller_state::capacity() const {
+  return load() >= config.max_in_flight ? 0 : config.max_in_flight - load();
+}
+
+void poller_state::pump() {
+  // Steps that end without running (unknown handler) complete right away
+  // and free capacity: go round a few times, but leave the mailbox a chance.
+  // After a store error nothing is tried before the backoff ends.
+  for (int round = 0; round < 8 && !store_paused(); ++round) {
+    wake_flag = false;
+    // Completing and claiming together costs one store transaction.
+    const bool combined =
+        !pending.empty() && !draining && worth_claiming(pending.size()) && cycle();
+    if (!combined)
+      flush();
+    const bool exhausted = draining || (combined && core_dry) || !worth_claiming(0) || claim();
+    if (pending.empty() && (exhausted || !wake_flag))
+      break;
+  }
+  if (!drain_waiters.empty() && running.empty() && pending.empty()) {
+    for (auto& p : drain_waiters)
+      p.deliver(true);
+    drain_waiters.clear();
+  } else if (!drain_waiters.empty() && now() >= drain_deadline) {
+    flush();  // what finished is kept; the rest's leases lapse
+    spdlog::warn("worker {}: drain deadline passed with {} step(s) still running; their leases "
+                 "will lapse and another worker will retry them",
+                 config.worker_name, running.size());
+    for (auto& p : drain_waiters)
+      p.deliver(false);
+    drain_waiters.clear();
+  }
+  if (!idle_waiters.empty() && idle()) {
+    for (auto& p : idle_waiters)
+      p.deliver(true);
+    idle_waiters.clear();
+  }
+  arm_timer();
+}
+
+bool poller_state::claim() {
+  while (capacity() > 0 || !config.capacity_gated) {
+    const std::size_t want =
+        config.capacity_gated ? std::min(config.batch_size, capacity()) : config.batch_size;
+    const tk_step_event* events = nullptr;
+    std::size_t count = 0;
+    tk_error err{};
+    ++poll_calls;
+    const auto t0 = obs ? steady::now() : steady::time_point{};
+    const auto status =
+        tk_poll(worker, namespace_ptrs.empty() ? nullptr : namespace_ptrs.data(),
+                namespace_ptrs.size(), want, config.lease.count(), &events, &count, &err);
+    if (obs)
+      obs->on_poll({core_call::poll, want, count, steady::now() - t0, status == TK_OK});
+    if (status != TK_OK) {
+      store_failed("claiming steps", err.message);
+      return true;
+    }
+    store_ok();
+    accept(events, count, want);
+    if (core_dry || !config.capacity_gated)
+      return true;
+  }
+  return false;
+}
+
+void poller_state::accept(const tk_step_event* events, std::size_t count, std::size_t wanted) {
+  steps_claimed += count;
+  core_dry = count < wanted;
+  for (std::size_t i = 0; i < count; ++i) {
+    const auto& e = events[i];
+    if (!config.capacity_gated && load() >= config.max_in_flight) {
+      ++steps_dropped;  // the baseline: claimed, never run; its lease lapses
+      continue;
+    }
+    in_flight f;
+    f.task_id = e.task_id;
+    f.token = e.fencing_token;
+    f.step_name.assign(e.step_name, e.step_name_len);
+    f.handler.assign(e.handler, e.handler_len);
+    f.attempt = e.attempt;
+    f.max_attempts = e.max_attempts;
+    if (obs)
+      observe_claimed(e.step_id, f, e.namespace_name);
+    auto route = routes.find(f.handler);
+    if (route == routes.end()) {
+      auto [it, _] = running.emplace(e.step_id, std::move(f));
+      on_result(e.step_id, it->second.token,
+                runtime_failure("no handler named \"" + it->second.handler
+                                    + "\" is registered with worker " + config.worker_name,
+                                "handler_not_found", false));
+      continue;
+    }
+    auto& ev = f.event;
+    ev.task_id = e.task_id;
+    ev.step_id = e.step_id;
+    ev.namespace_name = e.namespace_name;
+    ev.step_name = f.step_name;
+    ev.handler = f.handler;
+    ev.handler_config.assign(e.handler_config, e.handler_config_len);
+    ev.task_context.assign(e.task_context, e.task_context_len);
+    ev.dependency_results.assign(e.dependency_results, e.dependency_results_len);
+    ev.attempt = e.attempt;
+    ev.max_attempts = e.max_attempts;
+    ev.fencing_token = e.fencing_token;
+    ev.timeout_ms = e.timeout_ms;
+    ev.wait_token.assign(e.wait_token, e.wait_token_len);
+    ev.signalled = e.signal_payload != nullptr;
+    if (ev.signalled) {
+      ev.signal_name.assign(e.signal_name, e.signal_name_len);
+      ev.signal_payload.assign(e.signal_payload, e.signal_payload_len);
+    }
+    running.emplace(e.step_id, std::move(f));
+    route->second.queued.push_back(e.step_id);
+  }
+  for (auto& [_, route] : routes)
+    if (!route.queued.empty())
+      dispatch(route);
+}
+
+void poller_state::dispatch(route_state& route) {
+  while (!route.queued.empty()) {
+    auto free = std::find(route.active.begin(), route.active.end(), std::size_t{0});
+    if (free == route.active.end())
+      return;
+    const auto step_id = route.queued.front();
+    route.queued.pop_front();
+    auto it = running.find(step_id);
+    if (it == running.end())
+      continue;
+    auto& f = it->second;
+    f.instance = static_cast<std::size_t>(free - route.active.begin());
+    f.dispatched = true;
+    f.started = now();
+    if (obs)
+      observe_started(step_id, f);
+    ++*free;
+    const milliseconds timeout =
+        f.event.timeout_ms > 0 ? milliseconds{f.event.timeout_ms} : route.route.timeout;
+    const auto token = f.token;
+    if (timeout.count() > 0) {
+      deadlines.push({f.started + timeout, step_id, token, timeout});
+      arm_deadline(f.started + timeout);
+    }
+    auto* me = self;
+    auto* rs = &route;  // map nodes are stable
+    const auto instance = f.instance;
+    const auto generation = route.generation[instance];
+    me->request(route.route.instances[instance], caf::infinite, std::move(f.event))
+        .then(
+            [me, rs, instance, generation, step_id, token](step_result& r) {
+              me->state.release_instance(*rs, instance, generation);
+              me->state.on_result(step_id, token, std::move(r));
+            },
+            [me, rs, instance, generation, step_id, token](caf::error& e) {
+              me->state.release_instance(*rs, instance, generation);
+              step_result r;
+              if (e == caf::sec::request_receiver_down)
+                r = runtime_failure("the handler's actor is down", "handler_error", true);
+              else
+                r = runtime_failure("the handler failed: " + me->system().render(e),
+                                    "handler_error", true);
+              me->state.on_result(step_id, token, std::move(r));
+            });
+  }
+}
+
+void poller_state::release_instance(route_state& route, std::size_t i, std::uint64_t generation) {
+  if (route.generation[i] != generation || route.active[i] == 0)
+    return;  // a reply for an instance that was replaced since
+  --route.active[i];
+  dispatch(route);
+}
+
+void poller_state::arm_deadline(steady::time_point at) {
+  if (deadline_armed && deadline_armed_at <= at)
+    return;
+  deadline_armed = true;
+  deadline_armed_at = at;
+  const auto delay = std::chrono::ceil<milliseconds>(at - now());
+  self->delayed_send(self, std::max(delay, milliseconds{1}), deadline_atom_v);
+}
+
+void poller_state::expire_deadlines() {
+  deadline_armed = false;
+  const auto current = now();
+  while (!deadlines.empty()) {
+    const auto d = deadlines.top();
+    auto it = running.find(d.step_id);
+    const bool live = it != running.end() && it->second.token == d.token && !it->second.finished;
+    if (live && d.at > current) {
+      arm_deadline(d.at);
+      return;
+    }
+    deadlines.pop();
+    if (live)
+      on_result(d.step_id, d.token,
+                runtime_failure("the handler did not answer within "
+                                    + std::to_string(d.timeout.count()) + " ms",
+                                "handler_timeout", true));
+  }
+}
+
+void poller_state::on_result(std::int64_t step_id, std::int64_t token, step_result result) {
+  auto it = running.find(step_id);
+  if (it == running.end() || it->second.token != token || it->second.finished)
+    return;
+  auto& f = it->second;
+  f.finished = true;
+  const auto run_time = f.dispatched ? duration_cast<std::chrono::microseconds>(now() - f.started)
+                                     : std::chrono::microseconds{0};
+  if (config.on_step)
+    config.on_step(step_report{f.task_id, step_id, f.step_name, f.handler, f.attempt,
+                               f.max_attempts, result, run_time});
+  if (obs)
+    observe_finished(step_id, f, result);
+  pending.push_back(pending_result{step_id, token, std::move(result)});
+  schedule_flush();
+}
+
+void poller_state::schedule_flush() {
+  // One message, however many results arrive before it: those already in
+  // the mailbox join the batch. (Holding results back for more company was
+  // measured and did not pay: docs/benchmarks.md.)
+  if (!flush_scheduled) {
+    flush_scheduled = true;
+    self->send(self, flush_atom_v);
+  }
+}
+
+void poller_state::build_batch() {
+  batch.clear();
+  for (const auto& p : pending) {
+    tk_step_result r{};
+    r.step_id = p.step_id;
+    r.fencing_token = p.token;
+    if (!p.result.wait_signal.empty()) {
+      r.kind = TK_RESULT_WAIT;
+      r.wait_signal = p.result.wait_signal.c_str();
+      r.wait_timeout_ms = p.result.wait_timeout_ms;
+    } else if (p.result.succeeded) {
+      r.kind = TK_RESULT_SUCCESS;
+      r.result_json = p.result.result_json.c_str();
+    } else {
+      r.kind = TK_RESULT_FAILURE;
+      r.error_message = p.result.error_message.c_str();
+      r.error_type = p.result.error_type.c_str();
+      r.retryable = p.result.retryable ? 1 : 0;
+      r.retry_after_ms = p.result.retry_after_ms;
+    }
+    batch.push_back(r);
+  }
+  outcomes.assign(batch.size(), TK_OK);
+}
+
+void poller_state::completed() {
+  std::vector<pending_result> redo;
+  for (std::size_t i = 0; i < pending.size(); ++i) {
+    const auto step_id = pending[i].step_id;
+    switch (outcomes[i]) {
+      case TK_OK:
+      case TK_DUPLICATE: break;
+      case TK_MALFORMED_JSON:
+      case TK_TOO_LARGE:
+        // The handler's result itself is bad: the step fails for good, so it
+        // still gets exactly one result.
+        redo.push_back({step_id, pending[i].token,
+                        runtime_failure(outcomes[i] == TK_TOO_LARGE
+                                            ? "the handler's result is over the size limit"
+                                            : "the handler returned malformed JSON",
+                                        "malformed_result", false)});
+        continue;
+      case TK_STALE:
+        spdlog::warn("worker {}: step {} lost its lease before completing; its result was "
+                     "discarded (the step runs again elsewhere)",
+                     config.worker_name, step_id);
+        break;
+      default:
+        spdlog::error("worker {}: completing step {} was refused ({})", config.worker_name, step_id,
+                      outcomes[i]);
+        break;
+    }
+    running.erase(step_id);
+    ++steps_completed;
+  }
+  pending = std::move(redo);
+}
+
+void poller_state::flush() {
+  while (!pending.empty() && !store_paused()) {
+    build_batch();
+    tk_error err{};
+    ++complete_calls;
+    const auto t0 = obs ? steady::now() : steady::time_point{};
+    const auto status = tk_complete(worker, batch.data(), batch.size(), outcomes.data(), &err);
+    if (obs)
+      obs->on_complete_batch(
+          {core_call::complete, batch.size(), steady::now() - t0, status == TK_OK});
+    if (status != TK_OK) {
+      // Keep the results: the pump after the backoff tries again while the
+      // leases still hold (and if they lapse, the core answers "stale").
+      store_failed("completing " + std::to_string(batch.size()) + " step(s)", err.message);
+      return;
+    }
+    store_ok();
+    completed();
+  }
+}
+
+bool poller_state::cycle() {
+  const std::size_t free_after = capacity() + pending.size();
+  const std::size_t want =
+      config.capacity_gated ? std::min(config.batch_size, free_after) : config.batch_size;
+  build_batch();
+  const tk_step_event* events = nullptr;
+  std::size_t count = 0;
+  tk_error err{};
+  ++complete_calls;
+  ++poll_calls;
+  const auto t0 = obs ? steady::now() : steady::time_point{};
+  const auto status = tk_complete_and_poll(worker, batch.data(), batch.size(), outcomes.data(),
+                                           namespace_ptrs.empty() ? nullptr : namespace_ptrs.data(),
+                                           namespace_ptrs.size(), want, config.lease.count(),
+                                           &events, &count, &err);
+  if (obs) {
+    const bool ok = status == TK_OK;
+    obs->on_complete_batch({core_call::complete_and_poll, batch.size(), steady::now() - t0, ok});
+    obs->on_poll({core_call::complete_and_poll, want, count, std::chrono::nanoseconds{0}, ok});
+  }
+  if (status != TK_OK) {
+    store_failed("completing " + std::to_string(batch.size()) + " step(s)", err.message);
+    return false;
+  }
+  store_ok();
+  completed();
+  accept(events, count, want);
+  flush();  // only results the core refused as malformed, now failures
+  return true;
+}
+
+void poller_state::heartbeat() {
+  std::vector<std::int64_t> ids, tokens;
+  for (const auto& [id, f] : running)
+    if (!f.finished) {
+      ids.push_back(id);
+      tokens.push_back(f.token);
+    }
+  if (ids.empty())
+    return;
+  std::vector<int> beat(ids.size(), TK_OK);
+  tk_error err{};
+  ++heartbeat_calls;
+  if (tk_heartbeat(worker, ids.data(), tokens.data(), ids.size(), config.lease.count(), beat.data(),
+                   &err)
+      != TK_OK) {
+    spdlog::error("worker {}: heartbeat failed: {}", config.worker_name, err.message);
+    return;
+  }
+  for (std::size_t i = 0; i < ids.size(); ++i)
+    if (beat[i] != TK_OK)
+      spdlog::warn("worker {}: step {} is no longer ours (lease lost or task cancelled)",
+                   config.worker_name, ids[i]);
+}
+
+void poller_state::callback_target::remote(std::int64_t task_id, const char* task_state) {
+  bool send = false;
+  {
+    std::lock_guard<std::mutex> g{mu};
+    if (task_state)
+      remote_finished.emplace_back(task_id, task_state);
+    else
+      remote_wake = true;
+    send = !std::exchange(wake_sent, true);
+  }
+  if (send)
+    if (auto a = caf::actor_cast<caf::actor>(addr))
+      caf::anon_send(a, wake_atom_v);
+}
+
+void poller_state::take_remote() {
+  if (!callbacks)
+    return;
+  std::vector<std::pair<std::int64_t, std::string>> finished;
+  {
+    std::lock_guard<std::mutex> g{callbacks->mu};
+    callbacks->wake_sent = false;
+    callbacks->remote_wake = false;  // the pump below claims what there is
+    finished.swap(callbacks->remote_finished);
+  }
+  for (const auto& [id, st] : finished)
+    task_finished(id, st.c_str());
+}
+
+bool poller_state::store_paused() const {
+  return store_backoff.count() > 0 && now() < store_retry_at;
+}
+
+void poller_state::store_failed(const std::string& what, const char* message) {
+  using namespace std::chrono;
+  store_backoff = std::clamp(store_backoff * 2, milliseconds{100}, milliseconds{5000});
+  store_retry_at = now() + store_backoff;
+  spdlog::error("worker {}: {} failed, retrying in {} ms: {}", config.worker_name, what,
+                store_backoff.count(), message);
+  self->delayed_send(self, store_backoff, wake_atom_v);
+}
+
+void poller_state::store_ok() {
+  if (store_backoff.count() == 0)
+    return;
+  spdlog::info("worker {}: the store answers again", config.worker_name);
+  store_backoff = std::chrono::milliseconds{0};
+}
+
+void poller_state::arm_timer() {
+  if (draining) {
+    if (!drain_waiters.empty()) {
+      auto left = duration_cast<milliseconds>(drain_deadline - now());
+      self->delayed_send(self, std::max(left, milliseconds{1}), wake_atom_v);
+    }
+    return;
+  }
+  if (!config.event_driven)
+    return;  // the interval baseline: the fallback poll is the only timer
+  if (capacity() == 0 || !core_dry)
+    return;  // a result will wake us, and the core still had ready steps
+  std::int64_t delay = -1;
+  if (tk_next_due(core.get(), namespace_ptrs.empty() ? nullptr : namespace_ptrs.data(),
+                  namespace_ptrs.size(), &delay, nullptr)
+          != TK_OK
+      || delay < 0)
+    return;
+  const auto due = now() + milliseconds{delay};
+  if (timer_armed && timer_due <= due + milliseconds{1})
+    return;  // the armed timer comes first anyway
+  timer_armed = true;
+  timer_due = due;
+  self->delayed_send(self, milliseconds{std::max<std::int64_t>(delay, 1)}, tick_atom_v,
+                     ++timer_generation);
+}
+
+bool poller_state::idle() const {
+  if (!running.empty() || !pending.empty())
+    return false;
+  std::int64_t delay = -1;
+  return tk_next_due(core.get(), namespace_ptrs.empty() ? nullptr : namespace_ptrs.data(),
+                     namespace_ptrs.size(), &delay, nullptr)
+             == TK_OK
+         && delay < 0;
+}
+
+tk_status poller_state::create(const task_request& r, std::int64_t& id, tk_error& err,
+                               int* created) {
+  const auto spec = to_spec(r);
+  return tk_create_task(core.get(), &spec, &id, created, &err);
+}
+
+tk_status poller_state::ping(tk_error& err) {
+  auto refuse = [&err](tk_status status, const char* why) {
+    err.code = status;
+    std::snprintf(err.message, sizeof err.message, "%s", why);
+    return status;
+  };
+  if (draining)
+    return refuse(TK_UNSUPPORTED, "the worker is stopping");
+  if (store_paused())
+    return refuse(TK_STORE_ERROR, "the store failed recently; the worker waits before it retries");
+  char* text = nullptr;
+  const auto status = tk_list_tasks(core.get(), "{\"limit\":1}", &text, &err);
+  tk_free(text);
+  return status;
+}
+
+void poller_state::instance_down(const caf::down_msg& dm) {
+  for (auto& [handler, route] : routes)
+    for (std::size_t i = 0; i < route.route.instances.size(); ++i) {
+      if (route.route.instances[i].address() != dm.source)
+        continue;
+      std::vector<std::pair<std::int64_t, std::int64_t>> lost;
+      for (const auto& [id, f] : running)
+        if (f.dispatched && !f.finished && f.handler == handler && f.instance == i)
+          lost.emplace_back(id, f.token);
+      ++route.generation[i];  // its outstanding replies no longer count
+      route.active[i] = 0;
+      if (route.route.respawn) {
+        route.route.instances[i] = route.route.respawn();
+        self->monitor(route.route.instances[i]);
+        spdlog::warn("worker {}: an instance of handler {} died ({}); replaced it",
+                     config.worker_name, handler, self->system().render(dm.reason));
+      }
+      for (const auto& [id, token] : lost)
+        on_result(
+            id, token,
+            runtime_failure("the handler's actor died (" + self->system().render(dm.reason) + ")",
+                            "handler_error", true));
+      dispatch(route);
+    }
+}
+
+void poller_state::check_waiters() {
+  // Tasks finished by another process sharing the store are not reported by
+  // our core's listener: look at the few tasks somebody waits for.
+  std::vector<std::pair<std::int64_t, std::string>> ended;
+  for (const auto& [id, _] : waiters) {
+    const char* state = nullptr;
+    if (tk_task_state(core.get(), id, &state, nullptr) == TK_OK && final_state(state))
+      ended.emplace_back(id, state);
+  }
+  for (const auto& [id, state] : ended)
+    task_finished(id, state.c_str());
+}
+
+void poller_state::task_finished(std::int64_t task_id, const char* state) {
+  auto it = waiters.find(task_id);
+  if (it == waiters.end())
+    return;
+  for (auto& p : it->second)
+    p.deliver(std::string(state));
+  waiters.erase(it);
+}
+
+void poller_state::observe_claimed(std::int64_t step_id, in_flight& f,
+                                   std::string_view namespace_name) {
+  f.claimed_at = now();
+  f.namespace_name = namespace_name;
+  f.cookie = obs->on_step_claimed(
+      {f.task_id, step_id, f.namespace_name, f.step_name, f.handler, f.attempt, f.claimed_at});
+}
+
+void poller_state::observe_started(std::int64_t step_id, const in_flight& f) {
+  obs->on_step_started({f.task_id, step_id, f.namespace_name, f.step_name, f.handler, f.attempt,
+                        f.claimed_at, f.started, f.cookie});
+}
+
+void poller_state::observe_finished(std::int64_t step_id, const in_flight& f,
+                                    const step_result& r) {
+  const auto outcome = !r.wait_signal.empty()              ? step_outcome::waited
+                       : r.succeeded                       ? step_outcome::succeeded
+                       : r.error_type == "handler_timeout" ? step_outcome::timed_out
+                                                           : step_outcome::failed;
+  obs->on_step_finished(
+      {f.task_id, step_id, f.namespace_name, f.step_name, f.handler, f.attempt, f.max_attempts,
+       outcome, r.succeeded ? std::string_view{} : std::string_view{r.error_type}, f.dispatched,
+       f.claimed_at, f.started, now(), std::chrono::nanoseconds{r.cpu_time_ns}, f.cookie});
+}
+
+poller_actor::behavior_type poller(poller_actor::stateful_pointer<poller_state> self, core_ptr core,
+                                   poller_config config,
+                                   std::unordered_map<std::string, handler_route> routes) {
+  auto& st = self->state;
+  st.init(self, std::move(core), std::move(config), std::move(routes));
+  // A handler actor that dies takes its steps' replies with it: fail those
+  // steps now instead of waiting for their timeouts.
+  for (auto& [_, route] : st.routes)
+    for (auto& instance : route.route.instances)
+      self->monitor(instance);
+  self->set_down_handler([self](caf::down_msg& dm) { self->state.instance_down(dm); });
+  self->send(self, wake_atom_v);
+  self->delayed_send(self, st.config.heartbeat_interval, heartbeat_atom_v);
+  self->delayed_send(self, st.config.fallback_poll, fallback_atom_v);
+  return {
+      [self](wake_atom) {
+        self->state.take_remote();
+        self->state.pump();
+      },
+      [self](deadline_atom) {
+        self->state.expire_deadlines();
+        self->state.pump();
+      },
+      [self](flush_atom) {
+        self->state.flush_scheduled = false;
+        self->state.pump();
+      },
+      [self](tick_atom, std::uint64_t generation) {
+        if (generation != self->state.timer_generation)
+          return;  // superseded by a sooner timer
+        self->state.timer_armed = false;
+        self->state.pump();
+      },
+      [self](fallback_atom) {
+        self->state.check_waiters();
+        self->state.interval_tick = true;
+        self->state.pump();
+        self->state.interval_tick = false;
+        self->delayed_send(self, self->state.config.fallback_poll, fallback_atom_v);
+      },
+      [self](heartbeat_atom) {
+        self->state.heartbeat();
+        self->delayed_send(self, self->state.config.heartbeat_interval, heartbeat_atom_v);
+      },
+      [self](register_atom, const std::string& pipeline_json) -> caf::result<bool> {
+        tk_error err{};
+        if (tk_register_pipeline(self->state.core.get(), pipeline_json.c_str(), &err) != TK_OK)
+          return core_error(err);
+        return true;
+      },
+      [self](create_atom, const task_request& r) -> caf::result<std::int64_t> {
+        std::int64_t id = 0;
+        tk_error err{};
+        if (self->state.create(r, id, err) != TK_OK)
+          return core_error(err);
+        self->state.pump();
+        return id;
+      },
+      [self](create_atom,
+             const std::vector<task_request>& batch) -> caf::result<std::vector<std::int64_t>> {
+        std::vector<tk_task_spec> specs(batch.size());
+        for (std::size_t i = 0; i < batch.size(); ++i)
+          specs[i] = to_spec(batch[i]);
+        std::vector<std::int64_t> ids(batch.size());
+        tk_error err{};
+        if (tk_create_tasks(self->state.core.get(), specs.data(), specs.size(), ids.data(), nullptr,
+                            &err)
+            != TK_OK)
+          return core_error(static_cast<tk_status>(err.code),
+                            std::string(err.message) + " (no task of the batch was created)");
+        self->state.pump();
+        return ids;
+      },
+      [self](wait_atom, std::int64_t task_id) -> caf::result<std::string> {
+        self->state.listen_for_finished_tasks();  // first: then the state read misses nothing
+        const char* state = nullptr;
+        tk_error err{};
+        if (tk_task_state(self->state.core.get(), task_id, &state, &err) != TK_OK)
+          return core_error(err);
+        if (final_state(state))
+          return std::string(state);
+        auto promise = self->make_response_promise<std::string>();
+        self->state.waiters[task_id].push_back(promise);
+        return promise;
+      },
+      [self](status_atom, std::int64_t task_id) -> caf::result<std::string> {
+        char* text = nullptr;
+        tk_error err{};
+        if (tk_task_status(self->state.core.get(), task_id, &text, &err) != TK_OK)
+          return core_error(err);
+        std::string out{text};
+        tk_free(text);
+        return out;
+      },
+      [self](cancel_atom, std::int64_t task_id) -> caf::result<bool> {
+        tk_error err{};
+        if (tk_cancel_task(self->state.core.get(), task_id, &err) != TK_OK)
+          return core_error(err);
+        return true;
+      },
+      [self](signal_atom, const std::string& token,
+             const std::string& payload) -> caf::result<bool> {
+        tk_error err{};
+        if (tk_signal(self->state.core.get(), token.c_str(),
+                      payload.empty() ? nullptr : payload.c_str(), &err)
+            != TK_OK)
+          return core_error(err);
+        self->state.pump();
+        return true;
+      },
+      [self](list_atom, const std::string& filter) -> caf::result<std::string> {
+        char* text = nullptr;
+        tk_error err{};
+        if (tk_list_tasks(self->state.core.get(), filter.empty() ? nullptr : filter.c_str(), &text,
+                          &err)
+            != TK_OK)
+          return core_error(err);
+        std::string out{text};
+        tk_free(text);
+        return out;
+      },
+      [self](submit_atom, const task_request& r) -> caf::result<std::int64_t, bool> {
+        std::int64_t id = 0;
+        int created = 0;
+        tk_error err{};
+        if (self->state.create(r, id, err, &created) != TK_OK)
+          return core_error(err);
+        self->state.pump();
+        return {id, created != 0};
+      },
+      [self](ping_atom) -> caf::result<bool> {
+        tk_error err{};
+        if (self->state.ping(err) != TK_OK)
+          return core_error(err);
+        return true;
+      },
+      [self](idle_atom) -> caf::result<bool> {
+        if (self->state.idle())
+          return true;
+        auto promise = self->make_response_promise<bool>();
+        self->state.idle_waiters.push_back(promise);
+        return promise;
+      },
+      [self](drain_atom, std::int64_t deadline_ms) -> caf::result<bool> {
+        auto& s = self->state;
+        s.draining = true;
+        s.drain_deadline = s.now() + milliseconds{deadline_ms};
+        auto promise = self->make_response_promise<bool>();
+        s.drain_waiters.push_back(promise);
+        s.pump();
+        return promise;
+      },
+  };
+}
+
+}  // namespace tasker::actors

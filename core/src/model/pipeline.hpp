@@ -1,0 +1,52 @@
+// A pipeline (task template): a validated DAG of steps, immutable once parsed.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "model/retry.hpp"
+
+namespace tasker::core {
+
+/// One step of a pipeline, with its edges precomputed as step indexes.
+struct step_def {
+  std::string name;
+  std::string handler;
+  std::string config = "{}";  ///< handler config, compact JSON object
+  std::vector<std::string> dependencies;
+  retry_policy retry;
+  millis timeout_ms = 0;       ///< 0: no timeout
+  std::vector<int> parents;    ///< direct dependencies
+  std::vector<int> children;   ///< direct dependents
+  std::vector<int> ancestors;  ///< all transitive dependencies, in index order
+  std::string result_key;      ///< `"name":` ready to splice into dependency JSON
+};
+
+/// A parsed, validated pipeline. Shared read-only between the store and the
+/// events it hands out, so its strings outlive every event.
+struct pipeline_def {
+  std::string namespace_name;
+  std::string name;
+  std::string version;
+  std::vector<step_def> steps;
+  std::string canonical_json;  ///< normalised definition: stored, and compared on re-registration
+  std::int64_t id = 0;         ///< assigned by the store
+
+  /// "namespace/name@version", for messages.
+  std::string label() const;
+  /// Index of the step called `name`, or -1.
+  int index_of(std::string_view step_name) const;
+};
+
+using pipeline_ptr = std::shared_ptr<const pipeline_def>;
+
+/// Parses and validates a pipeline definition. Throws core_error:
+/// TK_MALFORMED_JSON for bad JSON, TK_VALIDATION (naming the step) for empty
+/// or duplicate names, empty handlers, unknown dependencies, cycles and bad
+/// retry values.
+std::shared_ptr<pipeline_def> parse_pipeline(std::string_view json);
+
+}  // namespace tasker::core

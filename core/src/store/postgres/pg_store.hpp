@@ -1,0 +1,34 @@
+// The PostgreSQL store (libpq): many worker processes on many machines share
+// one database. Same semantics as the other stores (transitions.cpp), but
+// set-based: a batch of completions or claims is a handful of statements,
+// not a handful per step, because every statement is a network round trip.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "store/store.hpp"
+
+namespace tasker::core {
+
+struct pg_options {
+  std::string conninfo;           ///< what libpq gets: the URL without tasker's own parameters
+  std::string schema = "tasker";  ///< the tables live in this schema, created if missing
+  /// Workers' calls (claim, complete, heartbeat) commit without waiting for
+  /// the WAL flush (synchronous_commit = off for those transactions). A
+  /// server crash can then lose the last moments of progress, which runs
+  /// again (steps are at-least-once anyway); task creation, cancellation and
+  /// registration stay durable. Off by default.
+  bool async_worker_commits = false;
+};
+
+/// Splits a `postgresql://` or `postgres://` URL: tasker's own query
+/// parameters `schema=NAME` and `async_worker_commits=true|false` are taken
+/// out, everything else is libpq's.
+pg_options parse_pg_url(const std::string& url);
+
+/// Connects, creates or migrates the schema, and starts the LISTEN thread
+/// that reports other processes' work to store::watch.
+std::unique_ptr<store> make_pg_store(const pg_options& options);
+
+}  // namespace tasker::core

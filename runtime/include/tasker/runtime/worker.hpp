@@ -1,0 +1,124 @@
+// The worker: handlers in, pipelines in, steps run. One per process is the
+// usual shape; it owns the actor system, the core and the poller.
+//
+//   tasker::worker_config cfg;
+//   if (!cfg.parse_args(argc, argv, &code)) return code;
+//   tasker::worker w{cfg};
+//   w.handle("square", [](tasker::step_context& ctx) { ... });
+//   w.register_pipeline(p);
+//   return w.run();            // until SIGINT/SIGTERM; or w.run_until_idle()
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <caf/fwd.hpp>
+
+#include <tasker/runtime/client.hpp>
+#include <tasker/runtime/pipeline.hpp>
+#include <tasker/runtime/step_context.hpp>
+#include <tasker/runtime/step_result.hpp>
+#include <tasker/runtime/worker_config.hpp>
+
+namespace tasker {
+
+class profiler;
+
+/// Per-handler settings.
+struct handler_options {
+  /// Steps of this handler dispatched at once, each to its own actor
+  /// instance; 0: max(16, 4 x scheduler threads). More instances than threads
+  /// keep quick handlers busy while the poller round-trips (see
+  /// docs/benchmarks.md); a dispatched step may wait for a thread, and that
+  /// wait counts against its timeout.
+  std::size_t concurrency = 0;
+  /// A step with no timeout of its own fails as retryable `handler_timeout`
+  /// when its handler has not answered by then; 0: no timeout.
+  std::chrono::milliseconds timeout{30000};
+  /// Opt-in: run this handler's instances detached, each on a thread of its
+  /// own, instead of on the scheduler's threads. For CPU-heavy handlers: their
+  /// steps then cannot take the threads that quick handlers and the poller
+  /// need (see docs/optimizations.md for the measured gain and the cost). The
+  /// threads live as long as the worker; with concurrency 0 there is one per
+  /// core. Not for quick handlers: a message to a detached actor costs a
+  /// thread wake-up, 10-100 us instead of about 1 us.
+  bool isolated = false;
+  /// A run longer than this logs a warning with the step's ids (when the
+  /// worker profiles); 0: never.
+  std::chrono::milliseconds slow_threshold{0};
+};
+
+/// A function handler.
+using handler_fn = std::function<step_result(step_context&)>;
+
+/// Makes one instance of an actor handler: a behavior that answers a
+/// tasker::step_event with a tasker::step_result (directly, or later through
+/// a response promise).
+using actor_factory = std::function<caf::behavior(caf::event_based_actor*)>;
+
+class worker {
+public:
+  /// Opens the store and creates the actor system. `config` must outlive the
+  /// worker (CAF keeps references into it). Throws std::invalid_argument for a
+  /// wrong setting and std::runtime_error when the store cannot be opened.
+  explicit worker(worker_config& config);
+  ~worker();
+  worker(const worker&) = delete;
+  worker& operator=(const worker&) = delete;
+
+  /// Registers a function handler under `name`. Before start() only.
+  worker& handle(std::string name, handler_fn fn, handler_options options = {});
+  /// Registers an actor handler under `name`. Before start() only.
+  worker& handle_actor(std::string name, actor_factory factory, handler_options options = {});
+
+  /// Validates and registers a pipeline (any time). Throws pipeline_error.
+  worker& register_pipeline(const pipeline& p);
+  /// Loads and registers every YAML template of a directory.
+  worker& load_templates(const std::filesystem::path& dir);
+
+  /// Spawns the handlers and the poller; steps start flowing. Idempotent.
+  void start();
+
+  /// Creating tasks and waiting for them (starts the worker if needed).
+  tasker::client& client();
+
+  /// Runs until no step is running, queued or due (retries included), or
+  /// until `timeout` (0: none) passes; true when idle was reached. For tests
+  /// and batch jobs.
+  bool run_until_idle(std::chrono::milliseconds timeout = std::chrono::milliseconds{0});
+
+  /// Runs until SIGINT or SIGTERM, then stops gracefully; returns the exit
+  /// code (0 when every running step finished within the drain deadline).
+  int run();
+
+  /// Stops claiming, lets running steps finish for up to the drain deadline,
+  /// completes what finished, and stops the poller (closing the store). Steps
+  /// still running keep their leases until they lapse. True when nothing was
+  /// left running. Called by the destructor if needed.
+  bool stop();
+
+  /// The port the HTTP API listens on (after start(); 0 when it is off).
+  std::uint16_t http_port() const;
+
+  /// The actor system, e.g. for spawning actors that handlers talk to.
+  caf::actor_system& system();
+
+  /// The Prometheus text exposition of the worker's metrics (for an HTTP
+  /// `/metrics`); only a comment line when `profile` is off or before
+  /// start(). Any thread.
+  std::string metrics_text() const;
+  /// The profiler (null when `profile` is off, or before start()), e.g. for
+  /// snapshot(). It outlives stop().
+  const tasker::profiler* metrics() const;
+
+  struct impl;
+
+private:
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace tasker

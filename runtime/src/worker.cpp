@@ -1,0 +1,475 @@
+#include <tasker/runtime/worker.hpp>
+
+#include <csignal>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/send.hpp>
+#include <pthread.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <tasker/actors/function_host.hpp>
+#include <tasker/actors/http_actor.hpp>
+#include <tasker/actors/poller.hpp>
+#include <tasker/runtime/logging.hpp>
+#include <tasker/runtime/profiler.hpp>
+
+namespace tasker {
+
+namespace {
+
+using std::chrono::milliseconds;
+
+// SIGINT and SIGTERM are blocked in every thread the runtime creates, so
+// that only run()'s sigwait (or the default action in the main thread)
+// sees them.
+class signals_blocked {
+public:
+  signals_blocked() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, &saved_);
+  }
+  ~signals_blocked() { pthread_sigmask(SIG_SETMASK, &saved_, nullptr); }
+  signals_blocked(const signals_blocked&) = delete;
+  signals_blocked& operator=(const signals_blocked&) = delete;
+
+private:
+  sigset_t saved_;
+};
+
+std::string default_worker_name() {
+  char host[256] = "host";
+  gethostname(host, sizeof host - 1);
+  return std::string(host) + ":" + std::to_string(getpid());
+}
+
+// The readable part of an error a poller sent (its context string), or CAF's rendering.
+std::string describe(caf::actor_system& sys, const caf::error& e) {
+  if (e == caf::sec::request_timeout)
+    return "the worker did not answer in time";
+  const auto& ctx = e.context();
+  if (ctx.size() == 1 && ctx.match_element<std::string>(0))
+    return ctx.get_as<std::string>(0);
+  return sys.render(e);
+}
+
+worker_config& prepared(worker_config& cfg) {
+  cfg.validate();
+  cfg.apply_scheduler_settings();
+  return cfg;
+}
+
+}  // namespace
+
+// ---- client -----------------------------------------------------------------
+
+struct client::impl {
+  caf::actor_system& sys;
+  actors::poller_actor poller;
+  std::mutex mu;  // one request at a time through the scoped actor
+  caf::scoped_actor self;
+
+  impl(caf::actor_system& s, actors::poller_actor p) : sys(s), poller(std::move(p)), self(s) {}
+
+  template <class T, class... Ts>
+  T ask(milliseconds timeout, Ts&&... xs) {
+    std::lock_guard<std::mutex> g{mu};
+    T out{};
+    caf::error failed;
+    self->request(poller, timeout, std::forward<Ts>(xs)...)
+        .receive([&](T& value) { out = std::move(value); },
+                 [&](caf::error& e) { failed = std::move(e); });
+    if (failed)
+      throw client_error(describe(sys, failed));
+    return out;
+  }
+};
+
+client::client(std::unique_ptr<impl> p) : impl_(std::move(p)) {
+}
+client::~client() = default;
+
+std::int64_t client::create(const std::string& namespace_name, const std::string& name,
+                            const std::string& version, const json& context,
+                            const create_options& options) {
+  if (!context.is_object())
+    throw client_error("a task's context must be a JSON object");
+  task_request r;
+  r.namespace_name = namespace_name;
+  r.name = name;
+  r.version = version;
+  r.context_json = context.dump();
+  r.idempotency_key = options.idempotency_key;
+  r.priority = options.priority;
+  return impl_->ask<std::int64_t>(milliseconds{60000}, create_atom_v, std::move(r));
+}
+
+std::int64_t client::create(const pipeline& p, const json& context, const create_options& options) {
+  return create(p.namespace_name(), p.name(), p.version(), context, options);
+}
+
+std::vector<std::int64_t> client::create_many(const pipeline& p, const std::vector<json>& contexts,
+                                              std::int32_t priority) {
+  std::vector<task_request> batch;
+  batch.reserve(contexts.size());
+  for (const auto& c : contexts) {
+    if (!c.is_object())
+      throw client_error("a task's context must be a JSON object (item "
+                         + std::to_string(batch.size() + 1) + ")");
+    task_request r;
+    r.namespace_name = p.namespace_name();
+    r.name = p.name();
+    r.version = p.version();
+    r.context_json = c.dump();
+    r.priority = priority;
+    batch.push_back(std::move(r));
+  }
+  return impl_->ask<std::vector<std::int64_t>>(milliseconds{600000}, create_atom_v,
+                                               std::move(batch));
+}
+
+std::string client::wait(std::int64_t task_id, milliseconds timeout) {
+  // A wait may be long: it gets its own scoped actor, so other threads'
+  // calls (and other waits) do not queue behind it.
+  caf::scoped_actor self{impl_->sys};
+  std::string state;
+  caf::error failed;
+  self->request(impl_->poller, timeout, wait_atom_v, task_id)
+      .receive([&](std::string& s) { state = std::move(s); },
+               [&](caf::error& e) { failed = std::move(e); });
+  if (failed)
+    throw client_error("waiting for task " + std::to_string(task_id) + ": "
+                       + describe(impl_->sys, failed));
+  return state;
+}
+
+json client::status(std::int64_t task_id) {
+  return json::parse(impl_->ask<std::string>(milliseconds{60000}, status_atom_v, task_id));
+}
+
+void client::cancel(std::int64_t task_id) {
+  impl_->ask<bool>(milliseconds{60000}, cancel_atom_v, task_id);
+}
+
+void client::signal(const std::string& token, const json& payload) {
+  impl_->ask<bool>(milliseconds{60000}, signal_atom_v, token, payload.dump());
+}
+
+json client::list(const json& filter) {
+  if (!filter.is_object())
+    throw client_error("a list filter must be a JSON object");
+  return json::parse(impl_->ask<std::string>(milliseconds{60000}, list_atom_v, filter.dump()));
+}
+
+json client::result(std::int64_t task_id, const std::string& step) {
+  const json st = status(task_id);  // outlives the loop (a temporary would not)
+  for (const auto& s : st.at("steps"))
+    if (s.at("name") == step)
+      return s.at("result");
+  throw client_error("task " + std::to_string(task_id) + " has no step \"" + step + "\"");
+}
+
+// ---- worker -----------------------------------------------------------------
+
+struct worker::impl {
+  struct handler_entry {
+    std::string name;
+    actors::step_function fn;  // set for function handlers
+    actor_factory factory;     // set for actor handlers
+    handler_options options;
+  };
+
+  worker_config& cfg;
+  std::shared_ptr<tk_core> core;  // handed to the poller at start
+  signals_blocked no_signals_in_caf_threads;
+  caf::actor_system sys;
+  std::vector<handler_entry> handlers;
+  std::vector<caf::actor> instances;
+  std::shared_ptr<tasker::profiler> prof;  // when cfg.profile
+  actors::poller_actor poller;
+  std::unique_ptr<tasker::client> client_;
+  std::unique_ptr<actors::http_server> http;  // when http_port >= 0
+  bool started = false;
+  bool stopped = false;
+
+  explicit impl(worker_config& c) : cfg(prepared(c)), core(open_core(c)), sys(c) {
+    if (cfg.name.empty())
+      cfg.name = default_worker_name();
+  }
+
+  static std::shared_ptr<tk_core> open_core(const worker_config& c) {
+    setup_logging(c.log_level);
+    tk_error err{};
+    tk_core* raw = tk_open(c.store.c_str(), nullptr, &err);
+    if (!raw)
+      throw std::runtime_error("cannot open store " + c.store + ": " + err.message);
+    return std::shared_ptr<tk_core>(raw, tk_close);
+  }
+
+  std::size_t default_concurrency() {
+    return std::max<std::size_t>(16, 4 * sys.scheduler().num_workers());
+  }
+};
+
+namespace {
+
+// One instance of a handler. An actor handler's factory travels as a spawn
+// argument: CAF 0.17.6 binds a reference to a null argument tuple when a
+// function actor is spawned with none, which UBSan reports.
+caf::actor spawn_instance(caf::actor_system& sys, const worker::impl::handler_entry& h,
+                          bool measure_cpu) {
+  auto from_factory = [](caf::event_based_actor* self, const actor_factory& make) {
+    return make(self);
+  };
+  if (h.options.isolated) {  // a thread of its own, for as long as the worker runs
+    if (h.fn)
+      return sys.spawn<caf::detached>(actors::function_host, h.fn, measure_cpu);
+    return sys.spawn<caf::detached>(from_factory, h.factory);
+  }
+  if (h.fn)
+    return sys.spawn(actors::function_host, h.fn, measure_cpu);
+  return sys.spawn(from_factory, h.factory);
+}
+
+}  // namespace
+
+worker::worker(worker_config& config) : impl_(std::make_unique<impl>(config)) {
+}
+
+worker::~worker() {
+  try {
+    stop();
+  } catch (const std::exception& e) {
+    spdlog::error("worker: stopping failed: {}", e.what());
+  }
+}
+
+worker& worker::handle(std::string name, handler_fn fn, handler_options options) {
+  if (impl_->started)
+    throw std::logic_error("worker: handle(\"" + name + "\") after start()");
+  auto wrapped = [fn = std::move(fn)](const step_event& event) -> step_result {
+    step_context ctx{event};
+    try {
+      return fn(ctx);
+    } catch (const step_input_error& e) {
+      return failure(e.what(), "validation_error", false);
+    }
+  };
+  impl_->handlers.push_back({std::move(name), std::move(wrapped), nullptr, options});
+  return *this;
+}
+
+worker& worker::handle_actor(std::string name, actor_factory factory, handler_options options) {
+  if (impl_->started)
+    throw std::logic_error("worker: handle_actor(\"" + name + "\") after start()");
+  impl_->handlers.push_back({std::move(name), nullptr, std::move(factory), options});
+  return *this;
+}
+
+worker& worker::register_pipeline(const pipeline& p) {
+  const auto text = p.to_core_json();  // validates
+  if (!impl_->started) {
+    tk_error err{};
+    if (tk_register_pipeline(impl_->core.get(), text.c_str(), &err) != TK_OK)
+      throw pipeline_error(err.message);
+  } else {
+    caf::scoped_actor self{impl_->sys};
+    caf::error failed;
+    self->request(impl_->poller, milliseconds{60000}, register_atom_v, text)
+        .receive([](bool) {}, [&](caf::error& e) { failed = std::move(e); });
+    if (failed)
+      throw pipeline_error(describe(impl_->sys, failed));
+  }
+  spdlog::info("registered pipeline {}/{}@{} ({} steps)", p.namespace_name(), p.name(), p.version(),
+               p.steps().size());
+  return *this;
+}
+
+worker& worker::load_templates(const std::filesystem::path& dir) {
+  for (const auto& p : load_pipeline_dir(dir))
+    register_pipeline(p);
+  return *this;
+}
+
+void worker::start() {
+  auto& d = *impl_;
+  if (d.started)
+    return;
+  if (d.stopped)
+    throw std::logic_error("worker: start() after stop()");
+  if (!d.cfg.templates.empty())
+    load_templates(d.cfg.templates);
+  signals_blocked no_signals;  // threads spawned below inherit the mask
+  if (d.cfg.profile) {
+    profiler_options po;
+    po.statsd_address = d.cfg.statsd;
+    po.statsd_interval = milliseconds{d.cfg.statsd_interval_ms};
+    po.summary_interval = milliseconds{d.cfg.summary_interval_ms};
+    for (const auto& h : d.handlers)
+      if (h.options.slow_threshold.count() > 0)
+        po.slow_thresholds[h.name] = h.options.slow_threshold;
+    d.prof = std::make_shared<tasker::profiler>(std::move(po));
+    d.prof->start_reporting();
+  }
+  const bool measure_cpu = d.prof != nullptr;
+  std::unordered_map<std::string, actors::handler_route> routes;
+  for (auto& h : d.handlers) {
+    auto& route = routes[h.name];
+    if (!route.instances.empty())
+      throw std::logic_error("worker: two handlers named \"" + h.name + "\"");
+    route.timeout = h.options.timeout;
+    route.respawn = [sys = &d.sys, h, measure_cpu]() {
+      return spawn_instance(*sys, h, measure_cpu);
+    };
+    const auto n = h.options.concurrency ? h.options.concurrency
+                   : h.options.isolated
+                       ? std::max<std::size_t>(1, std::thread::hardware_concurrency())
+                       : d.default_concurrency();
+    for (std::size_t i = 0; i < n; ++i) {
+      caf::actor a = spawn_instance(d.sys, h, measure_cpu);
+      route.instances.push_back(a);
+      d.instances.push_back(a);
+    }
+  }
+  actors::poller_config pc;
+  pc.worker_name = d.cfg.name;
+  pc.namespaces = d.cfg.namespace_list();
+  pc.max_in_flight = d.cfg.max_in_flight;
+  pc.batch_size = d.cfg.batch_size;
+  pc.lease = milliseconds{d.cfg.lease_ms};
+  pc.heartbeat_interval = milliseconds{std::max<std::int64_t>(d.cfg.lease_ms / 3, 1)};
+  pc.fallback_poll = milliseconds{d.cfg.fallback_poll_ms};
+  pc.event_driven = d.cfg.wakeup == "callback";
+  pc.capacity_gated = d.cfg.claim_mode == "capacity";
+  pc.on_step = log_step;
+  pc.observer = d.prof;
+  d.poller = d.sys.spawn<caf::detached>(actors::poller, std::move(d.core), std::move(pc),
+                                        std::move(routes));
+  d.client_ = std::make_unique<tasker::client>(std::make_unique<client::impl>(d.sys, d.poller));
+  if (d.cfg.http_port >= 0) {
+    actors::http_config hc;
+    hc.bind = d.cfg.http_bind;
+    hc.port = static_cast<std::uint16_t>(d.cfg.http_port);
+    hc.token = d.cfg.http_token;
+    hc.max_body_bytes = d.cfg.http_max_body;
+    hc.read_timeout = milliseconds{d.cfg.http_read_timeout_ms};
+    hc.idle_timeout = milliseconds{d.cfg.http_idle_timeout_ms};
+    // The profiler's text (when the worker profiles); the server adds its own counters.
+    if (d.prof)
+      hc.metrics = [prof = d.prof] { return prof->prometheus_text(); };
+    try {
+      d.http = std::make_unique<actors::http_server>(d.sys, d.poller, std::move(hc));
+    } catch (const std::exception&) {
+      d.started = true;
+      stop();  // the poller and handlers are running: stop them before failing
+      throw;
+    }
+  }
+  d.started = true;
+  spdlog::info("worker {} started: store {}, {} handler(s), up to {} steps in flight", d.cfg.name,
+               d.cfg.store, d.handlers.size(), d.cfg.max_in_flight);
+}
+
+client& worker::client() {
+  start();
+  return *impl_->client_;
+}
+
+bool worker::run_until_idle(milliseconds timeout) {
+  start();
+  caf::scoped_actor self{impl_->sys};
+  bool idle = false;
+  self->request(impl_->poller, timeout.count() > 0 ? timeout : milliseconds{365LL * 86400000},
+                idle_atom_v)
+      .receive([&](bool b) { idle = b; }, [&](caf::error&) { idle = false; });
+  return idle;
+}
+
+int worker::run() {
+  start();
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigset_t saved;
+  pthread_sigmask(SIG_BLOCK, &set, &saved);
+  spdlog::info("worker {} running; SIGINT or SIGTERM stops it", impl_->cfg.name);
+  int sig = 0;
+  sigwait(&set, &sig);
+  spdlog::info("{}: stopping; running steps have {} ms to finish (signal again to stop at once)",
+               sig == SIGINT ? "SIGINT" : "SIGTERM", impl_->cfg.drain_ms);
+  std::thread([set]() mutable {
+    int again = 0;
+    sigwait(&set, &again);
+    std::_Exit(130);
+  }).detach();
+  const bool clean = stop();
+  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+  return clean ? 0 : 1;
+}
+
+bool worker::stop() {
+  auto& d = *impl_;
+  if (!d.started || d.stopped) {
+    d.stopped = true;
+    return true;
+  }
+  d.stopped = true;
+  if (d.http) {
+    // Before the drain: answers still owed need the poller.
+    d.http->stop(milliseconds{std::min<std::int64_t>(d.cfg.drain_ms, 5000)});
+    d.http.reset();
+  }
+  bool clean = false;
+  {
+    caf::scoped_actor self{d.sys};
+    self->request(d.poller, milliseconds{d.cfg.drain_ms + 60000}, drain_atom_v, d.cfg.drain_ms)
+        .receive([&](bool b) { clean = b; },
+                 [&](caf::error& e) {
+                   spdlog::error("worker {}: drain failed: {}", d.cfg.name, describe(d.sys, e));
+                 });
+  }
+  d.client_.reset();  // its scoped actor must go before the system awaits its actors
+  caf::anon_send_exit(d.poller, caf::exit_reason::user_shutdown);
+  for (auto& a : d.instances)
+    caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+  d.instances.clear();
+  if (d.prof)
+    d.prof->stop_reporting();  // one last DogStatsD flush
+  spdlog::info("worker {} stopped{}", d.cfg.name,
+               clean ? "" : " (some steps were still running; their leases will lapse)");
+  return clean;
+}
+
+std::uint16_t worker::http_port() const {
+  return impl_->http ? impl_->http->port() : 0;
+}
+
+caf::actor_system& worker::system() {
+  return impl_->sys;
+}
+
+std::string worker::metrics_text() const {
+  if (!impl_->prof)
+    return "# tasker: no metrics (profile is off, or the worker has not started)\n";
+  return impl_->prof->prometheus_text();
+}
+
+const tasker::profiler* worker::metrics() const {
+  return impl_->prof.get();
+}
+
+}  // namespace tasker

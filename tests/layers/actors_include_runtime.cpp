@@ -1,0 +1,2 @@
+// Planted upward include: the actors layer must not see the runtime above it.
+#include <tasker/runtime/worker.hpp>
