@@ -3,4 +3,6 @@
 #include <tasker/core.h>
 #include <tasker/messages/step_event.hpp>
 
-int tasker_layer_control() { return TK_OK; }
+int tasker_layer_control() {
+  return TK_OK;
+}

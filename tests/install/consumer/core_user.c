@@ -12,9 +12,8 @@ int main(void) {
     fprintf(stderr, "tk_open: %s\n", err.message);
     return 1;
   }
-  const char* pipeline =
-      "{\"namespace\":\"c\",\"name\":\"one\",\"version\":\"1.0.0\","
-      "\"steps\":[{\"name\":\"only\",\"handler\":\"noop\"}]}";
+  const char* pipeline = "{\"namespace\":\"c\",\"name\":\"one\",\"version\":\"1.0.0\","
+                         "\"steps\":[{\"name\":\"only\",\"handler\":\"noop\"}]}";
   int code = 1;
   if (tk_register_pipeline(core, pipeline, &err) == TK_OK) {
     tk_task_spec spec = {0};
