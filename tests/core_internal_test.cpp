@@ -1,5 +1,6 @@
 // White-box tests of the core's pure parts: the JSON validator, the retry
-// arithmetic and pipeline parsing. No store, no C ABI.
+// arithmetic, pipeline parsing and the stores' private text encodings. No
+// store, no C ABI.
 #include <algorithm>
 #include <random>
 #include <string>
@@ -8,10 +9,11 @@
 #include <doctest/doctest.h>
 
 #include "abi/error.hpp"
-#include "util/json.hpp"
 #include "model/pipeline.hpp"
 #include "model/retry.hpp"
 #include "model/wait_token.hpp"
+#include "store/encodings.hpp"
+#include "util/json.hpp"
 
 using namespace tasker::core;
 
@@ -371,4 +373,29 @@ TEST_CASE("a wait token checks only under its key and only unaltered" * doctest:
   CHECK_FALSE(check_wait_token(key, token.substr(1), step, seq));
   CHECK_FALSE(check_wait_token(key, "42-7-" + std::string(32, 'g'), step, seq));
   CHECK_FALSE(wait_key::from_hex("00", copy));
+}
+
+TEST_CASE("an ancestor-results text gives each step's result by byte length, colons and all"
+          * doctest::timeout(10)) {
+  const std::string text = std::string("0:4:true") + "2:13:{\"a\":\"b:1:c\"}" + "5:0:";
+  CHECK(ancestor_result(text, 0) == "true");
+  CHECK(ancestor_result(text, 2) == "{\"a\":\"b:1:c\"}");
+  CHECK(ancestor_result(text, 5).empty());
+  CHECK(ancestor_result(text, 1).empty());  // not complete: none
+  CHECK(ancestor_result("", 0).empty());
+  CHECK(ancestor_result("3:99:x", 3) == "x");  // a short text is cut, not overrun
+}
+
+TEST_CASE("a finished-tasks payload reads back what was appended and skips what it cannot read"
+          * doctest::timeout(10)) {
+  std::string payload;
+  append_finished(payload, 12, task_state::complete);
+  append_finished(payload, 13, task_state::error);
+  CHECK(payload == "12:complete 13:error");
+  effects fx;
+  parse_finished(payload + " junk 14:nonsense 15:cancelled", fx);
+  using done = std::pair<std::int64_t, task_state>;
+  CHECK(fx.finished
+        == std::vector<done>{
+            {12, task_state::complete}, {13, task_state::error}, {15, task_state::cancelled}});
 }

@@ -13,11 +13,11 @@
 #include <nlohmann/json.hpp>
 
 #include "abi/error.hpp"
-#include "util/json.hpp"
 #include "store/memory/memory_store.hpp"
 #include "store/postgres/pg_store.hpp"
-#include "store/sqlite/sql_store.hpp"
+#include "store/sqlite/sqlite_store.hpp"
 #include "store/store.hpp"
+#include "util/json.hpp"
 #include <tasker/core.h>
 
 using namespace tasker::core;

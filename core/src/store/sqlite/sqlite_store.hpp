@@ -1,7 +1,6 @@
-// The SQL store: the store semantics in SQL, row by row, over a small
-// connection interface with SQLite as its driver. (PostgreSQL has a store of
-// its own, pg_store.hpp: over a network, row by row costs a round trip per
-// statement.)
+// The SQLite store: the store semantics in SQL, row by row, over one SQLite
+// connection (sqlite_connection.hpp). (PostgreSQL has a store of its own,
+// pg_store.hpp: over a network, row by row costs a round trip per statement.)
 #pragma once
 
 #include <memory>

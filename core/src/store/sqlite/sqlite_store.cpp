@@ -1,13 +1,12 @@
-#include "store/sqlite/sql_store.hpp"
+#include "store/sqlite/sqlite_store.hpp"
 
 #include <algorithm>
 #include <unordered_map>
 
 #include "abi/error.hpp"
-#include "util/json.hpp"
-#include "store/sqlite/sql_connection.hpp"
-#include "store/sqlite/sqlite_connection.hpp"
 #include "model/transitions.hpp"
+#include "store/sqlite/sqlite_connection.hpp"
+#include "util/json.hpp"
 
 namespace tasker::core {
 
@@ -40,12 +39,12 @@ std::string task_columns(const char* prefix = "") {
                  prefix);
 }
 
-class sql_store final : public store {
+class sqlite_store final : public store {
 public:
-  explicit sql_store(std::unique_ptr<sql_connection> c) : db_(std::move(c)) { create_schema(); }
+  explicit sqlite_store(const sqlite_options& o) : db_(o) { create_schema(); }
 
   pipeline_ptr register_pipeline(std::shared_ptr<pipeline_def> p) override {
-    sql_transaction tx{*db_};
+    sqlite_transaction tx{db_};
     auto& find = stmt(0, [&] {
       return std::string("SELECT id, definition FROM tk_pipelines WHERE namespace = ? AND name = ? "
                          "AND version = ?");
@@ -83,7 +82,7 @@ public:
   }
 
   create_outcome create_task(const task_request& r, millis now, effects& fx) override {
-    sql_transaction tx{*db_};
+    sqlite_transaction tx{db_};
     auto out = create_in_transaction(r, now);
     tx.commit();
     fx.work_ready = true;
@@ -92,7 +91,7 @@ public:
 
   void create_tasks(const task_request* r, std::size_t n, millis now, create_outcome* out,
                     effects& fx) override {
-    sql_transaction tx{*db_};
+    sqlite_transaction tx{db_};
     for (std::size_t i = 0; i < n; ++i) {
       try {
         out[i] = create_in_transaction(r[i], now);
@@ -175,7 +174,7 @@ public:
   }
 
   std::string task_status(std::int64_t task_id) override {
-    sql_transaction tx{*db_, sql_transaction::read};
+    sqlite_transaction tx{db_, sqlite_transaction::read};
     auto t = load_task(task_id);
     auto steps = load_steps(task_id);
     tx.commit();
@@ -195,7 +194,7 @@ public:
   }
 
   void cancel_task(std::int64_t task_id, millis now) override {
-    sql_transaction tx{*db_};
+    sqlite_transaction tx{db_};
     auto t = load_task(task_id);
     if (!task_active(t))
       fail(TK_CONFLICT,
@@ -212,7 +211,7 @@ public:
   }
 
   void retry_task(std::int64_t task_id, millis now, effects& fx) override {
-    sql_transaction tx{*db_};
+    sqlite_transaction tx{db_};
     auto t = load_task(task_id);
     check_retryable(t);
     const auto task_before = t.state;
@@ -240,7 +239,7 @@ public:
     if (!r.namespace_name.empty())
       sql += " AND namespace = ?";
     sql += " ORDER BY id LIMIT ?";
-    sql_transaction tx{*db_, sql_transaction::read};
+    sqlite_transaction tx{db_, sqlite_transaction::read};
     auto& q = stmt(26 + (r.state.empty() ? 0 : 1) + (r.namespace_name.empty() ? 0 : 2),
                    [&] { return sql; });
     int i = 1;
@@ -271,14 +270,14 @@ public:
 
   void claim(const claim_request& r, event_buffer& out, std::mt19937_64& rng,
              effects& fx) override {
-    sql_transaction tx{*db_};
+    sqlite_transaction tx{db_};
     claim_in_transaction(r, out, rng, fx);
     tx.commit();
   }
 
   void complete(const tk_step_result* results, std::size_t count, int* outcomes, millis now,
                 std::mt19937_64& rng, effects& fx) override {
-    sql_transaction tx{*db_};
+    sqlite_transaction tx{db_};
     complete_in_transaction(results, count, outcomes, now, rng, fx);
     tx.commit();
   }
@@ -287,7 +286,7 @@ public:
   void complete_and_claim(const tk_step_result* results, std::size_t count, int* outcomes,
                           const claim_request& r, event_buffer& out, std::mt19937_64& rng,
                           effects& fx) override {
-    sql_transaction tx{*db_};
+    sqlite_transaction tx{db_};
     complete_in_transaction(results, count, outcomes, r.now, rng, fx);
     claim_in_transaction(r, out, rng, fx);
     tx.commit();
@@ -414,7 +413,7 @@ public:
 
   void heartbeat(const std::int64_t* step_ids, const std::int64_t* tokens, std::size_t count,
                  millis lease_until, int* outcomes) override {
-    sql_transaction tx{*db_};
+    sqlite_transaction tx{db_};
     task_cache_.clear();
     for (std::size_t i = 0; i < count; ++i) {
       step_row s;
@@ -437,7 +436,7 @@ public:
 
   void signal(std::int64_t step_id, std::int64_t seq, std::string_view payload, millis now,
               effects& fx) override {
-    sql_transaction tx{*db_};
+    sqlite_transaction tx{db_};
     task_cache_.clear();
     step_row s;
     if (!find_step_and_task(step_id, s))
@@ -449,7 +448,7 @@ public:
   }
 
   millis next_due(const std::vector<std::string>& namespaces, millis now) override {
-    sql_transaction tx{*db_, sql_transaction::read};
+    sqlite_transaction tx{db_, sqlite_transaction::read};
     const auto ns = namespaces.empty() ? all_namespaces() : namespaces;
     auto& ready = stmt(10, [&] {
       return std::string("SELECT 1 FROM tk_steps WHERE namespace = ? AND state = 'ready' LIMIT 1");
@@ -486,7 +485,7 @@ public:
     return due;
   }
 
-  void inject_fault(std::int64_t n) override { db_->fail_after(n); }
+  void inject_fault(std::int64_t n) override { db_.fail_after(n); }
 
 private:
   struct candidate {
@@ -499,18 +498,18 @@ private:
     task_state loaded_state = row.state;  ///< to skip the state index when unchanged
   };
 
-  std::unique_ptr<sql_connection> db_;
+  sqlite_connection db_;
 
   // Each call site owns a statement slot (0-34; 26-29 are list_tasks's
   // filter variants): its SQL is built only the first time, so a hot call
   // neither allocates nor hashes its SQL text.
   template <class MakeSql>
-  sql_statement& stmt(std::size_t slot, MakeSql&& make_sql) {
-    if (auto* ready = db_->cached(slot)) {
+  sqlite_statement& stmt(std::size_t slot, MakeSql&& make_sql) {
+    if (auto* ready = db_.cached(slot)) {
       ready->reset();
       return *ready;
     }
-    return db_->prepare(slot, make_sql());
+    return db_.prepare(slot, make_sql());
   }
 
   std::unordered_map<std::int64_t, pipeline_ptr> pipelines_;  // immutable once stored
@@ -521,8 +520,8 @@ private:
   // Creates the schema, or migrates an older one, in one transaction; then
   // reads the wait-token secret.
   void create_schema() {
-    sql_transaction tx{*db_};
-    db_->exec("CREATE TABLE IF NOT EXISTS tk_schema (version INTEGER NOT NULL)");
+    sqlite_transaction tx{db_};
+    db_.exec("CREATE TABLE IF NOT EXISTS tk_schema (version INTEGER NOT NULL)");
     auto& v = stmt(12, [&] { return std::string("SELECT version FROM tk_schema"); });
     std::int64_t found = 0;
     if (v.step())
@@ -537,10 +536,9 @@ private:
     if (found < 2)
       migrate_to_2();
     if (found < schema_version)
-      db_->exec("UPDATE tk_schema SET version = " + std::to_string(schema_version));
-    auto& k = stmt(33, [&] {
-      return std::string("SELECT value FROM tk_meta WHERE key = 'wait_secret'");
-    });
+      db_.exec("UPDATE tk_schema SET version = " + std::to_string(schema_version));
+    auto& k = stmt(
+        33, [&] { return std::string("SELECT value FROM tk_meta WHERE key = 'wait_secret'"); });
     if (!k.step() || !wait_key::from_hex(k.get_text(0), key_))
       fail(TK_STORE_ERROR, "the database's wait-token secret is missing or malformed");
     k.reset();
@@ -549,47 +547,46 @@ private:
 
   // Version 2: durable waits (TK_RESULT_WAIT, tk_signal).
   void migrate_to_2() {
-    for (const char* column : {"wait_name TEXT", "signal TEXT",
-                               "signal_seq BIGINT NOT NULL DEFAULT 0",
-                               "resume INTEGER NOT NULL DEFAULT 0"})
-      db_->exec(std::string("ALTER TABLE tk_steps ADD COLUMN ") + column);
-    db_->exec("CREATE INDEX tk_steps_wait ON tk_steps (namespace, due_at) WHERE state = 'waiting'");
-    db_->exec("CREATE TABLE tk_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
-    db_->exec("INSERT INTO tk_meta (key, value) VALUES ('wait_secret', '"
-              + wait_key::random().to_hex() + "')");
+    for (const char* column :
+         {"wait_name TEXT", "signal TEXT", "signal_seq BIGINT NOT NULL DEFAULT 0",
+          "resume INTEGER NOT NULL DEFAULT 0"})
+      db_.exec(std::string("ALTER TABLE tk_steps ADD COLUMN ") + column);
+    db_.exec("CREATE INDEX tk_steps_wait ON tk_steps (namespace, due_at) WHERE state = 'waiting'");
+    db_.exec("CREATE TABLE tk_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+    db_.exec("INSERT INTO tk_meta (key, value) VALUES ('wait_secret', '"
+             + wait_key::random().to_hex() + "')");
   }
 
   void create_version_1() {
-    const std::string id = db_->dialect().id_column;
-    db_->exec("CREATE TABLE tk_pipelines (" + id
-              + ", namespace TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL, "
-                "definition TEXT NOT NULL, UNIQUE (namespace, name, version))");
-    db_->exec("CREATE TABLE tk_tasks (" + id
-              + ", pipeline_id BIGINT NOT NULL REFERENCES tk_pipelines (id), "
-                "namespace TEXT NOT NULL, state TEXT NOT NULL, priority INTEGER NOT NULL, "
-                "context TEXT NOT NULL, idempotency_key TEXT UNIQUE, created_at BIGINT NOT NULL, "
-                "updated_at BIGINT NOT NULL, completed_at BIGINT, steps_done INTEGER NOT NULL)");
-    db_->exec("CREATE INDEX tk_tasks_by_state ON tk_tasks (state, id)");
-    db_->exec("CREATE TABLE tk_steps (" + id
-              + ", task_id BIGINT NOT NULL REFERENCES tk_tasks (id), idx INTEGER NOT NULL, "
-                "namespace TEXT NOT NULL, priority INTEGER NOT NULL, state TEXT NOT NULL, "
-                "attempts INTEGER NOT NULL, pending_parents INTEGER NOT NULL, "
-                "claim_seq BIGINT NOT NULL, due_at BIGINT NOT NULL, created_at BIGINT NOT NULL, "
-                "started_at BIGINT, finished_at BIGINT, result TEXT, last_error TEXT, "
-                "claimed_by TEXT, UNIQUE (task_id, idx))");
+    const std::string id = "id INTEGER PRIMARY KEY";
+    db_.exec("CREATE TABLE tk_pipelines (" + id
+             + ", namespace TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL, "
+               "definition TEXT NOT NULL, UNIQUE (namespace, name, version))");
+    db_.exec("CREATE TABLE tk_tasks (" + id
+             + ", pipeline_id BIGINT NOT NULL REFERENCES tk_pipelines (id), "
+               "namespace TEXT NOT NULL, state TEXT NOT NULL, priority INTEGER NOT NULL, "
+               "context TEXT NOT NULL, idempotency_key TEXT UNIQUE, created_at BIGINT NOT NULL, "
+               "updated_at BIGINT NOT NULL, completed_at BIGINT, steps_done INTEGER NOT NULL)");
+    db_.exec("CREATE INDEX tk_tasks_by_state ON tk_tasks (state, id)");
+    db_.exec("CREATE TABLE tk_steps (" + id
+             + ", task_id BIGINT NOT NULL REFERENCES tk_tasks (id), idx INTEGER NOT NULL, "
+               "namespace TEXT NOT NULL, priority INTEGER NOT NULL, state TEXT NOT NULL, "
+               "attempts INTEGER NOT NULL, pending_parents INTEGER NOT NULL, "
+               "claim_seq BIGINT NOT NULL, due_at BIGINT NOT NULL, created_at BIGINT NOT NULL, "
+               "started_at BIGINT, finished_at BIGINT, result TEXT, last_error TEXT, "
+               "claimed_by TEXT, UNIQUE (task_id, idx))");
     // Partial indexes: only the rows a claim or a timer looks for are in
     // them, so the many updates of other rows (running -> complete, a child
     // counting its parents) do not touch them.
     // Claim order within a namespace; due_at means "ready since" for ready steps.
-    db_->exec("CREATE INDEX tk_steps_claim ON tk_steps (namespace, priority DESC, due_at, id) "
-              "WHERE state = 'ready'");
+    db_.exec("CREATE INDEX tk_steps_claim ON tk_steps (namespace, priority DESC, due_at, id) "
+             "WHERE state = 'ready'");
     // Due retries and lease ends. (SQLite uses a partial index only when the
     // query names its condition literally: one index per state.)
-    db_->exec("CREATE INDEX tk_steps_retry ON tk_steps (namespace, due_at) "
-              "WHERE state = 'waiting_for_retry'");
-    db_->exec(
-        "CREATE INDEX tk_steps_lease ON tk_steps (namespace, due_at) WHERE state = 'running'");
-    db_->exec("INSERT INTO tk_schema (version) VALUES (1)");
+    db_.exec("CREATE INDEX tk_steps_retry ON tk_steps (namespace, due_at) "
+             "WHERE state = 'waiting_for_retry'");
+    db_.exec("CREATE INDEX tk_steps_lease ON tk_steps (namespace, due_at) WHERE state = 'running'");
+    db_.exec("INSERT INTO tk_schema (version) VALUES (1)");
   }
 
   pipeline_ptr pipeline_by_id(std::int64_t id) {
@@ -624,7 +621,7 @@ private:
     return out;
   }
 
-  static step_row read_step(const sql_statement& q) {
+  static step_row read_step(const sqlite_statement& q) {
     step_row s;
     s.id = q.get_int(0);
     s.task_id = q.get_int(1);
@@ -648,7 +645,7 @@ private:
   }
 
   // Reads task columns starting at column `at` (after the step's in a join).
-  task_row read_task(const sql_statement& q, int at = 0) {
+  task_row read_task(const sqlite_statement& q, int at = 0) {
     task_row t;
     t.id = q.get_int(at + 0);
     auto pipeline_id = q.get_int(at + 1);
@@ -748,7 +745,8 @@ private:
     auto& u = stmt(20, [&] {
       return std::string(
           "UPDATE tk_steps SET state = ?, attempts = ?, pending_parents = ?, claim_seq = ?, "
-          "due_at = ?, started_at = ?, finished_at = ?, result = ?, last_error = ?, claimed_by = ?, "
+          "due_at = ?, started_at = ?, finished_at = ?, result = ?, last_error = ?, claimed_by = "
+          "?, "
           "wait_name = ?, signal = ?, signal_seq = ?, resume = ? WHERE id = ?");
     });
     u.bind(1, std::string_view{to_string(s.state)});
@@ -855,7 +853,7 @@ private:
 }  // namespace
 
 std::unique_ptr<store> make_sqlite_store(const sqlite_options& options) {
-  return std::make_unique<sql_store>(open_sqlite(options));
+  return std::make_unique<sqlite_store>(options);
 }
 
 }  // namespace tasker::core
