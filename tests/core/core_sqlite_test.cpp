@@ -11,7 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "core_test_support.hpp"
+#include <tasker/test/core.hpp>
 
 using namespace tasker::test;
 

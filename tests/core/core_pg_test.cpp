@@ -13,8 +13,8 @@
 
 #include <libpq-fe.h>
 
-#include "core_test_support.hpp"
-#include "pg_test_support.hpp"
+#include <tasker/test/core.hpp>
+#include <tasker/test/pg.hpp>
 #include "model/wait_token.hpp"
 
 using namespace tasker::test;

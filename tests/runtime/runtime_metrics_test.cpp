@@ -23,7 +23,7 @@
 #include <spdlog/spdlog.h>
 
 #include <tasker/actors/function_host.hpp>
-#include "metrics_test_support.hpp"
+#include <tasker/test/metrics.hpp>
 #include <tasker/runtime/profiler.hpp>
 #include <tasker/runtime/worker.hpp>
 

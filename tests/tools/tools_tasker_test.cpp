@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "core_test_support.hpp"
+#include <tasker/test/core.hpp>
 
 extern char** environ;
 

@@ -4,8 +4,8 @@
 #include <string>
 #include <vector>
 
-#include "core_test_support.hpp"
-#include "pg_test_support.hpp"
+#include <tasker/test/core.hpp>
+#include <tasker/test/pg.hpp>
 
 using namespace tasker::test;
 

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "core_test_support.hpp"
+#include <tasker/test/core.hpp>
 
 using namespace tasker::test;
 
