@@ -47,8 +47,8 @@ struct store_env {
   core_handle core;
 
   explicit store_env(const char* options = nullptr) {
-    core.open(Store::url(dir), options);
-    core.use_clock(clock);
+    core = open_core(Store::url(dir), options);
+    use_clock(core, clock);
   }
 
   /// Registers `steps` as test/flow@1.
