@@ -22,8 +22,8 @@
 #include <nlohmann/json.hpp>
 
 #include "table.hpp"
-#include "temp_dir.hpp"
-#include <tasker/core.h>
+#include <tasker/core.hpp>
+#include <tasker/test/temp_dir.hpp>
 
 // Counts C++ heap allocations (operator new) in this process, the core's
 // included: the figure behind "no allocation per event in steady state".
@@ -193,12 +193,13 @@ bool verify(tk_core* core, const std::vector<std::int64_t>& ids, const run_stats
 }
 
 bool run(const std::string& store, std::size_t batch, long tasks, bool pooled, run_stats& stats) {
-  bench::temp_dir dir;
+  tasker::test::temp_dir dir;
   const std::string url =
-      store == "memory" ? "memory:" : "sqlite:" + (dir.path / "bench.db").string();
+      store == "memory" ? "memory:" : "sqlite:" + (dir.path() / "bench.db").string();
   tk_error err{};
-  tk_core* core = tk_open(url.c_str(), pooled ? nullptr : R"({"pooled_events":false})", &err);
-  if (core == nullptr) {
+  auto core =
+      tasker::core_handle::open(url.c_str(), pooled ? nullptr : R"({"pooled_events":false})", err);
+  if (!core) {
     check(static_cast<tk_status>(err.code), err, "tk_open");
     return false;
   }
@@ -263,7 +264,6 @@ bool run(const std::string& store, std::size_t batch, long tasks, bool pooled, r
   stats.loop_allocations = g_allocations.load() - allocations_before;
   tk_worker_close(worker);
   stats.verified = ok && verify(core, ids, stats);
-  tk_close(core);
   return stats.verified;
 }
 

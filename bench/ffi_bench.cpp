@@ -21,8 +21,8 @@
 #include "args.hpp"
 #include "stats.hpp"
 #include "table.hpp"
-#include "temp_dir.hpp"
 #include <tasker/runtime/worker.hpp>
+#include <tasker/test/temp_dir.hpp>
 
 namespace {
 
@@ -36,10 +36,10 @@ struct options {
   int burst = 2000;  ///< overload: tasks created at once
 };
 
-tasker::worker_config base_config(const std::string& store, const bench::temp_dir& dir,
+tasker::worker_config base_config(const std::string& store, const tasker::test::temp_dir& dir,
                                   const char* file) {
   tasker::worker_config cfg;
-  cfg.store = store == "memory" ? "memory:" : "sqlite:" + (dir.path / file).string();
+  cfg.store = store == "memory" ? "memory:" : "sqlite:" + (dir.path() / file).string();
   cfg.log_level = "error";
   cfg.threads = std::max(2u, std::thread::hardware_concurrency());
   cfg.summary_interval_ms = 0;
@@ -50,7 +50,7 @@ struct latency {
   double p50_ms = 0, p99_ms = 0;
 };
 
-latency wakeup_run(bool callback, const options& o, const bench::temp_dir& dir) {
+latency wakeup_run(bool callback, const options& o, const tasker::test::temp_dir& dir) {
   auto cfg = base_config(o.store, dir, callback ? "wake-callback.db" : "wake-interval.db");
   if (!callback) {
     cfg.wakeup = "interval";
@@ -90,7 +90,7 @@ struct overload_figures {
   double seconds = 0;  ///< until every task ended
 };
 
-overload_figures overload_run(bool gated, const options& o, const bench::temp_dir& dir) {
+overload_figures overload_run(bool gated, const options& o, const tasker::test::temp_dir& dir) {
   auto cfg = base_config(o.store, dir, gated ? "gated.db" : "drop.db");
   cfg.claim_mode = gated ? "capacity" : "drop";
   cfg.max_in_flight = 16;
@@ -166,7 +166,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ffi_bench: --store memory or sqlite\n");
     return 2;
   }
-  bench::temp_dir dir;
+  tasker::test::temp_dir dir;
   const auto polled = wakeup_run(false, o, dir);
   const auto woken = wakeup_run(true, o, dir);
   bench::table_row("wake-up callback vs 10 ms polling: linear 4-step P50 (" + o.store + ")",

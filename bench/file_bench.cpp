@@ -26,10 +26,10 @@
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
-#include <tasker/actors/file_actor.hpp>
 #include "stats.hpp"
 #include "table.hpp"
-#include "temp_dir.hpp"
+#include <tasker/actors/file_actor.hpp>
+#include <tasker/test/temp_dir.hpp>
 
 namespace {
 
@@ -102,12 +102,12 @@ int main(int argc, char** argv) {
                                                                 {"1 MiB", 1u << 20, 300},
                                                                 {"256 MiB", 256u << 20, 7}};
 
-  bench::temp_dir dir;
+  tasker::test::temp_dir dir;
   caf::actor_system_config cfg;
   cfg.set("scheduler.max-threads", 2).set("work-stealing.moderate-poll-attempts", 0);
   caf::actor_system sys{cfg};
   tasker::actors::file_actor_config fc;
-  fc.roots = {dir.path};
+  fc.roots = {dir.path()};
   auto files = tasker::actors::spawn_file_actor(sys, fc);
 
   // The same operations without the actor: what the two thread hand-offs cost.
@@ -132,7 +132,7 @@ int main(int argc, char** argv) {
     };
     for (const auto& c : cases) {
       const std::string name = "f" + std::to_string(c.bytes);
-      const auto path = (dir.path / name).string();
+      const auto path = (dir.path() / name).string();
       generate(path, c.bytes);
       const auto lines = c.bytes / 64;
       std::vector<double> read_actor, read_direct, read_stream, scan_actor, scan_stream;

@@ -1,4 +1,4 @@
-// The PostgreSQL store with real worker processes (tests/pg_worker.cpp) on
+// The PostgreSQL store with real worker processes (tests/runtime/pg_worker.cpp) on
 // one machine, server and workers sharing its cores:
 //   1. no-op steps/s with 1 and with 3 worker processes, draining a backlog
 //      of linear 4-step tasks created beforehand (timed by the database:
@@ -51,8 +51,8 @@
 #include "args.hpp"
 #include "stats.hpp"
 #include "table.hpp"
-#include "temp_dir.hpp"
-#include <tasker/core.h>
+#include <tasker/core.hpp>
+#include <tasker/test/temp_dir.hpp>
 
 extern char** environ;
 
@@ -225,9 +225,9 @@ private:
   std::vector<pid_t> pids_;
 };
 
-tk_core* open_core(const std::string& url) {
+tasker::core_handle open_core(const std::string& url) {
   tk_error err{};
-  tk_core* core = tk_open(url.c_str(), nullptr, &err);
+  auto core = tasker::core_handle::open(url.c_str(), nullptr, err);
   if (!core)
     die(std::string("tk_open: ") + err.message);
   return core;
@@ -286,7 +286,7 @@ struct throughput {
 throughput run_throughput(const std::string& base, const std::string& schema, int workers,
                           int tasks, const std::string& extra = "", bool backlog_first = true) {
   const auto url = base + "?schema=" + schema + extra;
-  tk_core* core = open_core(url);
+  auto core = open_core(url);
   PGconn* db = PQconnectdb(base.c_str());
   if (PQstatus(db) != CONNECTION_OK)
     die("connecting: " + std::string(PQerrorMessage(db)));
@@ -360,7 +360,6 @@ throughput run_throughput(const std::string& base, const std::string& schema, in
   out.worker_us_per_step = (children_cpu_s() - workers_cpu_before) * 1e6 / steps;
   if (server_cpu_before >= 0 && server_cpu_after >= 0)
     out.server_us_per_step = (server_cpu_after - server_cpu_before) * 1e6 / steps;
-  tk_close(core);
   // The schema goes, so that the runs after this one find the database as
   // this one did.
   PQclear(PQexec(db, ("DROP SCHEMA " + schema + " CASCADE").c_str()));
@@ -384,7 +383,7 @@ struct waiter {
 std::vector<double> run_latency(const std::string& base, const std::string& schema, int workers,
                                 int samples, const std::string& extra = "") {
   const auto url = base + "?schema=" + schema + extra;
-  tk_core* core = open_core(url);
+  auto core = open_core(url);
   waiter w;
   tk_error err{};
   tk_set_task_listener(core, &waiter::on_finished, &w, &err);
@@ -410,7 +409,6 @@ std::vector<double> run_latency(const std::string& base, const std::string& sche
         out.push_back(us);
     }
   }
-  tk_close(core);
   PGconn* db = PQconnectdb(base.c_str());
   PQclear(PQexec(db, "SET client_min_messages = warning"));
   PQclear(PQexec(db, ("DROP SCHEMA " + schema + " CASCADE").c_str()));
@@ -437,9 +435,9 @@ void run_all(const std::string& base);
 int main(int argc, char** argv) {
   settings() = parse(argc, argv);
   const auto& o = settings();
-  bench::temp_dir dir;
+  tasker::test::temp_dir dir;
   std::string base = o.url;
-  const std::string server = (dir.path / "pg").string();
+  const std::string server = (dir.path() / "pg").string();
   const bool own_server = base.empty();
   if (own_server) {
     const std::string cmd =
@@ -451,7 +449,7 @@ int main(int argc, char** argv) {
     if (base.empty() || base == "none")
       die("no PostgreSQL server binary: install the postgresql package");
   }
-  std::printf("PostgreSQL store, worker processes of tests/pg_worker.cpp, durable commits\n");
+  std::printf("PostgreSQL store, worker processes of tests/runtime/pg_worker.cpp, durable commits\n");
   std::fflush(stdout);
 
   if (o.latency_only) {

@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "stats.hpp"
-#include <tasker/core.h>
+#include <tasker/core.hpp>
 
 namespace {
 
@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
       grow = std::atoi(argv[i + 1]);
   }
   tk_error err{};
-  tk_core* core = tk_open(argv[1], nullptr, &err);
+  auto core = tasker::core_handle::open(argv[1], nullptr, err);
   if (!core)
     die("tk_open", err);
   const char* pipeline =
@@ -138,6 +138,5 @@ int main(int argc, char** argv) {
     measure();
   }
   tk_worker_close(w);
-  tk_close(core);
   return 0;
 }

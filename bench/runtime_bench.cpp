@@ -21,9 +21,9 @@
 
 #include "args.hpp"
 #include "table.hpp"
-#include "temp_dir.hpp"
+#include <tasker/core.hpp>
 #include <tasker/runtime/worker.hpp>
-#include <tasker/core.h>
+#include <tasker/test/temp_dir.hpp>
 
 namespace {
 
@@ -106,7 +106,7 @@ double percentile(std::vector<double> v, double p) {
 /// store of the same kind: the baseline of the per-step overhead.
 double core_only_rate(const std::string& url, int tasks) {
   tk_error err{};
-  tk_core* core = tk_open(url.c_str(), nullptr, &err);
+  auto core = tasker::core_handle::open(url.c_str(), nullptr, err);
   if (!core) {
     std::fprintf(stderr, "runtime_bench: %s\n", err.message);
     std::exit(1);
@@ -139,7 +139,6 @@ double core_only_rate(const std::string& url, int tasks) {
   }
   const double seconds = std::chrono::duration<double>(clock_type::now() - start).count();
   tk_worker_close(w);
-  tk_close(core);
   return static_cast<double>(steps) / seconds;
 }
 
@@ -148,10 +147,11 @@ struct store_figures {
   double throughput = 0;
 };
 
-store_figures run_store(const std::string& kind, const options& o, const bench::temp_dir& dir) {
+store_figures run_store(const std::string& kind, const options& o,
+                        const tasker::test::temp_dir& dir) {
   store_figures figures;
   const auto url =
-      kind == "memory" ? std::string("memory:") : "sqlite:" + (dir.path / "runtime.db").string();
+      kind == "memory" ? std::string("memory:") : "sqlite:" + (dir.path() / "runtime.db").string();
   tasker::worker_config cfg;
   cfg.store = url;
   cfg.log_level = std::getenv("BENCH_LOG") ? std::getenv("BENCH_LOG") : "warn";
@@ -208,11 +208,12 @@ store_figures run_store(const std::string& kind, const options& o, const bench::
   // file (as another process would submit them), so only steps are timed;
   // the memory store cannot be shared, so there creation is included.
   const int tasks = o.throughput_tasks > 0 ? o.throughput_tasks : kind == "memory" ? 100000 : 20000;
-  const auto throughput_url =
-      kind == "memory" ? std::string("memory:") : "sqlite:" + (dir.path / "throughput.db").string();
+  const auto throughput_url = kind == "memory"
+                                  ? std::string("memory:")
+                                  : "sqlite:" + (dir.path() / "throughput.db").string();
   if (kind != "memory") {
     tk_error err{};
-    tk_core* core = tk_open(throughput_url.c_str(), nullptr, &err);
+    auto core = tasker::core_handle::open(throughput_url.c_str(), nullptr, err);
     const auto linear = flows[0].to_core_json();
     std::vector<tk_task_spec> specs(static_cast<std::size_t>(tasks),
                                     tk_task_spec{"bench", "linear", "1", "{}", nullptr, 0});
@@ -222,7 +223,6 @@ store_figures run_store(const std::string& kind, const options& o, const bench::
       std::fprintf(stderr, "runtime_bench: %s\n", err.message);
       std::exit(1);
     }
-    tk_close(core);
   }
   tasker::worker_config tcfg;
   tcfg.store = throughput_url;
@@ -258,9 +258,10 @@ store_figures run_store(const std::string& kind, const options& o, const bench::
   figures.throughput = steps / seconds;
   tw.stop();
 
-  const double core_rate = core_only_rate(
-      kind == "memory" ? std::string("memory:") : "sqlite:" + (dir.path / "core-only.db").string(),
-      tasks);
+  const double core_rate =
+      core_only_rate(kind == "memory" ? std::string("memory:")
+                                      : "sqlite:" + (dir.path() / "core-only.db").string(),
+                     tasks);
   std::printf("%-7s throughput: %d tasks, %.0f steps in %.3f s = %.0f steps/s (%s)\n", kind.c_str(),
               tasks, steps, seconds, figures.throughput,
               kind == "memory" ? "creation included" : "tasks created beforehand");
@@ -275,7 +276,7 @@ store_figures run_store(const std::string& kind, const options& o, const bench::
 
 int main(int argc, char** argv) {
   const auto o = parse(argc, argv);
-  bench::temp_dir dir;
+  tasker::test::temp_dir dir;
   for (const auto& kind : o.stores) {
     const auto f = run_store(kind, o, dir);
     const double p50_goal = kind == "memory" ? 250 : 1000;

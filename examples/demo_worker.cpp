@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "math.hpp"
-#include <tasker/runtime/worker.hpp>
+#include <tasker/runtime/run_main.hpp>
 
 namespace {
 
@@ -77,51 +77,49 @@ std::vector<workflow> workflows() {
 
 int main(int argc, char** argv) {
   demo_config cfg;
-  int code = 0;
-  if (!cfg.parse_args(argc, argv, &code))
-    return code;
-  tasker::worker w{cfg};
-  w.handle("square", examples::square);
-  auto flows = workflows();
-  for (const auto& f : flows)
-    w.register_pipeline(f.pipeline);
+  return tasker::run_main(cfg, argc, argv, [&cfg](tasker::worker& w) {
+    w.handle("square", examples::square);
+    auto flows = workflows();
+    for (const auto& f : flows)
+      w.register_pipeline(f.pipeline);
 
-  auto& client = w.client();
-  const auto start = std::chrono::steady_clock::now();
-  std::size_t steps = 0;
-  for (std::size_t i = 0; i < cfg.tasks; ++i) {
-    auto& f = flows[i % flows.size()];
-    const auto n = static_cast<unsigned>(6 + 2 * (f.tasks.size() % 3));
-    f.tasks.push_back(client.create(f.pipeline, {{"even_number", n}}));
-    f.inputs.push_back(n);
-    steps += f.pipeline.steps().size();
-  }
-  examples::checker check;
-  for (const auto& f : flows)
-    for (const auto task : f.tasks)
-      check.equal(f.pipeline.name() + " task " + std::to_string(task) + " state", client.wait(task),
-                  "complete");
-  const std::chrono::duration<double> wall = std::chrono::steady_clock::now() - start;
+    auto& client = w.client();
+    const auto start = std::chrono::steady_clock::now();
+    std::size_t steps = 0;
+    for (std::size_t i = 0; i < cfg.tasks; ++i) {
+      auto& f = flows[i % flows.size()];
+      const auto n = static_cast<unsigned>(6 + 2 * (f.tasks.size() % 3));
+      f.tasks.push_back(client.create(f.pipeline, {{"even_number", n}}));
+      f.inputs.push_back(n);
+      steps += f.pipeline.steps().size();
+    }
+    examples::checker check;
+    for (const auto& f : flows)
+      for (const auto task : f.tasks)
+        check.equal(f.pipeline.name() + " task " + std::to_string(task) + " state",
+                    client.wait(task), "complete");
+    const std::chrono::duration<double> wall = std::chrono::steady_clock::now() - start;
 
-  std::cout << std::left << std::setw(11) << "pipeline" << std::right << std::setw(7) << "tasks"
-            << std::setw(8) << "steps"
-            << "  final value of its first task (n = 6)\n";
-  for (const auto& f : flows) {
-    for (std::size_t j = 0; j < f.tasks.size(); ++j)
-      check.equal(f.pipeline.name() + " task " + std::to_string(f.tasks[j]) + " " + f.last_step,
-                  examples::step_value(client, f.tasks[j], f.last_step),
-                  examples::value_json(examples::power(f.inputs[j], f.exponent)));
-    std::cout << std::left << std::setw(11) << f.pipeline.name() << std::right << std::setw(7)
-              << f.tasks.size() << std::setw(8) << f.tasks.size() * f.pipeline.steps().size()
-              << "  "
-              << (f.tasks.empty()
-                      ? "-"
-                      : examples::show(examples::step_value(client, f.tasks.front(), f.last_step)))
-              << '\n';
-  }
-  std::cout << cfg.tasks << " tasks, " << steps << " steps in " << std::fixed
-            << std::setprecision(3) << wall.count() << " s: " << std::setprecision(0)
-            << (wall.count() > 0 ? static_cast<double>(steps) / wall.count() : 0.0)
-            << " steps/s on " << cfg.store << " (" << check.failures() << " failed checks)\n";
-  return check.exit_code();
+    std::cout << std::left << std::setw(11) << "pipeline" << std::right << std::setw(7) << "tasks"
+              << std::setw(8) << "steps"
+              << "  final value of its first task (n = 6)\n";
+    for (const auto& f : flows) {
+      for (std::size_t j = 0; j < f.tasks.size(); ++j)
+        check.equal(f.pipeline.name() + " task " + std::to_string(f.tasks[j]) + " " + f.last_step,
+                    examples::step_value(client, f.tasks[j], f.last_step),
+                    examples::value_json(examples::power(f.inputs[j], f.exponent)));
+      std::cout << std::left << std::setw(11) << f.pipeline.name() << std::right << std::setw(7)
+                << f.tasks.size() << std::setw(8) << f.tasks.size() * f.pipeline.steps().size()
+                << "  "
+                << (f.tasks.empty() ? "-"
+                                    : examples::show(
+                                        examples::step_value(client, f.tasks.front(), f.last_step)))
+                << '\n';
+    }
+    std::cout << cfg.tasks << " tasks, " << steps << " steps in " << std::fixed
+              << std::setprecision(3) << wall.count() << " s: " << std::setprecision(0)
+              << (wall.count() > 0 ? static_cast<double>(steps) / wall.count() : 0.0)
+              << " steps/s on " << cfg.store << " (" << check.failures() << " failed checks)\n";
+    return check.exit_code();
+  });
 }

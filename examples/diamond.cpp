@@ -11,35 +11,32 @@
 #include <iostream>
 
 #include "math.hpp"
-#include <tasker/runtime/worker.hpp>
+#include <tasker/runtime/run_main.hpp>
 
 int main(int argc, char** argv) {
-  tasker::worker_config cfg;
-  int code = 0;
-  if (!cfg.parse_args(argc, argv, &code))
-    return code;
-  tasker::worker w{cfg};
-  w.handle("square", examples::square);
+  return tasker::run_main(argc, argv, [](tasker::worker& w) {
+    w.handle("square", examples::square);
 
-  tasker::pipeline diamond{"examples", "diamond", "1.0.0"};
-  diamond.step("start", "square")
-      .step("b", "square", examples::squares({"start"}))
-      .step("c", "square", examples::squares({"start"}))
-      .step("end", "square", examples::squares({"b", "c"}));
-  w.register_pipeline(diamond);
+    tasker::pipeline diamond{"examples", "diamond", "1.0.0"};
+    diamond.step("start", "square")
+        .step("b", "square", examples::squares({"start"}))
+        .step("c", "square", examples::squares({"start"}))
+        .step("end", "square", examples::squares({"b", "c"}));
+    w.register_pipeline(diamond);
 
-  auto& client = w.client();
-  const auto task = client.create(diamond, {{"even_number", 6}});
-  const auto state = client.wait(task);
-  std::cout << "task " << task << " " << state
-            << ": end = " << examples::step_value(client, task, "end") << '\n';
+    auto& client = w.client();
+    const auto task = client.create(diamond, {{"even_number", 6}});
+    const auto state = client.wait(task);
+    std::cout << "task " << task << " " << state
+              << ": end = " << examples::step_value(client, task, "end") << '\n';
 
-  examples::checker check;
-  check.equal("task state", state, "complete");
-  examples::check_values(check, client, task,
-                         {{"start", examples::power(6, 2)},
-                          {"b", examples::power(6, 4)},
-                          {"c", examples::power(6, 4)},
-                          {"end", 2821109907456}});
-  return check.exit_code();
+    examples::checker check;
+    check.equal("task state", state, "complete");
+    examples::check_values(check, client, task,
+                           {{"start", examples::power(6, 2)},
+                            {"b", examples::power(6, 4)},
+                            {"c", examples::power(6, 4)},
+                            {"end", 2821109907456}});
+    return check.exit_code();
+  });
 }

@@ -7,33 +7,29 @@
 #include <cstdint>
 #include <iostream>
 
-#include <tasker/runtime/worker.hpp>
+#include <tasker/runtime/run_main.hpp>
 
 int main(int argc, char** argv) {
-  tasker::worker_config cfg;
-  int code = 0;
-  if (!cfg.parse_args(argc, argv, &code))
-    return code;
-  tasker::worker w{cfg};
+  return tasker::run_main(argc, argv, [](tasker::worker& w) {
+    w.handle("square", [](tasker::step_context& ctx) {
+      auto previous = ctx.config_or<std::string>("previous", "");
+      auto x = previous.empty() ? ctx.input<std::int64_t>("even_number")
+                                : ctx.dependency<std::int64_t>(previous, "value");
+      return tasker::success({{"value", x * x}});
+    });
 
-  w.handle("square", [](tasker::step_context& ctx) {
-    auto previous = ctx.config_or<std::string>("previous", "");
-    auto x = previous.empty() ? ctx.input<std::int64_t>("even_number")
-                              : ctx.dependency<std::int64_t>(previous, "value");
-    return tasker::success({{"value", x * x}});
+    tasker::pipeline linear{"examples", "hello", "1.0.0"};
+    linear.step("s1", "square")
+        .step("s2", "square", tasker::after("s1").with_config({{"previous", "s1"}}))
+        .step("s3", "square", tasker::after("s2").with_config({{"previous", "s2"}}))
+        .step("s4", "square", tasker::after("s3").with_config({{"previous", "s3"}}));
+    w.register_pipeline(linear);
+
+    auto& client = w.client();
+    const auto task = client.create(linear, {{"even_number", 6}});
+    const auto state = client.wait(task);
+    const auto s4 = client.result(task, "s4").at("value");
+    std::cout << "task " << task << " " << state << ": s4 = " << s4 << '\n';
+    return state == "complete" && s4 == 2821109907456 ? 0 : 1;
   });
-
-  tasker::pipeline linear{"examples", "hello", "1.0.0"};
-  linear.step("s1", "square")
-      .step("s2", "square", tasker::after("s1").with_config({{"previous", "s1"}}))
-      .step("s3", "square", tasker::after("s2").with_config({{"previous", "s2"}}))
-      .step("s4", "square", tasker::after("s3").with_config({{"previous", "s3"}}));
-  w.register_pipeline(linear);
-
-  auto& client = w.client();
-  const auto task = client.create(linear, {{"even_number", 6}});
-  const auto state = client.wait(task);
-  const auto s4 = client.result(task, "s4").at("value");
-  std::cout << "task " << task << " " << state << ": s4 = " << s4 << '\n';
-  return state == "complete" && s4 == 2821109907456 ? 0 : 1;
 }

@@ -15,42 +15,39 @@
 #include <vector>
 
 #include "math.hpp"
-#include <tasker/runtime/worker.hpp>
+#include <tasker/runtime/run_main.hpp>
 
 int main(int argc, char** argv) {
-  tasker::worker_config cfg;
-  int code = 0;
-  if (!cfg.parse_args(argc, argv, &code))
-    return code;
-  tasker::worker w{cfg};
-  w.handle("square", examples::square);
+  return tasker::run_main(argc, argv, [](tasker::worker& w) {
+    w.handle("square", examples::square);
 
-  tasker::pipeline mixed{"examples", "mixed_dag", "1.0.0"};
-  mixed.step("init", "square")
-      .step("left", "square", examples::squares({"init"}))
-      .step("right", "square", examples::squares({"init"}))
-      .step("validate", "square", examples::squares({"left", "right"}))
-      .step("transform", "square", examples::squares({"left"}))
-      .step("analyze", "square", examples::squares({"right"}))
-      .step("finalize", "square", examples::squares({"validate", "transform", "analyze"}));
-  w.register_pipeline(mixed);
+    tasker::pipeline mixed{"examples", "mixed_dag", "1.0.0"};
+    mixed.step("init", "square")
+        .step("left", "square", examples::squares({"init"}))
+        .step("right", "square", examples::squares({"init"}))
+        .step("validate", "square", examples::squares({"left", "right"}))
+        .step("transform", "square", examples::squares({"left"}))
+        .step("analyze", "square", examples::squares({"right"}))
+        .step("finalize", "square", examples::squares({"validate", "transform", "analyze"}));
+    w.register_pipeline(mixed);
 
-  auto& client = w.client();
-  const auto task = client.create(mixed, {{"even_number", 6}});
-  const auto state = client.wait(task);
-  std::cout << "task " << task << " " << state
-            << ": finalize = " << examples::step_value(client, task, "finalize") << '\n';
+    auto& client = w.client();
+    const auto task = client.create(mixed, {{"even_number", 6}});
+    const auto state = client.wait(task);
+    std::cout << "task " << task << " " << state
+              << ": finalize = " << examples::step_value(client, task, "finalize") << '\n';
 
-  examples::checker check;
-  check.equal("task state", state, "complete");
-  const auto six_to_the = [](unsigned k) { return examples::power(6, k); };
-  examples::check_values(check, client, task,
-                         {{"init", six_to_the(2)},
-                          {"left", six_to_the(4)},
-                          {"right", six_to_the(4)},
-                          {"validate", six_to_the(16)},
-                          {"transform", six_to_the(8)},
-                          {"analyze", six_to_the(8)},
-                          {"finalize", six_to_the(64)}});
-  return check.exit_code();
+    examples::checker check;
+    check.equal("task state", state, "complete");
+    const auto six_to_the = [](unsigned k) { return examples::power(6, k); };
+    examples::check_values(check, client, task,
+                           {{"init", six_to_the(2)},
+                            {"left", six_to_the(4)},
+                            {"right", six_to_the(4)},
+                            {"validate", six_to_the(16)},
+                            {"transform", six_to_the(8)},
+                            {"analyze", six_to_the(8)},
+                            {"finalize", six_to_the(64)}});
+    return check.exit_code();
+  });
 }

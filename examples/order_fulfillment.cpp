@@ -20,7 +20,7 @@
 #include <string>
 
 #include "check.hpp"
-#include <tasker/runtime/worker.hpp>
+#include <tasker/runtime/run_main.hpp>
 
 namespace {
 
@@ -97,58 +97,55 @@ tasker::step_result ship_order(tasker::step_context& ctx) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  tasker::worker_config cfg;
-  int code = 0;
-  if (!cfg.parse_args(argc, argv, &code))
-    return code;
-  tasker::worker w{cfg};
-  w.handle("validate_order", validate_order)
-      .handle("reserve_inventory", reserve_inventory)
-      .handle("process_payment", process_payment)
-      .handle("ship_order", ship_order);
+  return tasker::run_main(argc, argv, [](tasker::worker& w) {
+    w.handle("validate_order", validate_order)
+        .handle("reserve_inventory", reserve_inventory)
+        .handle("process_payment", process_payment)
+        .handle("ship_order", ship_order);
 
-  tasker::retry_policy payment_retry;
-  payment_retry.max_attempts = 2;
-  payment_retry.backoff = "exponential";
-  payment_retry.base = 50ms;
+    tasker::retry_policy payment_retry;
+    payment_retry.max_attempts = 2;
+    payment_retry.backoff = "exponential";
+    payment_retry.base = 50ms;
 
-  tasker::pipeline orders{"examples", "order_fulfillment", "1.0.0"};
-  orders.step("validate_order", "validate_order")
-      .step("reserve_inventory", "reserve_inventory", tasker::after("validate_order"))
-      .step("process_payment", "process_payment",
-            tasker::after("validate_order", "reserve_inventory").retry(payment_retry))
-      .step("ship_order", "ship_order",
-            tasker::after("validate_order", "reserve_inventory", "process_payment"));
-  w.register_pipeline(orders);
+    tasker::pipeline orders{"examples", "order_fulfillment", "1.0.0"};
+    orders.step("validate_order", "validate_order")
+        .step("reserve_inventory", "reserve_inventory", tasker::after("validate_order"))
+        .step("process_payment", "process_payment",
+              tasker::after("validate_order", "reserve_inventory").retry(payment_retry))
+        .step("ship_order", "ship_order",
+              tasker::after("validate_order", "reserve_inventory", "process_payment"));
+    w.register_pipeline(orders);
 
-  const json order = {{"order_id", "ORD-1001"},
-                      {"customer_id", "CUST-42"},
-                      {"items",
-                       {{{"sku", "WIDGET-RED"}, {"quantity", 2}, {"unit_price_cents", 1999}},
-                        {{"sku", "GADGET-XL"}, {"quantity", 1}, {"unit_price_cents", 4950}}}}};
-  auto& client = w.client();
-  const auto task = client.create(orders, order);
-  const auto state = client.wait(task);
-  const auto status = client.status(task);
-  const auto payment = client.result(task, "process_payment");
-  const auto shipment = client.result(task, "ship_order");
-  std::cout << "order " << order["order_id"].get<std::string>() << " (task " << task << ") "
-            << state << ": paid " << examples::show(examples::field(payment, "amount")) << " as "
-            << examples::show(examples::field(payment, "payment_id")) << " after "
-            << examples::field(examples::step_status(status, "process_payment"), "attempts")
-            << " attempts, shipped as "
-            << examples::show(examples::field(shipment, "tracking_number")) << '\n';
+    const json order = {{"order_id", "ORD-1001"},
+                        {"customer_id", "CUST-42"},
+                        {"items",
+                         {{{"sku", "WIDGET-RED"}, {"quantity", 2}, {"unit_price_cents", 1999}},
+                          {{"sku", "GADGET-XL"}, {"quantity", 1}, {"unit_price_cents", 4950}}}}};
+    auto& client = w.client();
+    const auto task = client.create(orders, order);
+    const auto state = client.wait(task);
+    const auto status = client.status(task);
+    const auto payment = client.result(task, "process_payment");
+    const auto shipment = client.result(task, "ship_order");
+    std::cout << "order " << order["order_id"].get<std::string>() << " (task " << task << ") "
+              << state << ": paid " << examples::show(examples::field(payment, "amount")) << " as "
+              << examples::show(examples::field(payment, "payment_id")) << " after "
+              << examples::field(examples::step_status(status, "process_payment"), "attempts")
+              << " attempts, shipped as "
+              << examples::show(examples::field(shipment, "tracking_number")) << '\n';
 
-  examples::checker check;
-  check.equal("task state", state, "complete");
-  check.equal("validate_order.total_cents",
-              examples::field(client.result(task, "validate_order"), "total_cents"), json(8948));
-  check.equal("process_payment attempts",
-              examples::field(examples::step_status(status, "process_payment"), "attempts"),
-              json(2));
-  check.that(examples::field(payment, "payment_id").is_string(),
-             "process_payment returns a payment id", payment);
-  check.equal("ship_order.payment_id", examples::field(shipment, "payment_id"),
-              examples::field(payment, "payment_id"));
-  return check.exit_code();
+    examples::checker check;
+    check.equal("task state", state, "complete");
+    check.equal("validate_order.total_cents",
+                examples::field(client.result(task, "validate_order"), "total_cents"), json(8948));
+    check.equal("process_payment attempts",
+                examples::field(examples::step_status(status, "process_payment"), "attempts"),
+                json(2));
+    check.that(examples::field(payment, "payment_id").is_string(),
+               "process_payment returns a payment id", payment);
+    check.equal("ship_order.payment_id", examples::field(shipment, "payment_id"),
+                examples::field(payment, "payment_id"));
+    return check.exit_code();
+  });
 }

@@ -15,7 +15,7 @@
 #include <iostream>
 
 #include "math.hpp"
-#include <tasker/runtime/worker.hpp>
+#include <tasker/runtime/run_main.hpp>
 
 namespace {
 
@@ -25,42 +25,39 @@ constexpr const char* six_to_the_64 = "63340286662973277706162286946811886609896
 }  // namespace
 
 int main(int argc, char** argv) {
-  tasker::worker_config cfg;
-  int code = 0;
-  if (!cfg.parse_args(argc, argv, &code))
-    return code;
-  tasker::worker w{cfg};
-  w.handle("square", examples::square);
+  return tasker::run_main(argc, argv, [](tasker::worker& w) {
+    w.handle("square", examples::square);
 
-  tasker::pipeline tree{"examples", "tree", "1.0.0"};
-  tree.step("root", "square")
-      .step("left", "square", examples::squares({"root"}))
-      .step("right", "square", examples::squares({"root"}))
-      .step("d", "square", examples::squares({"left"}))
-      .step("e", "square", examples::squares({"left"}))
-      .step("f", "square", examples::squares({"right"}))
-      .step("g", "square", examples::squares({"right"}))
-      .step("final", "square", examples::squares({"d", "e", "f", "g"}));
-  w.register_pipeline(tree);
+    tasker::pipeline tree{"examples", "tree", "1.0.0"};
+    tree.step("root", "square")
+        .step("left", "square", examples::squares({"root"}))
+        .step("right", "square", examples::squares({"root"}))
+        .step("d", "square", examples::squares({"left"}))
+        .step("e", "square", examples::squares({"left"}))
+        .step("f", "square", examples::squares({"right"}))
+        .step("g", "square", examples::squares({"right"}))
+        .step("final", "square", examples::squares({"d", "e", "f", "g"}));
+    w.register_pipeline(tree);
 
-  auto& client = w.client();
-  const auto task = client.create(tree, {{"even_number", 6}});
-  const auto state = client.wait(task);
-  std::cout << "task " << task << " " << state
-            << ": final = " << examples::step_value(client, task, "final") << '\n';
+    auto& client = w.client();
+    const auto task = client.create(tree, {{"even_number", 6}});
+    const auto state = client.wait(task);
+    std::cout << "task " << task << " " << state
+              << ": final = " << examples::step_value(client, task, "final") << '\n';
 
-  examples::checker check;
-  check.equal("task state", state, "complete");
-  check.equal("6^64", examples::power(6, 64).to_string(), six_to_the_64);
-  const auto six_to_the = [](unsigned k) { return examples::power(6, k); };
-  examples::check_values(check, client, task,
-                         {{"root", six_to_the(2)},
-                          {"left", six_to_the(4)},
-                          {"right", six_to_the(4)},
-                          {"d", six_to_the(8)},
-                          {"e", six_to_the(8)},
-                          {"f", six_to_the(8)},
-                          {"g", six_to_the(8)},
-                          {"final", examples::big_uint::from_decimal(six_to_the_64)}});
-  return check.exit_code();
+    examples::checker check;
+    check.equal("task state", state, "complete");
+    check.equal("6^64", examples::power(6, 64).to_string(), six_to_the_64);
+    const auto six_to_the = [](unsigned k) { return examples::power(6, k); };
+    examples::check_values(check, client, task,
+                           {{"root", six_to_the(2)},
+                            {"left", six_to_the(4)},
+                            {"right", six_to_the(4)},
+                            {"d", six_to_the(8)},
+                            {"e", six_to_the(8)},
+                            {"f", six_to_the(8)},
+                            {"g", six_to_the(8)},
+                            {"final", examples::big_uint::from_decimal(six_to_the_64)}});
+    return check.exit_code();
+  });
 }

@@ -14,7 +14,6 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
-#include <memory>
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
@@ -27,7 +26,7 @@
 #include <nlohmann/json.hpp>
 
 #include "format.hpp"
-#include <tasker/core.h>
+#include <tasker/core.hpp>
 
 namespace tasker::tools {
 
@@ -126,14 +125,9 @@ std::string one_line(std::string_view message) {
   return out;
 }
 
-struct core_closer {
-  void operator()(tk_core* core) const { tk_close(core); }
-};
-using core_ptr = std::unique_ptr<tk_core, core_closer>;
-
 /// Opens the store. An SQLite file that does not exist is not created: a
 /// mistyped path would otherwise answer "not found" from an empty database.
-core_ptr open_store(const std::string& url) {
+core_handle open_store(const std::string& url) {
   if (url.rfind("sqlite:", 0) == 0) {
     std::string path = url.substr(7);
     if (path.rfind("//", 0) == 0)
@@ -146,11 +140,11 @@ core_ptr open_store(const std::string& url) {
                                             "(--store or TASKER_STORE names another)");
   }
   tk_error err{};
-  tk_core* core = tk_open(url.c_str(), nullptr, &err);
+  auto core = core_handle::open(url.c_str(), err);
   if (!core)
     throw command_error(exit_code_of(err.code),
                         "cannot open store " + redact(url) + " (--store): " + err.message);
-  return core_ptr{core};
+  return core;
 }
 
 /// Prints core JSON text (or ours) as one line.
@@ -654,8 +648,8 @@ int run(int argc, char** argv) {
   auto* sub_signal = app.add_subcommand(
       "signal", "Deliver a signal to a step that waits for one (its token is in `status`)");
   sub_signal->add_option("TOKEN", sig.token, "The wait's token")->required();
-  auto* payload_opt =
-      sub_signal->add_option("--payload,-p", sig.payload, "The signal's JSON payload (default null)");
+  auto* payload_opt = sub_signal->add_option("--payload,-p", sig.payload,
+                                             "The signal's JSON payload (default null)");
   sig.payload_file_opt =
       sub_signal->add_option("--payload-file", sig.payload_file, "Read --payload from a file")
           ->check(CLI::ExistingFile)

@@ -1,6 +1,6 @@
 // The store interface: one implementation per backend (memory, SQLite,
 // PostgreSQL). Every store implements the same
-// semantics, checked by one conformance suite (tests/core_conformance_test.cpp).
+// semantics, checked by one conformance suite (tests/core/conformance/).
 //
 // A store is not thread-safe: the core serialises calls on one store object.
 // Stores shared between processes (SQLite, PostgreSQL) make each call one

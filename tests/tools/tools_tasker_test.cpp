@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "core_test_support.hpp"
+#include <tasker/test/core.hpp>
 
 extern char** environ;
 
@@ -167,7 +167,7 @@ std::string describe(const run_result& r) {
 struct cli_env {
   temp_dir dir;
   std::string url = "sqlite:" + dir.file("tasker.db");
-  core_handle core{url};
+  core_handle core = open_core(url);
   worker_handle worker{core, "test-worker"};
 
   cli_env() {

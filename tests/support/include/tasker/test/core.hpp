@@ -1,94 +1,42 @@
-// Helpers for the core's test suites: RAII handles over the C ABI, a manual
-// clock, pipeline JSON builders, and owned copies of claimed steps.
+// Helpers for the doctest suites over the C ABI: opening cores and workers,
+// pipeline JSON builders, and owned copies of claimed steps.
 #pragma once
 
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <utility>
 #include <vector>
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
-#include <tasker/core.h>
+#include <tasker/core.hpp>
+#include <tasker/test/manual_clock.hpp>
+#include <tasker/test/temp_dir.hpp>
 
 namespace tasker::test {
 
 using nlohmann::json;
 
-/// A start time far from zero, so "0" never passes for a real timestamp.
-inline constexpr std::int64_t clock_start_ms = 1'700'000'000'000;
+using tasker::core_handle;
 
-/// A clock the test moves by hand; install it with core_handle::use_clock.
-struct manual_clock {
-  std::int64_t now_ms = clock_start_ms;
+/// Opens a core (a failed check when it cannot), closed when the handle goes.
+inline core_handle open_core(const std::string& url, const char* options = nullptr) {
+  tk_error err{};
+  auto core = core_handle::open(url.c_str(), options, err);
+  INFO("tk_open(", url, "): ", err.message);
+  REQUIRE(core);
+  return core;
+}
 
-  static std::int64_t read(void* self) { return static_cast<manual_clock*>(self)->now_ms; }
-  void advance(std::int64_t ms) { now_ms += ms; }
-};
-
-/// A fresh directory, unique per test case, removed with everything in it.
-class temp_dir {
-public:
-  temp_dir() {
-    auto pattern = (std::filesystem::temp_directory_path() / "tasker-test-XXXXXX").string();
-    std::vector<char> buf(pattern.begin(), pattern.end());
-    buf.push_back('\0');
-    REQUIRE(::mkdtemp(buf.data()) != nullptr);
-    path_ = buf.data();
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-
-  const std::filesystem::path& path() const { return path_; }
-  std::string file(std::string_view name) const { return (path_ / name).string(); }
-
-private:
-  std::filesystem::path path_;
-};
-
-/// Owns a tk_core; closes it on destruction.
-class core_handle {
-public:
-  core_handle() = default;
-  explicit core_handle(const std::string& url, const char* options = nullptr) {
-    open(url, options);
-  }
-  ~core_handle() { close(); }
-  core_handle(const core_handle&) = delete;
-  core_handle& operator=(const core_handle&) = delete;
-
-  void open(const std::string& url, const char* options = nullptr) {
-    close();
-    tk_error err{};
-    core_ = tk_open(url.c_str(), options, &err);
-    INFO("tk_open(", url, "): ", err.message);
-    REQUIRE(core_ != nullptr);
-  }
-  void close() {
-    tk_close(core_);
-    core_ = nullptr;
-  }
-  void use_clock(manual_clock& clock) {
-    tk_error err{};
-    REQUIRE(tk_set_clock(core_, &manual_clock::read, &clock, &err) == TK_OK);
-  }
-
-  tk_core* get() const { return core_; }
-  operator tk_core*() const { return core_; }
-
-private:
-  tk_core* core_ = nullptr;
-};
+/// Makes `clock` the core's clock.
+inline void use_clock(tk_core* core, manual_clock& clock) {
+  tk_error err{};
+  INFO("tk_set_clock: ", err.message);
+  REQUIRE(clock.install(core, &err) == TK_OK);
+}
 
 /// Owns a tk_worker; closes it on destruction (before its core).
 class worker_handle {

@@ -18,7 +18,7 @@
 #include <tasker/runtime/pipeline.hpp>
 #include <tasker/runtime/step_context.hpp>
 #include <tasker/runtime/step_result.hpp>
-#include <tasker/core.h>
+#include <tasker/test/core.hpp>
 
 using namespace std::chrono_literals;
 using tasker::json;
@@ -61,29 +61,7 @@ std::string input_error(F&& f) {
   return "";
 }
 
-/// A fresh directory removed with its contents.
-class temp_dir {
-public:
-  temp_dir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "tasker-model-XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path_ = pattern;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-
-  const std::filesystem::path& path() const { return path_; }
-  void write(const std::string& name, const std::string& text) const {
-    std::ofstream(path_ / name) << text;
-  }
-
-private:
-  std::filesystem::path path_;
-};
+using tasker::test::temp_dir;
 
 /// A template with one step `s` whose extra YAML lines are `step_lines`.
 std::string one_step(const std::string& step_lines) {
@@ -114,20 +92,6 @@ tasker::step_event make_event(std::string context = "{}", std::string config = "
   e.max_attempts = 3;
   return e;
 }
-
-/// An open in-memory core, closed on destruction.
-struct memory_core {
-  tk_core* core = nullptr;
-  memory_core() {
-    tk_error err{};
-    core = tk_open("memory:", nullptr, &err);
-    INFO(err.message);
-    REQUIRE(core != nullptr);
-  }
-  ~memory_core() { tk_close(core); }
-  memory_core(const memory_core&) = delete;
-  memory_core& operator=(const memory_core&) = delete;
-};
 
 }  // namespace
 
@@ -187,10 +151,9 @@ TEST_CASE("a pipeline built in code serialises to exactly the core's JSON" * doc
 TEST_CASE("the core accepts a pipeline built in code" * doctest::timeout(10)) {
   tasker::pipeline p("shop", "orders", "1");
   p.step("a", "h").step("b", "h", tasker::after("a").retry({}).timeout(1500ms));
-  memory_core core;
+  auto core = tasker::test::open_core("memory:");
   tk_error err{};
-  CHECK_MESSAGE(tk_register_pipeline(core.core, p.to_core_json().c_str(), &err) == TK_OK,
-                err.message);
+  CHECK_MESSAGE(tk_register_pipeline(core, p.to_core_json().c_str(), &err) == TK_OK, err.message);
 }
 
 TEST_CASE("empty namespace, name and version are each reported" * doctest::timeout(10)) {
@@ -885,14 +848,13 @@ TEST_CASE("load_pipeline_dir loads yaml and yml files in name order and skips th
 TEST_CASE("the core accepts every example template" * doctest::timeout(10)) {
   const auto pipelines = tasker::load_pipeline_dir(templates_dir);
   REQUIRE(pipelines.size() >= 2);
-  memory_core core;
+  auto core = tasker::test::open_core("memory:");
   for (const auto& p : pipelines) {
     CAPTURE(p.name());
     tk_error err{};
-    CHECK_MESSAGE(tk_register_pipeline(core.core, p.to_core_json().c_str(), &err) == TK_OK,
-                  err.message);
+    CHECK_MESSAGE(tk_register_pipeline(core, p.to_core_json().c_str(), &err) == TK_OK, err.message);
     // Registering the same template again is a no-op, so the JSON is stable.
-    CHECK(tk_register_pipeline(core.core, p.to_core_json().c_str(), &err) == TK_OK);
+    CHECK(tk_register_pipeline(core, p.to_core_json().c_str(), &err) == TK_OK);
   }
 }
 
@@ -916,18 +878,18 @@ TEST_CASE("the example templates compute 6^16 through the core and step contexts
   for (const char* file : {"linear_math.yaml", "diamond_math.yaml"}) {
     CAPTURE(file);
     const auto p = tasker::load_pipeline_yaml(templates_dir / file);
-    memory_core core;
+    auto core = tasker::test::open_core("memory:");
     tk_error err{};
-    REQUIRE(tk_register_pipeline(core.core, p.to_core_json().c_str(), &err) == TK_OK);
+    REQUIRE(tk_register_pipeline(core, p.to_core_json().c_str(), &err) == TK_OK);
     tk_task_spec spec{};
     spec.namespace_name = p.namespace_name().c_str();
     spec.name = p.name().c_str();
     spec.version = p.version().c_str();
     spec.context_json = R"({"even_number": 6})";
     std::int64_t task_id = 0;
-    REQUIRE(tk_create_task(core.core, &spec, &task_id, nullptr, &err) == TK_OK);
+    REQUIRE(tk_create_task(core, &spec, &task_id, nullptr, &err) == TK_OK);
 
-    tk_worker* worker = tk_worker_open(core.core, "model-test", &err);
+    tk_worker* worker = tk_worker_open(core, "model-test", &err);
     REQUIRE(worker != nullptr);
     for (int round = 0; round < 10; ++round) {
       const tk_step_event* events = nullptr;
@@ -966,7 +928,7 @@ TEST_CASE("the example templates compute 6^16 through the core and step contexts
     tk_worker_close(worker);
 
     char* status = nullptr;
-    REQUIRE(tk_task_status(core.core, task_id, &status, &err) == TK_OK);
+    REQUIRE(tk_task_status(core, task_id, &status, &err) == TK_OK);
     const json doc = json::parse(status);
     tk_free(status);
     CAPTURE(doc.dump());

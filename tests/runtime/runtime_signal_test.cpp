@@ -4,9 +4,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
-#include <filesystem>
 #include <string>
-#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -17,7 +15,8 @@
 #include <unistd.h>
 
 #include <tasker/runtime/worker.hpp>
-#include <tasker/core.h>
+#include <tasker/test/core.hpp>
+#include <tasker/test/temp_dir.hpp>
 
 using namespace std::chrono_literals;
 using nlohmann::json;
@@ -57,22 +56,11 @@ namespace {
   std::_Exit(code);
 }
 
-json status_of(tk_core* core, std::int64_t task) {
-  char* text = nullptr;
-  tk_error err{};
-  REQUIRE(tk_task_status(core, task, &text, &err) == TK_OK);
-  auto j = json::parse(text);
-  tk_free(text);
-  return j;
-}
-
 }  // namespace
 
 TEST_CASE("SIGTERM stops a running worker after its running step finishes" * doctest::timeout(60)) {
-  auto dir =
-      std::filesystem::temp_directory_path() / ("tasker-signal-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  const std::string url = "sqlite:" + (dir / "w.db").string();
+  tasker::test::temp_dir dir{"tasker-signal"};
+  const std::string url = "sqlite:" + dir.file("w.db");
 
   int fds[2];
   REQUIRE(::pipe(fds) == 0);
@@ -96,15 +84,10 @@ TEST_CASE("SIGTERM stops a running worker after its running step finishes" * doc
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);  // drained within the deadline
 
-  tk_error err{};
-  tk_core* core = tk_open(url.c_str(), nullptr, &err);
-  REQUIRE(core != nullptr);
-  auto first = status_of(core, 1);
+  auto core = tasker::test::open_core(url);
+  auto first = tasker::test::task_status(core, 1);
   CHECK(first.at("state") == "complete");  // the running step finished and was recorded
   CHECK(first.at("steps")[0].at("result") == json{{"finished", true}});
-  auto second = status_of(core, 2);
+  auto second = tasker::test::task_status(core, 2);
   CHECK(second.at("steps")[0].at("state") == "ready");  // never claimed after the signal
-  tk_close(core);
-  std::error_code ec;
-  std::filesystem::remove_all(dir, ec);
 }

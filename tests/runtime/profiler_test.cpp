@@ -16,7 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "metrics_test_support.hpp"
+#include <tasker/test/metrics.hpp>
 #include <tasker/runtime/dogstatsd.hpp>
 #include <tasker/runtime/profiler.hpp>
 

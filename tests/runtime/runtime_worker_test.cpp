@@ -17,7 +17,9 @@
 #include <doctest/doctest.h>
 
 #include <tasker/runtime/worker.hpp>
-#include <tasker/core.h>
+#include <tasker/test/core.hpp>
+#include <tasker/test/latch.hpp>
+#include <tasker/test/temp_dir.hpp>
 
 using namespace std::chrono_literals;
 using tasker::json;
@@ -52,21 +54,10 @@ json only_step(tasker::client& c, std::int64_t task) {
   return c.status(task).at("steps")[0];
 }
 
-/// A temporary SQLite file, removed with its WAL files.
+/// A temporary SQLite file, removed with its directory and WAL files.
 struct temp_db {
-  std::filesystem::path path;
-  temp_db() {
-    auto pattern = (std::filesystem::temp_directory_path() / "tasker-worker-XXXXXX").string();
-    std::vector<char> buf(pattern.begin(), pattern.end());
-    buf.push_back('\0');
-    REQUIRE(::mkdtemp(buf.data()) != nullptr);
-    path = std::filesystem::path(buf.data()) / "w.db";
-  }
-  ~temp_db() {
-    std::error_code ec;
-    std::filesystem::remove_all(path.parent_path(), ec);
-  }
-  std::string url() const { return "sqlite:" + path.string(); }
+  tasker::test::temp_dir dir{"tasker-worker"};
+  std::string url() const { return "sqlite:" + dir.file("w.db"); }
 };
 
 }  // namespace
@@ -96,10 +87,9 @@ TEST_CASE("a handler that throws fails its attempt as handler_error and is retri
 TEST_CASE("a handler that hangs fails its step as handler_timeout" * doctest::timeout(30)) {
   auto cfg = memory_config();
   tasker::worker w{cfg};
-  std::atomic<bool> release{false};
+  tasker::test::latch release;
   w.handle("stuck", [&](tasker::step_context&) {
-    while (!release.load())
-      std::this_thread::sleep_for(1ms);
+    release.wait_for(30s);
     return tasker::success();
   });
   auto p = one_step("hangs", "stuck", attempts(1), 50ms);
@@ -110,7 +100,7 @@ TEST_CASE("a handler that hangs fails its step as handler_timeout" * doctest::ti
   auto step = only_step(c, t);
   CHECK(step.at("last_error").at("type") == "handler_timeout");
   CHECK(step.at("attempts") == 1);
-  release = true;  // let the pool thread go before the worker stops
+  release.count_down();  // let the pool thread go before the worker stops
 }
 
 TEST_CASE("a handler that returns malformed JSON fails its step for good" * doctest::timeout(30)) {
@@ -227,8 +217,7 @@ TEST_CASE("stopping under load keeps every result a handler returned" * doctest:
   }
   // Every step whose handler returned is complete with its result, in the file.
   tk_error err{};
-  tk_core* core = tk_open(db.url().c_str(), nullptr, &err);
-  REQUIRE(core != nullptr);
+  auto core = tasker::test::open_core(db.url());
   std::size_t complete = 0, unfinished = 0;
   for (auto t : tasks) {
     char* text = nullptr;
@@ -248,7 +237,6 @@ TEST_CASE("stopping under load keeps every result a handler returned" * doctest:
       }
     }
   }
-  tk_close(core);
   CHECK(complete > 0);
   CHECK(unfinished > 0);  // the stop really happened under load
   MESSAGE("complete: ", complete, ", not yet run: ", unfinished);
@@ -342,8 +330,7 @@ TEST_CASE("a wait ends when another process finishes the task" * doctest::timeou
 
   std::thread other([&] {
     tk_error err{};
-    tk_core* core = tk_open(db.url().c_str(), nullptr, &err);
-    REQUIRE(core != nullptr);
+    auto core = tasker::test::open_core(db.url());
     tk_worker* ow = tk_worker_open(core, "other-process", &err);
     const tk_step_event* events = nullptr;
     std::size_t count = 0;
@@ -356,7 +343,6 @@ TEST_CASE("a wait ends when another process finishes the task" * doctest::timeou
     r.result_json = "{\"by\":\"them\"}";
     REQUIRE(tk_complete(ow, &r, 1, nullptr, &err) == TK_OK);
     tk_worker_close(ow);
-    tk_close(core);
   });
   CHECK(c.wait(task, 10s) == "complete");  // noticed by the fallback poll
   other.join();
@@ -366,7 +352,7 @@ TEST_CASE("a wait ends when another process finishes the task" * doctest::timeou
 TEST_CASE("the worker's settings come from an INI file below the environment and the command line"
           * doctest::timeout(10)) {
   temp_db dir;  // for its directory
-  const auto ini = (dir.path.parent_path() / "w.ini").string();
+  const auto ini = dir.dir.file("w.ini");
   {
     std::ofstream f{ini};
     f << "[global]\nstore=\"sqlite:from-ini.db\"\nbatch-size=9\nmax-in-flight=11\n";
@@ -386,10 +372,9 @@ TEST_CASE("the worker's settings come from an INI file below the environment and
 TEST_CASE("a client cancels a task and lists tasks by state" * doctest::timeout(30)) {
   auto cfg = memory_config();
   tasker::worker w{cfg};
-  std::atomic<bool> release{false};
+  tasker::test::latch release;
   w.handle("wait_for_test", [&](tasker::step_context&) {
-    while (!release.load())
-      std::this_thread::sleep_for(1ms);
+    release.wait_for(30s);
     return tasker::success();
   });
   tasker::pipeline p{"tests", "cancel", "1"};
@@ -408,7 +393,7 @@ TEST_CASE("a client cancels a task and lists tasks by state" * doctest::timeout(
   auto all = c.list({{"limit", 1}});
   CHECK(all.at("tasks").size() == 1);
   CHECK(all.at("next") == task);  // there is a second page
-  release = true;
+  release.count_down();
   CHECK(c.wait(other) == "complete");
 }
 
@@ -418,6 +403,7 @@ TEST_CASE("a handler waits for a signal without holding a slot and resumes with 
   tasker::worker w{cfg};
   std::mutex mu;
   std::vector<std::string> tokens;
+  tasker::test::latch all_asked{5};
   std::atomic<int> runs{0};
   tasker::handler_options one_at_a_time;
   one_at_a_time.concurrency = 1;
@@ -428,6 +414,7 @@ TEST_CASE("a handler waits for a signal without holding a slot and resumes with 
         if (!ctx.signalled()) {
           std::lock_guard<std::mutex> g{mu};
           tokens.push_back(ctx.wait_token());
+          all_asked.count_down();
           return tasker::wait_for("approval", 60s);
         }
         CHECK(ctx.signal_name() == "approval");
@@ -444,23 +431,16 @@ TEST_CASE("a handler waits for a signal without holding a slot and resumes with 
   std::vector<std::int64_t> ids;
   for (int i = 0; i < 5; ++i)
     ids.push_back(c.create(p));
-  auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (std::chrono::steady_clock::now() < deadline) {
-    {
-      std::lock_guard<std::mutex> g{mu};
-      if (tokens.size() == ids.size())
-        break;
-    }
-    std::this_thread::sleep_for(5ms);
-  }
+  REQUIRE(all_asked.wait_for(20s));
   std::vector<std::string> got;
   {
     std::lock_guard<std::mutex> g{mu};
     got = tokens;
   }
   REQUIRE(got.size() == ids.size());
+  // The handler has answered; the poller records the wait after it.
   for (auto id : ids)
-    CHECK(only_step(c, id).at("state") == "waiting");
+    CHECK(tasker::test::eventually([&] { return only_step(c, id).at("state") == "waiting"; }, 10s));
   for (std::size_t i = 0; i < got.size(); ++i)
     c.signal(got[i], {{"approved", i % 2 == 0}});
   CHECK_THROWS_AS(c.signal(got[0], true), tasker::client_error);

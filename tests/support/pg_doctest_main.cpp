@@ -7,7 +7,7 @@
 
 #include <doctest/doctest.h>
 
-#include "pg_test_support.hpp"
+#include <tasker/test/pg.hpp>
 
 int main(int argc, char** argv) {
   bool listing = false;

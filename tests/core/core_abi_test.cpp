@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "core_test_support.hpp"
+#include <tasker/test/core.hpp>
 
 using namespace tasker::test;
 
@@ -25,8 +25,8 @@ struct abi_env {
   manual_clock clock;
   core_handle core;
   explicit abi_env(const char* options = nullptr) {
-    core.open("memory:", options);
-    core.use_clock(clock);
+    core = open_core("memory:", options);
+    use_clock(core, clock);
     register_pipeline(core, pipeline_json("test", "flow", {{"a"}, {"b", {"a"}}}));
   }
 };
@@ -207,20 +207,20 @@ TEST_CASE("every documented option is accepted" * doctest::timeout(10)) {
   tk_error err{};
   // async_worker_commits and schema apply to PostgreSQL only; other stores
   // accept and ignore them.
-  tk_core* core = tk_open("memory:",
-                          R"({"max_json_bytes":1024,"default_lease_ms":5000,"busy_timeout_ms":100,
+  auto core =
+      core_handle::open("memory:",
+                        R"({"max_json_bytes":1024,"default_lease_ms":5000,"busy_timeout_ms":100,
                               "synchronous":"full","seed":7,"schema":"x",
                               "async_worker_commits":true,"pooled_events":false})",
-                          &err);
+                        err);
   INFO(err.message);
-  REQUIRE(core != nullptr);
-  tk_close(core);
+  CHECK(core);
 }
 
 TEST_CASE("unpooled events carry the same content as pooled ones" * doctest::timeout(10)) {
   for (const char* options : {R"({"pooled_events":true})", R"({"pooled_events":false})"}) {
     INFO(options);
-    core_handle core("memory:", options);
+    auto core = open_core("memory:", options);
     register_pipeline(core, pipeline_json("test", "flow", {{"a"}, {"b", {"a"}}}));
     task_args args;
     args.context = R"({"n":3})";

@@ -28,6 +28,7 @@
 #include <tasker/actors/http_actor.hpp>
 #include <tasker/actors/poller.hpp>
 #include <tasker/runtime/worker.hpp>
+#include <tasker/test/latch.hpp>
 
 using namespace std::chrono_literals;
 using tasker::json;
@@ -172,10 +173,9 @@ std::string task_body(const std::string& name, const json& context = json::objec
 /// at once; "gate" waits until the test opens the gate (or 10 s pass).
 struct served_worker {
   tasker::worker_config cfg;
-  std::promise<void> gate;
-  std::shared_future<void> opened = gate.get_future().share();
+  tasker::test::latch gate;
+  tasker::test::latch two_gated{2};  ///< two "gate" steps have started
   std::atomic<int> doubled{0};
-  std::atomic<int> gated{0};  ///< "gate" steps running now
   std::unique_ptr<tasker::worker> w;
 
   explicit served_worker(const std::string& token = "", std::int64_t idle_ms = 30000) {
@@ -192,9 +192,8 @@ struct served_worker {
       return tasker::success({{"x", 2 * ctx.input<std::int64_t>("x")}});
     });
     w->handle("gate", [this](tasker::step_context&) {
-      ++gated;
-      opened.wait_for(10s);
-      --gated;
+      two_gated.count_down();
+      gate.wait_for(10s);
       return tasker::success();
     });
     for (const auto& [name, handler] : {std::pair{"quick", "double"}, std::pair{"slow", "gate"}}) {
@@ -207,7 +206,7 @@ struct served_worker {
     REQUIRE(port != 0);
   }
   ~served_worker() {
-    gate.set_value();
+    gate.count_down();
     w.reset();
   }
   std::uint16_t port = 0;
@@ -421,8 +420,7 @@ TEST_CASE("the API answers while blocking handlers hold every scheduler thread"
   served_worker s;  // two scheduler threads
   for (int i = 0; i < 2; ++i)
     REQUIRE(call(s.port, "POST", "/v1/tasks", task_body("slow")).status == 201);
-  while (s.gated < 2)
-    std::this_thread::sleep_for(5ms);
+  REQUIRE(s.two_gated.wait_for(20s));
   CHECK(call(s.port, "GET", "/health/ready").status == 200);
   CHECK(call(s.port, "GET", "/v1/tasks?state=running").body_json().at("tasks").size() == 2);
   CHECK(call(s.port, "POST", "/v1/tasks", task_body("quick", {{"x", 1}})).status == 201);
@@ -534,14 +532,14 @@ TEST_CASE("readiness fails with 503 when the poller is gone" * doctest::timeout(
   hc.ready_timeout = 500ms;
   bare_server s{hc};
   caf::anon_send_exit(s.poller, caf::exit_reason::user_shutdown);
-  // The poller's exit is asynchronous: ask until it shows (bounded by the case timeout).
+  // The poller's exit is asynchronous and only the server sees it: ask until it shows.
   http_response r;
-  for (int i = 0; i < 50; ++i) {
-    r = call(s.http->port(), "GET", "/health/ready");
-    if (r.status != 200)
-      break;
-    std::this_thread::sleep_for(20ms);
-  }
+  CHECK(tasker::test::eventually(
+      [&] {
+        r = call(s.http->port(), "GET", "/health/ready");
+        return r.status != 200;
+      },
+      10s, 20ms));
   CHECK(r.status == 503);
   CHECK(r.body_json().at("error") == "unavailable");
   CHECK(call(s.http->port(), "GET", "/health").status == 200);  // the server itself lives

@@ -13,9 +13,9 @@
 
 #include <libpq-fe.h>
 
-#include "core_test_support.hpp"
-#include "pg_test_support.hpp"
 #include "model/wait_token.hpp"
+#include <tasker/test/core.hpp>
+#include <tasker/test/pg.hpp>
 
 using namespace tasker::test;
 using namespace std::chrono_literals;
@@ -119,7 +119,7 @@ TEST_CASE("a task created through one core wakes a worker on another, and its en
           "first core's listener"
           * doctest::timeout(60)) {
   const auto url = fresh_pg_url();
-  core_handle maker(url), runner(url);
+  auto maker = open_core(url), runner = open_core(url);
   observer at_maker, at_runner;
   at_maker.attach(maker);
   at_runner.attach(runner);
@@ -166,7 +166,7 @@ TEST_CASE("a saturated worker stops listening for new work, and listening again 
           "what came meanwhile"
           * doctest::timeout(60)) {
   const auto url = fresh_pg_url();
-  core_handle maker(url), runner(url);
+  auto maker = open_core(url), runner = open_core(url);
   observer at_runner;
   at_runner.attach(runner);
   register_pipeline(maker, pipeline_json("test", "flow", {{"a"}}));
@@ -200,7 +200,7 @@ TEST_CASE("a saturated worker stops listening for new work, and listening again 
 TEST_CASE("a worker is woken by new work in the namespaces it claims from, not by others'"
           * doctest::timeout(60)) {
   const auto url = fresh_pg_url();
-  core_handle maker(url), runner(url);
+  auto maker = open_core(url), runner = open_core(url);
   observer at_runner;
   at_runner.attach(runner);
   register_pipeline(maker, pipeline_json("alpha", "flow", linear_steps()));
@@ -226,7 +226,7 @@ TEST_CASE("a worker is woken by new work in the namespaces it claims from, not b
 TEST_CASE("one completion hands its children on and claims queued work in the same statement"
           * doctest::timeout(60)) {
   const auto url = fresh_pg_url();
-  core_handle core(url);
+  auto core = open_core(url);
   register_pipeline(core, pipeline_json("test", "flow", {{"a"}, {"b", {"a"}}, {"c", {"a"}}}));
   const auto first = create_task(core);
   worker_handle w(core, "w1");
@@ -254,7 +254,7 @@ TEST_CASE("one completion hands its children on and claims queued work in the sa
 TEST_CASE("two parents completed at the same moment on two cores release the join exactly once"
           * doctest::timeout(120)) {
   const auto url = fresh_pg_url();
-  core_handle one(url), two(url);
+  auto one = open_core(url), two = open_core(url);
   register_pipeline(one, pipeline_json("test", "flow", diamond_steps()));
   worker_handle w1(one, "w1"), w2(two, "w2");
   constexpr int rounds = 40;
@@ -305,7 +305,7 @@ TEST_CASE("two parents completed at the same moment on two cores release the joi
 TEST_CASE("workers that start together on a new schema create it once" * doctest::timeout(60)) {
   const auto url = fresh_pg_url();
   constexpr int n = 6;
-  std::vector<tk_core*> cores(n, nullptr);
+  std::vector<core_handle> cores(n);
   std::vector<std::string> errors(n);
   std::atomic<int> go{0};
   std::vector<std::thread> threads;
@@ -315,14 +315,14 @@ TEST_CASE("workers that start together on a new schema create it once" * doctest
       while (go.load() < n) {
       }
       tk_error err{};
-      cores[static_cast<std::size_t>(i)] = tk_open(url.c_str(), nullptr, &err);
+      cores[static_cast<std::size_t>(i)] = core_handle::open(url.c_str(), err);
       errors[static_cast<std::size_t>(i)] = err.message;
     });
   for (auto& t : threads)
     t.join();
   for (int i = 0; i < n; ++i) {
     INFO("core ", i, ": ", errors[static_cast<std::size_t>(i)]);
-    CHECK(cores[static_cast<std::size_t>(i)] != nullptr);
+    CHECK(cores[static_cast<std::size_t>(i)]);
   }
   // All of them register the same pipeline at once too: one row.
   const auto pipeline = pipeline_json("test", "flow", linear_steps());
@@ -339,8 +339,7 @@ TEST_CASE("workers that start together on a new schema create it once" * doctest
   for (auto& t : threads)
     t.join();
   CHECK(ok.load() == n);
-  for (auto* c : cores)
-    tk_close(c);
+  cores.clear();
   sql db(pg_base_url());
   const auto schema = schema_of(url);
   CHECK(db.value("SELECT count(*) FROM " + schema + ".tk_schema") == "1");
@@ -351,7 +350,7 @@ TEST_CASE("workers that start together on a new schema create it once" * doctest
 
 TEST_CASE("the same idempotency key from two cores at once makes one task" * doctest::timeout(60)) {
   const auto url = fresh_pg_url();
-  core_handle one(url), two(url);
+  auto one = open_core(url), two = open_core(url);
   register_pipeline(one, pipeline_json("test", "flow", linear_steps()));
   for (int round = 0; round < 20; ++round) {
     const std::string key = "order-" + std::to_string(round);
@@ -407,7 +406,7 @@ TEST_CASE("after a server restart the next call reconnects and notifications flo
   own_pg_server server(TASKER_PG_SERVER_SCRIPT, dir.file("pg"));
   const std::string base = server.url();
   const auto url = base + "?schema=restart";
-  core_handle maker(url), runner(url);
+  auto maker = open_core(url), runner = open_core(url);
   observer at_runner;
   at_runner.attach(runner);
   register_pipeline(maker, pipeline_json("test", "flow", linear_steps()));
@@ -465,7 +464,7 @@ TEST_CASE("a version 1 schema is migrated in place and its tasks can wait" * doc
   manual_clock clock;
   std::int64_t id = 0;
   {
-    core_handle core(url);
+    auto core = open_core(url);
     register_pipeline(core, pipeline_json("test", "flow", {{"a"}}));
     id = create_task(core);
   }
@@ -478,13 +477,13 @@ TEST_CASE("a version 1 schema is migrated in place and its tasks can wait" * doc
               "DROP COLUMN resume; DROP TABLE "
             + schema + ".tk_meta; UPDATE " + schema + ".tk_schema SET version = 1");
   }
-  core_handle core(url);
-  core.use_clock(clock);
+  auto core = open_core(url);
+  use_clock(core, clock);
   worker_handle w(core, "after-migration");
   auto a = poll_one(w);
   CHECK(a.task_id == id);
   REQUIRE(wait_for(w, a, "approval", 60000) == TK_OK);
-  core_handle other(url);  // tokens are checked by any core on the schema
+  auto other = open_core(url);  // tokens are checked by any core on the schema
   tk_error err{};
   REQUIRE(signal(other, a.wait_token, "true", err) == TK_OK);
   auto resumed = poll_one(w);
@@ -504,8 +503,8 @@ TEST_CASE("a version 2 schema moves to step ids derived from the task: waits ans
   std::int64_t waits = 0, runs1 = 0, runs2 = 0;
   claimed_step waiting, running1;
   {
-    core_handle core(url);
-    core.use_clock(clock);
+    auto core = open_core(url);
+    use_clock(core, clock);
     register_pipeline(core, pipeline_json("test", "flow", {{"a"}, {"b", {"a"}}}));
     waits = create_task(core);
     runs1 = create_task(core);
@@ -541,8 +540,8 @@ TEST_CASE("a version 2 schema moves to step ids derived from the task: waits ans
   claimed_step stale = running1;
   stale.step_id = v3_id(runs2, 0);
 
-  core_handle core(url);  // migrates to version 3
-  core.use_clock(clock);
+  auto core = open_core(url);  // migrates to version 3
+  use_clock(core, clock);
   CHECK(db.value("SELECT version FROM " + schema + ".tk_schema") == "3");
   CHECK(db.value("SELECT count(*) FROM " + schema + ".tk_steps WHERE id <> task_id * 1048576 + idx")
         == "0");

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include <tasker/actors/file_actor.hpp>
+#include <tasker/test/temp_dir.hpp>
 
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
@@ -37,21 +38,7 @@ using tasker::file_write_result;
 
 namespace {
 
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    std::string pattern = (fs::temp_directory_path() / "tasker-file-XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path = fs::canonical(pattern);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::permissions(path, fs::perms::owner_all, fs::perm_options::add, ec);
-    fs::remove_all(path, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-};
+using tasker::test::temp_dir;
 
 void put(const fs::path& p, const std::string& content) {
   std::ofstream out{p, std::ios::binary};
@@ -86,7 +73,7 @@ struct fixture {
 
   void start(actors::file_actor_config c = {}) {
     if (c.roots.empty())
-      c.roots = {root.path};
+      c.roots = {root.path()};
     files = actors::spawn_file_actor(sys, std::move(c));
   }
 
@@ -148,10 +135,10 @@ TEST_CASE_FIXTURE(fixture,
   std::string content(200'000, '\0');
   for (std::size_t i = 0; i < content.size(); ++i)
     content[i] = static_cast<char>('a' + i % 26);
-  put(root.path / "data.txt", content);
+  put(root.path() / "data.txt", content);
 
   auto first = read("data.txt");
-  auto second = read((root.path / "data.txt").string());  // absolute, same file
+  auto second = read((root.path() / "data.txt").string());  // absolute, same file
   REQUIRE_FALSE(first.error);
   REQUIRE_FALSE(second.error);
   CHECK(first.view.view() == content);
@@ -161,13 +148,13 @@ TEST_CASE_FIXTURE(fixture,
   CHECK(first.view.data() == second.view.data());
   const auto line = mapping_of(first.view.data());
   INFO("mapping: " << line);
-  CHECK(line.find((root.path / "data.txt").string()) != std::string::npos);
+  CHECK(line.find((root.path() / "data.txt").string()) != std::string::npos);
   CHECK(line.find("[heap]") == std::string::npos);
 }
 
 TEST_CASE_FIXTURE(fixture, "a view outlives the actor that made it" * doctest::timeout(60)) {
   start();
-  put(root.path / "keep.txt", "still here after the actor is gone");
+  put(root.path() / "keep.txt", "still here after the actor is gone");
   auto r = read("keep.txt");
   REQUIRE_FALSE(r.error);
   {
@@ -188,7 +175,7 @@ TEST_CASE_FIXTURE(fixture, "a view outlives the actor that made it" * doctest::t
 
 TEST_CASE_FIXTURE(fixture, "an empty file reads as an empty view" * doctest::timeout(60)) {
   start();
-  put(root.path / "empty", "");
+  put(root.path() / "empty", "");
   auto r = read("empty");
   REQUIRE_FALSE(r.error);
   CHECK(r.view.empty());
@@ -198,43 +185,43 @@ TEST_CASE_FIXTURE(fixture, "an empty file reads as an empty view" * doctest::tim
 TEST_CASE_FIXTURE(fixture, "paths that leave the roots are refused, naming the path and the roots"
                                * doctest::timeout(60)) {
   start();
-  put(other.path / "secret", "outside");
-  fs::create_directory(root.path / "sub");
-  put(root.path / "sub" / "inside", "inside");
-  fs::create_symlink(other.path / "secret", root.path / "escape");       // a file outside
-  fs::create_symlink(other.path, root.path / "outdir");                  // a directory outside
-  fs::create_symlink(root.path / "sub" / "inside", root.path / "fine");  // stays inside
+  put(other.path() / "secret", "outside");
+  fs::create_directory(root.path() / "sub");
+  put(root.path() / "sub" / "inside", "inside");
+  fs::create_symlink(other.path() / "secret", root.path() / "escape");       // a file outside
+  fs::create_symlink(other.path(), root.path() / "outdir");                  // a directory outside
+  fs::create_symlink(root.path() / "sub" / "inside", root.path() / "fine");  // stays inside
 
   for (const std::string& path :
        {std::string("../secret"), std::string("sub/../../secret"), std::string("sub/.."),
-        (root.path / ".." / other.path.filename() / "secret").string(),
-        (other.path / "secret").string(), std::string("/etc/passwd"), std::string("escape"),
+        (root.path() / ".." / other.path().filename() / "secret").string(),
+        (other.path() / "secret").string(), std::string("/etc/passwd"), std::string("escape"),
         std::string("outdir/secret")}) {
     CAPTURE(path);
     auto r = read(path);
     CHECK(r.error.code == file_errc::outside_roots);
     CHECK(r.error.message.find(path) != std::string::npos);
-    CHECK(r.error.message.find(root.path.string()) != std::string::npos);
+    CHECK(r.error.message.find(root.path().string()) != std::string::npos);
     CHECK(r.view.empty());
   }
-  for (const std::string& path : {std::string("../new"), (other.path / "new").string(),
+  for (const std::string& path : {std::string("../new"), (other.path() / "new").string(),
                                   std::string("outdir/new"), std::string("sub/../../new")}) {
     CAPTURE(path);
     auto w = write(path, "x");
     CHECK(w.error.code == file_errc::outside_roots);
-    CHECK(w.error.message.find(root.path.string()) != std::string::npos);
+    CHECK(w.error.message.find(root.path().string()) != std::string::npos);
   }
-  CHECK_FALSE(fs::exists(other.path / "new"));
-  CHECK(slurp(other.path / "secret") == "outside");
+  CHECK_FALSE(fs::exists(other.path() / "new"));
+  CHECK(slurp(other.path() / "secret") == "outside");
 
   // A symlink that stays inside the roots is followed; one at the target of
   // a write is replaced, not followed.
   CHECK(read("fine").view.view() == "inside");
   auto w = write("escape", "replaced the link");
   REQUIRE_FALSE(w.error);
-  CHECK_FALSE(fs::is_symlink(root.path / "escape"));
-  CHECK(slurp(root.path / "escape") == "replaced the link");
-  CHECK(slurp(other.path / "secret") == "outside");
+  CHECK_FALSE(fs::is_symlink(root.path() / "escape"));
+  CHECK(slurp(root.path() / "escape") == "replaced the link");
+  CHECK(slurp(other.path() / "secret") == "outside");
 }
 
 TEST_CASE_FIXTURE(fixture, "a missing file or directory is not_found" * doctest::timeout(60)) {
@@ -250,13 +237,14 @@ TEST_CASE_FIXTURE(fixture, "a missing file or directory is not_found" * doctest:
 TEST_CASE_FIXTURE(fixture,
                   "directories, empty paths and NUL bytes are refused" * doctest::timeout(60)) {
   start();
-  fs::create_directory(root.path / "dir");
+  fs::create_directory(root.path() / "dir");
   CHECK(read("dir").error.code == file_errc::not_a_file);
   CHECK(write("dir", "x").error.code == file_errc::not_a_file);
   CHECK(write("dir/", "x").error.code == file_errc::invalid_path);
   CHECK(read("").error.code == file_errc::invalid_path);
   CHECK(read(std::string("a\0b", 3)).error.code == file_errc::invalid_path);
-  CHECK(write(root.path.string(), "x").error.code == file_errc::outside_roots);  // the root itself
+  CHECK(write(root.path().string(), "x").error.code
+        == file_errc::outside_roots);  // the root itself
 }
 
 namespace {
@@ -305,7 +293,7 @@ int permission_probe(const fs::path& dir) {
 
 TEST_CASE("a file the OS refuses is permission_denied" * doctest::timeout(60)) {
   temp_dir dir;
-  const int outcome = permission_probe(dir.path);
+  const int outcome = permission_probe(dir.path());
   if (outcome < 0) {
     MESSAGE("running as root and cannot drop to user nobody: permission check skipped");
     return;
@@ -321,27 +309,27 @@ TEST_CASE_FIXTURE(fixture,
   c.max_read_bytes = 1000;
   c.max_write_bytes = 1000;
   start(c);
-  put(root.path / "exact", std::string(1000, 'e'));
-  put(root.path / "big", std::string(1001, 'b'));
+  put(root.path() / "exact", std::string(1000, 'e'));
+  put(root.path() / "big", std::string(1001, 'b'));
   CHECK(read("exact").view.size() == 1000);
   auto r = read("big");
   CHECK(r.error.code == file_errc::too_large);
   CHECK(r.error.message.find("1001") != std::string::npos);
   CHECK(r.view.empty());
 
-  put(root.path / "target", "old content");
+  put(root.path() / "target", "old content");
   auto w = write("target", std::string(1001, 'n'));
   CHECK(w.error.code == file_errc::too_large);
-  CHECK(slurp(root.path / "target") == "old content");
+  CHECK(slurp(root.path() / "target") == "old content");
   CHECK(write("target", std::string(1000, 'n')).size == 1000);
-  CHECK(names_in(root.path).size() == 3);  // exact, big, target: no temp file left
+  CHECK(names_in(root.path()).size() == 3);  // exact, big, target: no temp file left
 }
 
 TEST_CASE_FIXTURE(fixture, "a write is atomic: readers see the old or the new content, never a part"
                                * doctest::timeout(90)) {
   start();
   const std::size_t size = 1 << 20;
-  const auto target = root.path / "state.bin";
+  const auto target = root.path() / "state.bin";
   put(target, std::string(size, 'a'));
   fs::permissions(target, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read);
 
@@ -371,12 +359,12 @@ TEST_CASE_FIXTURE(fixture, "a write is atomic: readers see the old or the new co
   // The permission bits survive the replacement, and no temp file is left.
   CHECK((fs::status(target).permissions() & fs::perms::all)
         == (fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read));
-  CHECK(names_in(root.path) == std::vector<std::string>{"state.bin"});
+  CHECK(names_in(root.path()) == std::vector<std::string>{"state.bin"});
 
   // A new file in a subdirectory; the directory must exist.
-  fs::create_directory(root.path / "out");
+  fs::create_directory(root.path() / "out");
   REQUIRE_FALSE(write("out/new.txt", "fresh").error);
-  CHECK(slurp(root.path / "out" / "new.txt") == "fresh");
+  CHECK(slurp(root.path() / "out" / "new.txt") == "fresh");
   CHECK(read("out/new.txt").view.view() == "fresh");
 }
 
@@ -385,7 +373,7 @@ TEST_CASE_FIXTURE(fixture, "a FIFO is read through the buffer fallback, up to it
   actors::file_actor_config c;
   c.pipe_timeout = 20s;
   start(c);
-  const auto fifo = root.path / "pipe";
+  const auto fifo = root.path() / "pipe";
   REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
   std::thread writer([&] {
     int fd = ::open(fifo.c_str(), O_WRONLY);  // waits for the actor to open it
@@ -412,7 +400,7 @@ TEST_CASE_FIXTURE(fixture, "a FIFO nobody writes times out" * doctest::timeout(6
   actors::file_actor_config c;
   c.pipe_timeout = 200ms;
   start(c);
-  REQUIRE(::mkfifo((root.path / "silent").c_str(), 0600) == 0);
+  REQUIRE(::mkfifo((root.path() / "silent").c_str(), 0600) == 0);
   auto r = read("silent");
   CHECK(r.error.code == file_errc::timed_out);
 }
@@ -420,7 +408,7 @@ TEST_CASE_FIXTURE(fixture, "a FIFO nobody writes times out" * doctest::timeout(6
 TEST_CASE_FIXTURE(fixture,
                   "/proc files are read through the buffer fallback" * doctest::timeout(60)) {
   actors::file_actor_config c;
-  c.roots = {root.path, "/proc/self"};
+  c.roots = {root.path(), "/proc/self"};
   start(c);
   auto r = read("/proc/self/status");
   REQUIRE_FALSE(r.error);
@@ -438,7 +426,7 @@ TEST_CASE_FIXTURE(fixture,
   actors::file_actor_config c;
   c.threads = 3;
   start(c);
-  put(root.path / "shared.txt", "shared");
+  put(root.path() / "shared.txt", "shared");
   // Thirty requests in flight at once (plain sends: the replies come back
   // as messages, in any order).
   caf::scoped_actor self{sys};
@@ -488,8 +476,8 @@ TEST_CASE("a file_view prints its size and refuses to be serialized" * doctest::
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg.set("scheduler.max-threads", 1)};
   temp_dir dir;
-  put(dir.path / "f", "12345");
-  actors::file_service files{rooted_at(dir.path)};
+  put(dir.path() / "f", "12345");
+  actors::file_service files{rooted_at(dir.path())};
   auto r = files.read("f");
   REQUIRE_FALSE(r.error);
   CHECK(caf::deep_to_string(r.view).find("tasker::file_view") != std::string::npos);

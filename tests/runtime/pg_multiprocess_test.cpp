@@ -1,4 +1,4 @@
-// Three worker processes (tests/pg_worker.cpp, the real runtime) on one
+// Three worker processes (tests/runtime/pg_worker.cpp, the real runtime) on one
 // PostgreSQL database: every step runs, every task completes, and each
 // step's completion is recorded exactly once — also when one worker is
 // killed with SIGKILL mid-run, and when the server restarts mid-run.
@@ -16,8 +16,8 @@
 
 #include <libpq-fe.h>
 
-#include "core_test_support.hpp"
-#include "pg_test_support.hpp"
+#include <tasker/test/core.hpp>
+#include <tasker/test/pg.hpp>
 
 extern char** environ;
 
@@ -202,7 +202,7 @@ TEST_CASE("three worker processes run 1,000 diamond tasks, each step recorded on
           * doctest::timeout(300)) {
   const auto url = fresh_pg_url();
   const auto schema = schema_of(url);
-  core_handle core(url);
+  auto core = open_core(url);
   workers procs(url, 3, "30000", "0");
   create_tasks(core);
   sql db(pg_base_url());
@@ -218,7 +218,7 @@ TEST_CASE("a worker killed with SIGKILL mid-run: its leases lapse and every task
           * doctest::timeout(300)) {
   const auto url = fresh_pg_url();
   const auto schema = schema_of(url);
-  core_handle core(url);
+  auto core = open_core(url);
   workers procs(url, 3, "1000", "3");
   create_tasks(core);
   sql db(pg_base_url());
@@ -239,7 +239,7 @@ TEST_CASE("the server restarts mid-run: the workers reconnect and finish" * doct
   const std::string base = server.url();
   const std::string schema = "restart";
   const auto url = base + "?schema=" + schema;
-  core_handle core(url);
+  auto core = open_core(url);
   workers procs(url, 3, "30000", "3");
   create_tasks(core);
   sql db(base);

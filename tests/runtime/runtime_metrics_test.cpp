@@ -23,9 +23,11 @@
 #include <spdlog/spdlog.h>
 
 #include <tasker/actors/function_host.hpp>
-#include "metrics_test_support.hpp"
 #include <tasker/runtime/profiler.hpp>
 #include <tasker/runtime/worker.hpp>
+#include <tasker/test/latch.hpp>
+#include <tasker/test/metrics.hpp>
+#include <tasker/test/temp_dir.hpp>
 
 using namespace std::chrono_literals;
 using tasker::json;
@@ -64,14 +66,13 @@ TEST_CASE("a worker counts each handler's successes, failures and timeouts with 
           * doctest::timeout(60)) {
   auto cfg = memory_config();
   tasker::worker w{cfg};
-  std::atomic<bool> release{false};
+  tasker::test::latch release;
   w.handle("ok", [](tasker::step_context&) { return tasker::success({{"v", 1}}); });
   w.handle("declines", [](tasker::step_context&) {
     return tasker::failure("card declined", "card_declined", false);
   });
   w.handle("hangs", [&](tasker::step_context&) {
-    while (!release.load())
-      std::this_thread::sleep_for(1ms);
+    release.wait_for(30s);
     return tasker::success();
   });
   // One pipeline per handler, so that every step runs (a failed step would
@@ -89,7 +90,7 @@ TEST_CASE("a worker counts each handler's successes, failures and timeouts with 
   for (int i = 0; i < 2; ++i)
     for (const auto& [p, end] : runs)
       CHECK(c.wait(c.create(p)) == end);
-  release = true;
+  release.count_down();
   REQUIRE(w.run_until_idle(30s));
 
   REQUIRE(w.metrics());
@@ -312,8 +313,9 @@ TEST_CASE("the worker logs a summary line at its interval once steps have run"
   w.register_pipeline(p);
   auto& c = w.client();
   REQUIRE(c.wait(c.create(p)) == "complete");
-  // The reporter runs on its own thread: wait (up to 10 s) until its lines
-  // account for the three steps (a tick may fall in the middle of the task).
+  // The reporter runs on its own thread, which tells no one of its lines:
+  // wait (up to 10 s) until they account for the three steps (a tick may
+  // fall in the middle of the task).
   auto steps_reported = [](const std::string& text) {
     int n = 0;
     for (auto at = text.find("metrics: "); at != std::string::npos;
@@ -322,11 +324,13 @@ TEST_CASE("the worker logs a summary line at its interval once steps have run"
     return n;
   };
   std::string text;
-  for (int i = 0; i < 1000 && steps_reported(text) < 3; ++i) {
-    std::this_thread::sleep_for(10ms);
-    logger->flush();
-    text = captured();
-  }
+  tasker::test::eventually(
+      [&] {
+        logger->flush();
+        text = captured();
+        return steps_reported(text) >= 3;
+      },
+      10s, 10ms);
   w.stop();
   logger->flush();
   logger->sinks().pop_back();
@@ -395,21 +399,15 @@ TEST_CASE("the metrics settings come from the command line and TASKER_ variables
   CHECK_FALSE(off.profile);
 
   // An INI file spells the boolean: profile=false.
-  char dir[] = "/tmp/tasker-metrics-XXXXXX";
-  REQUIRE(::mkdtemp(dir) != nullptr);
-  const std::string ini = std::string(dir) + "/w.ini";
-  {
-    std::ofstream f{ini};
-    f << "[global]\nprofile=false\nsummary-interval-ms=5000\n";
-  }
+  tasker::test::temp_dir dir{"tasker-metrics"};
+  const std::string ini = dir.file("w.ini");
+  dir.write("w.ini", "[global]\nprofile=false\nsummary-interval-ms=5000\n");
   tasker::worker_config from_ini;
   const std::string flag = "--config-file=" + ini;
   const char* with_ini[] = {"worker", flag.c_str()};
   REQUIRE(from_ini.parse_args(2, const_cast<char**>(with_ini), &code));
   CHECK_FALSE(from_ini.profile);
   CHECK(from_ini.summary_interval_ms == 5000);
-  ::unlink(ini.c_str());
-  ::rmdir(dir);
 
   tasker::worker_config statsd_without_profile;
   const char* both[] = {"worker", "--no-profile", "--statsd=127.0.0.1:8125"};

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <tasker/actors/process_actor.hpp>
+#include <tasker/test/latch.hpp>
 
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
@@ -367,19 +368,19 @@ TEST_CASE_FIXTURE(fixture, "process_client calls that block every pool thread st
   actors::process_client client{sys, procs, 2s};
   std::atomic<int> ok{0};
   std::vector<caf::actor> callers;
+  tasker::test::latch answered{4};
   for (int i = 0; i < 4; ++i)
     callers.push_back(sys.spawn(
-        [&client, &ok](caf::event_based_actor*, int) -> caf::behavior {
+        [&client, &ok, &answered](caf::event_based_actor*, int) -> caf::behavior {
           process_request req;
           req.argv = {"/bin/sleep", "0.2"};
           req.timeout_ms = 10000;
           if (client.run(req).ok())
             ++ok;
+          answered.count_down();
           return {};
         },
         i));
-  const auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (ok.load() < 4 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(10ms);
+  CHECK(answered.wait_for(20s));
   CHECK(ok.load() == 4);
 }

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "core_test_support.hpp"
-#include "pg_test_support.hpp"
+#include <tasker/test/core.hpp>
+#include <tasker/test/pg.hpp>
 
 using namespace tasker::test;
 
@@ -63,9 +63,9 @@ std::string fault_url(const temp_dir& dir) {
 TEST_CASE("a store failure at any statement leaves the " TASKER_FAULT_STORE " store as it was"
           * doctest::timeout(120)) {
   temp_dir dir;
-  core_handle core(fault_url(dir));
+  auto core = open_core(fault_url(dir));
   manual_clock clock;
-  core.use_clock(clock);
+  use_clock(core, clock);
   worker_handle w(core, "sweeper");
   tk_error err{};
 
@@ -158,7 +158,7 @@ TEST_CASE("a store failure at any statement leaves the " TASKER_FAULT_STORE " st
 TEST_CASE("a store failure during a retry leaves the failed " TASKER_FAULT_STORE " task as it was"
           * doctest::timeout(120)) {
   temp_dir dir;
-  core_handle core(fault_url(dir));
+  auto core = open_core(fault_url(dir));
   worker_handle w(core, "sweeper");
   register_pipeline(core, pipeline_json("test", "flow", diamond_steps(retry_policy(1))));
   const auto id = create_task(core);
@@ -178,12 +178,14 @@ TEST_CASE("a store failure during a retry leaves the failed " TASKER_FAULT_STORE
   CHECK(again[0].attempt == 1);
 }
 
-TEST_CASE("a store failure during a wait, a signal or a wait's timeout leaves the "
-          TASKER_FAULT_STORE " store as it was" * doctest::timeout(120)) {
+TEST_CASE(
+    "a store failure during a wait, a signal or a wait's timeout leaves the " TASKER_FAULT_STORE
+    " store as it was"
+    * doctest::timeout(120)) {
   temp_dir dir;
   manual_clock clock;
-  core_handle core(fault_url(dir));
-  core.use_clock(clock);
+  auto core = open_core(fault_url(dir));
+  use_clock(core, clock);
   worker_handle w(core, "sweeper");
   register_pipeline(core, pipeline_json("test", "flow", {{"ask", {}, retry_policy(2)}}));
   const auto first = create_task(core);
@@ -215,7 +217,7 @@ TEST_CASE("a store failure during a wait, a signal or a wait's timeout leaves th
 
 #ifndef TASKER_FAULT_PG
 TEST_CASE("the memory store has no database to inject faults into" * doctest::timeout(10)) {
-  core_handle core("memory:");
+  auto core = open_core("memory:");
   tk_error err{};
   CHECK(tk_inject_store_fault(core, 0, &err) == TK_UNSUPPORTED);
   CHECK(tk_inject_store_fault(nullptr, 0, &err) == TK_INVALID_ARGUMENT);

@@ -11,7 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "core_test_support.hpp"
+#include <tasker/test/core.hpp>
 
 using namespace tasker::test;
 
@@ -106,8 +106,8 @@ TEST_CASE("closing and reopening a sqlite store mid-workflow loses nothing"
   json before;
   json other_before;
   {
-    core_handle core(url);
-    core.use_clock(clock);
+    auto core = open_core(url);
+    use_clock(core, clock);
     register_pipeline(core, pipeline);
     register_pipeline(core, pipeline_json("other", "flow", {{"a"}}));
     id = create_task(core, args);
@@ -126,8 +126,8 @@ TEST_CASE("closing and reopening a sqlite store mid-workflow loses nothing"
     other_before = task_status(core, other_id);
   }
 
-  core_handle core(url);
-  core.use_clock(clock);
+  auto core = open_core(url);
+  use_clock(core, clock);
   CHECK(task_status(core, id) == before);
   CHECK(task_status(core, other_id) == other_before);
   auto step_b = step_status(task_status(core, id), "b");
@@ -177,7 +177,7 @@ TEST_CASE("steps claimed by a killed worker process are finished once by another
   // Set up, then close everything before forking: the child opens its own core.
   std::vector<std::int64_t> tasks;
   {
-    core_handle core(url);
+    auto core = open_core(url);
     register_pipeline(
         core,
         pipeline_json("test", "flow",
@@ -209,8 +209,8 @@ TEST_CASE("steps claimed by a killed worker process are finished once by another
 
   manual_clock clock;
   clock.now_ms = system_now_ms();
-  core_handle core(url);
-  core.use_clock(clock);
+  auto core = open_core(url);
+  use_clock(core, clock);
   worker_handle w(core, "survivor");
   for (auto id : tasks) {
     auto status = task_status(core, id);
@@ -277,8 +277,8 @@ TEST_CASE("a version 1 database is migrated in place and its running work can wa
   const auto url = sqlite_url(dir);
   std::int64_t id = 0;
   {
-    core_handle core(url);
-    core.use_clock(clock);
+    auto core = open_core(url);
+    use_clock(core, clock);
     register_pipeline(core, pipeline_json("test", "flow", {{"a"}, {"b", {"a"}}}));
     id = create_task(core);
   }
@@ -298,8 +298,8 @@ TEST_CASE("a version 1 database is migrated in place and its running work can wa
     sqlite3_free(message);
     sqlite3_close(db);
   }
-  core_handle core(url);
-  core.use_clock(clock);
+  auto core = open_core(url);
+  use_clock(core, clock);
   CHECK(task_state(core, id) == "pending");
   worker_handle w(core, "after-migration");
   auto a = poll_one(w);
@@ -313,7 +313,7 @@ TEST_CASE("a version 1 database is migrated in place and its running work can wa
   CHECK(task_state(core, id) == "complete");
 
   // A second core on the same file mints and checks the same tokens.
-  core_handle other(url);
+  auto other = open_core(url);
   auto id2 = create_task(core);
   auto s = poll_one(w);
   REQUIRE(wait_for(w, s, "approval", 60000) == TK_OK);
