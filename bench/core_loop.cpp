@@ -199,7 +199,7 @@ bool run(const std::string& store, std::size_t batch, long tasks, bool pooled, r
   tk_error err{};
   tk_core* core = tk_open(url.c_str(), pooled ? nullptr : R"({"pooled_events":false})", &err);
   if (core == nullptr) {
-    check(static_cast<tk_status>(err.code), err, "tk_open");
+    check(err.code, err, "tk_open");
     return false;
   }
   bool ok = check(tk_register_pipeline(core, pipeline("linear", false).c_str(), &err), err,

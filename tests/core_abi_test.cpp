@@ -1,6 +1,7 @@
 // The C ABI's contract at its edges: null pointers, bad JSON, size caps,
 // unknown ids and URLs. Every failure must come back as a status and a
 // message, never as a crash.
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -46,6 +47,33 @@ TEST_CASE("the version is a non-empty string" * doctest::timeout(5)) {
   CHECK(std::strlen(tk_version()) > 0);
 }
 
+TEST_CASE("the library's version is the one CMake generated into the header"
+          * doctest::timeout(5)) {
+  CHECK(std::string(tk_version()) == TK_VERSION_STRING);
+  CHECK(tk_version_number() == TK_VERSION_NUMBER);
+  CHECK(TK_VERSION_NUMBER == TK_VERSION_MAJOR * 10000 + TK_VERSION_MINOR * 100 + TK_VERSION_PATCH);
+  CHECK(std::string(tk_version())
+        == std::to_string(TK_VERSION_MAJOR) + "." + std::to_string(TK_VERSION_MINOR) + "."
+               + std::to_string(TK_VERSION_PATCH));
+}
+
+TEST_CASE("every status has a name of its own" * doctest::timeout(5)) {
+  const tk_status all[] = {TK_OK,          TK_INVALID_ARGUMENT, TK_MALFORMED_JSON, TK_VALIDATION,
+                           TK_NOT_FOUND,   TK_CONFLICT,         TK_TOO_LARGE,      TK_STORE_ERROR,
+                           TK_UNSUPPORTED, TK_INTERNAL,         TK_STALE,          TK_DUPLICATE};
+  std::vector<std::string> names;
+  for (tk_status s : all) {
+    const char* name = tk_status_name(s);
+    REQUIRE(name != nullptr);
+    INFO("status ", static_cast<int>(s), ": ", name);
+    CHECK(std::string(name) != "unknown");
+    CHECK(std::find(names.begin(), names.end(), name) == names.end());
+    names.emplace_back(name);
+  }
+  CHECK(std::string(tk_status_name(TK_NOT_FOUND)) == "TK_NOT_FOUND");
+  CHECK(std::string(tk_status_name(static_cast<tk_status>(30))) == "unknown");
+}
+
 TEST_CASE("null pointers are invalid arguments and never crash" * doctest::timeout(10)) {
   abi_env env;
   tk_core* core = env.core;
@@ -53,7 +81,7 @@ TEST_CASE("null pointers are invalid arguments and never crash" * doctest::timeo
 
   SUBCASE("opening and closing") {
     CHECK(tk_open(nullptr, nullptr, &err) == nullptr);
-    check_failed(static_cast<tk_status>(err.code), err, TK_INVALID_ARGUMENT);
+    check_failed(err.code, err, TK_INVALID_ARGUMENT);
     tk_close(nullptr);
     tk_free(nullptr);
     tk_worker_close(nullptr);
@@ -102,11 +130,11 @@ TEST_CASE("null pointers are invalid arguments and never crash" * doctest::timeo
   }
   SUBCASE("the worker interface") {
     CHECK(tk_worker_open(nullptr, "w", &err) == nullptr);
-    check_failed(static_cast<tk_status>(err.code), err, TK_INVALID_ARGUMENT);
+    check_failed(err.code, err, TK_INVALID_ARGUMENT);
     err = tk_error{};
     tk_worker* unnamed = tk_worker_open(core, nullptr, &err);
     CHECK(unnamed == nullptr);
-    check_failed(static_cast<tk_status>(err.code), err, TK_INVALID_ARGUMENT);
+    check_failed(err.code, err, TK_INVALID_ARGUMENT);
     tk_worker_close(unnamed);
 
     create_task(core);
@@ -188,19 +216,19 @@ TEST_CASE("an unknown store scheme or option is unsupported" * doctest::timeout(
   }
   err = tk_error{};
   CHECK(tk_open("redis://localhost:6379", nullptr, &err) == nullptr);
-  check_failed(static_cast<tk_status>(err.code), err, TK_UNSUPPORTED);
+  check_failed(err.code, err, TK_UNSUPPORTED);
 
   err = tk_error{};
   CHECK(tk_open("memory:", R"({"no_such_option":1})", &err) == nullptr);
-  check_failed(static_cast<tk_status>(err.code), err, TK_UNSUPPORTED);
+  check_failed(err.code, err, TK_UNSUPPORTED);
 
   err = tk_error{};
   CHECK(tk_open("memory:", R"({"max_json_bytes":)", &err) == nullptr);
-  check_failed(static_cast<tk_status>(err.code), err, TK_MALFORMED_JSON);
+  check_failed(err.code, err, TK_MALFORMED_JSON);
 
   err = tk_error{};
   CHECK(tk_open("memory:", R"({"pooled_events":1})", &err) == nullptr);
-  check_failed(static_cast<tk_status>(err.code), err, TK_INVALID_ARGUMENT);
+  check_failed(err.code, err, TK_INVALID_ARGUMENT);
 }
 
 TEST_CASE("every documented option is accepted" * doctest::timeout(10)) {

@@ -44,7 +44,7 @@ caf::error core_error(tk_status status, std::string message) {
 }
 
 caf::error core_error(const tk_error& err) {
-  return core_error(static_cast<tk_status>(err.code), std::string(err.message));
+  return core_error(err.code, std::string(err.message));
 }
 
 tk_status core_status(const caf::error& e) {
@@ -772,7 +772,7 @@ poller_actor::behavior_type poller(poller_actor::stateful_pointer<poller_state> 
         if (tk_create_tasks(self->state.core.get(), specs.data(), specs.size(), ids.data(), nullptr,
                             &err)
             != TK_OK)
-          return core_error(static_cast<tk_status>(err.code),
+          return core_error(err.code,
                             std::string(err.message) + " (no task of the batch was created)");
         self->state.pump();
         return ids;

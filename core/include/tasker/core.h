@@ -6,6 +6,24 @@
  * batches, run them, and complete them in batches. Any language with a C FFI
  * can be a worker; the C++ runtime of this project is one.
  *
+ * Names
+ * - Everything is prefixed: functions and types `tk_`, macros and enum
+ *   constants `TK_`.
+ * - Types are nouns: `tk_<noun>` (tk_core, tk_step_event); callbacks
+ *   `tk_<noun>_fn`; structs of settings `tk_<noun>_options`.
+ * - A function that does something is `tk_<verb>[_<object>]`; the handle it
+ *   acts on is its first parameter and is not named again (tk_create_task,
+ *   tk_set_wakeup, tk_poll(worker, ...), tk_heartbeat(worker, ...)).
+ * - A handle's life: tk_open / tk_close for the core, the root handle;
+ *   `tk_<handle>_open` / `tk_<handle>_close` for the others (tk_worker_open).
+ * - A function that only reads is named after what it returns: `tk_<noun>`
+ *   (tk_version, tk_now_ms, tk_next_due, tk_task_state, tk_status_name).
+ * - Status codes are `TK_<NAME>` (TK_OK, TK_NOT_FOUND); the values of other
+ *   enums carry the enum's name: `TK_<ENUM>_<NAME>` (TK_RESULT_WAIT).
+ * - Parameters: the handle first, then inputs, then outputs, `tk_error* err`
+ *   last. A pointer is followed by its count; JSON text ends in `_json`,
+ *   durations and times in `_ms`, lengths in `_len`.
+ *
  * Conventions
  * - Every function that can fail returns a tk_status and, when `err` is not
  *   NULL, fills it with the same code and a readable message. No exception
@@ -17,12 +35,15 @@
  * - Times are milliseconds since the Unix epoch, read from the core's clock
  *   (the system clock unless tk_set_clock installed another).
  * - Memory returned as `char*` is the caller's: free it with tk_free().
+ *   A `const char*` returned is static or lives in the handle, as documented.
  */
 #ifndef TASKER_CORE_H
 #define TASKER_CORE_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include <tasker/version.h> /* TK_VERSION_NUMBER, TK_VERSION_STRING */
 
 #ifdef __cplusplus
 extern "C" {
@@ -58,7 +79,7 @@ typedef enum tk_status {
 
 /** Error details. `message` is always NUL-terminated. */
 typedef struct tk_error {
-  int code;          /**< a tk_status */
+  tk_status code;    /**< the status the call returned */
   char message[512]; /**< what went wrong, naming the offending item */
 } tk_error;
 
@@ -96,8 +117,14 @@ TK_API tk_core* tk_open(const char* url, const char* options_json, tk_error* err
 TK_API void tk_close(tk_core* core);
 /** Frees memory returned by the core. */
 TK_API void tk_free(void* p);
-/** The core's version, e.g. "0.1.0". */
+/** The library's version, e.g. "0.1.0": TK_VERSION_STRING of the build
+ *  that made it (which may differ from the header a program compiled with). */
 TK_API const char* tk_version(void);
+/** The library's TK_VERSION_NUMBER (major * 10000 + minor * 100 + patch). */
+TK_API int tk_version_number(void);
+/** The name of a status, e.g. "TK_NOT_FOUND": a static string; "unknown"
+ *  for a value that is not a tk_status. */
+TK_API const char* tk_status_name(tk_status status);
 
 /* ---- time and wake-up ----------------------------------------------- */
 

@@ -13,11 +13,11 @@
 #include <nlohmann/json.hpp>
 
 #include "abi/error.hpp"
-#include "util/json.hpp"
 #include "store/memory/memory_store.hpp"
 #include "store/postgres/pg_store.hpp"
 #include "store/sqlite/sql_store.hpp"
 #include "store/store.hpp"
+#include "util/json.hpp"
 #include <tasker/core.h>
 
 using namespace tasker::core;
@@ -91,7 +91,7 @@ struct tk_worker {
 
 namespace {
 
-void set_error(tk_error* err, int code, const char* message) noexcept {
+void set_error(tk_error* err, tk_status code, const char* message) noexcept {
   if (!err)
     return;
   err->code = code;
@@ -167,7 +167,29 @@ void copy_namespaces(std::vector<std::string>& out, const char* const* ns, std::
 extern "C" {
 
 TK_API const char* tk_version(void) {
-  return "0.1.0";
+  return TK_VERSION_STRING;
+}
+
+TK_API int tk_version_number(void) {
+  return TK_VERSION_NUMBER;
+}
+
+TK_API const char* tk_status_name(tk_status status) {
+  switch (status) {
+    case TK_OK: return "TK_OK";
+    case TK_INVALID_ARGUMENT: return "TK_INVALID_ARGUMENT";
+    case TK_MALFORMED_JSON: return "TK_MALFORMED_JSON";
+    case TK_VALIDATION: return "TK_VALIDATION";
+    case TK_NOT_FOUND: return "TK_NOT_FOUND";
+    case TK_CONFLICT: return "TK_CONFLICT";
+    case TK_TOO_LARGE: return "TK_TOO_LARGE";
+    case TK_STORE_ERROR: return "TK_STORE_ERROR";
+    case TK_UNSUPPORTED: return "TK_UNSUPPORTED";
+    case TK_INTERNAL: return "TK_INTERNAL";
+    case TK_STALE: return "TK_STALE";
+    case TK_DUPLICATE: return "TK_DUPLICATE";
+  }
+  return "unknown";
 }
 
 TK_API void tk_free(void* p) {
