@@ -24,6 +24,7 @@
 #include "table.hpp"
 #include "temp_dir.hpp"
 #include <tasker/core.h>
+#include <tasker/core_testing.h>
 
 // Counts C++ heap allocations (operator new) in this process, the core's
 // included: the figure behind "no allocation per event in steady state".
@@ -197,7 +198,7 @@ bool run(const std::string& store, std::size_t batch, long tasks, bool pooled, r
   const std::string url =
       store == "memory" ? "memory:" : "sqlite:" + (dir.path / "bench.db").string();
   tk_error err{};
-  tk_core* core = tk_open(url.c_str(), pooled ? nullptr : R"({"pooled_events":false})", &err);
+  tk_core* core = tk_open(url.c_str(), nullptr, &err);
   if (core == nullptr) {
     check(err.code, err, "tk_open");
     return false;
@@ -222,7 +223,8 @@ bool run(const std::string& store, std::size_t batch, long tasks, bool pooled, r
   stats.create_seconds = seconds_since(start);
 
   tk_worker* worker = ok ? tk_worker_open(core, "bench", &err) : nullptr;
-  ok = ok && worker != nullptr;
+  ok = ok && worker != nullptr
+       && check(tk_set_event_pooling(worker, pooled ? 1 : 0, &err), err, "tk_set_event_pooling");
   std::vector<tk_step_result> results(batch);
   std::vector<int> outcomes(batch);
   const auto allocations_before = g_allocations.load();

@@ -226,9 +226,10 @@ TEST_CASE("an unknown store scheme or option is unsupported" * doctest::timeout(
   CHECK(tk_open("memory:", R"({"max_json_bytes":)", &err) == nullptr);
   check_failed(err.code, err, TK_MALFORMED_JSON);
 
+  // The unpooled baseline is a test control now (core_testing.h), not an option.
   err = tk_error{};
-  CHECK(tk_open("memory:", R"({"pooled_events":1})", &err) == nullptr);
-  check_failed(err.code, err, TK_INVALID_ARGUMENT);
+  CHECK(tk_open("memory:", R"({"pooled_events":false})", &err) == nullptr);
+  check_failed(err.code, err, TK_UNSUPPORTED);
 }
 
 TEST_CASE("every documented option is accepted" * doctest::timeout(10)) {
@@ -238,7 +239,7 @@ TEST_CASE("every documented option is accepted" * doctest::timeout(10)) {
   tk_core* core = tk_open("memory:",
                           R"({"max_json_bytes":1024,"default_lease_ms":5000,"busy_timeout_ms":100,
                               "synchronous":"full","seed":7,"schema":"x",
-                              "async_worker_commits":true,"pooled_events":false})",
+                              "async_worker_commits":true})",
                           &err);
   INFO(err.message);
   REQUIRE(core != nullptr);
@@ -246,14 +247,16 @@ TEST_CASE("every documented option is accepted" * doctest::timeout(10)) {
 }
 
 TEST_CASE("unpooled events carry the same content as pooled ones" * doctest::timeout(10)) {
-  for (const char* options : {R"({"pooled_events":true})", R"({"pooled_events":false})"}) {
-    INFO(options);
-    core_handle core("memory:", options);
+  for (int pooled : {1, 0}) {
+    INFO("pooled ", pooled);
+    core_handle core("memory:");
     register_pipeline(core, pipeline_json("test", "flow", {{"a"}, {"b", {"a"}}}));
     task_args args;
     args.context = R"({"n":3})";
     create_task(core, args);
     worker_handle w(core, "w");
+    tk_error err{};
+    REQUIRE(tk_set_event_pooling(w, pooled, &err) == TK_OK);
     auto a = poll_one(w);
     CHECK(a.context == json::parse(R"({"n":3})"));
     REQUIRE(succeed(w, a, R"({"v":9})") == TK_OK);
@@ -261,6 +264,49 @@ TEST_CASE("unpooled events carry the same content as pooled ones" * doctest::tim
     CHECK(b.dependency_results == json::parse(R"({"a":{"v":9}})"));
     CHECK(b.wait_token.size() > 30);
   }
+}
+
+TEST_CASE("a pipeline is validated without a core exactly as registration checks it"
+          * doctest::timeout(10)) {
+  core_handle core("memory:");
+  tk_error err{};
+  const auto good = pipeline_json("test", "flow", {{"a"}, {"b", {"a"}}});
+  CHECK(tk_validate_pipeline(good.c_str(), &err) == TK_OK);
+  CHECK(err.code == TK_OK);
+  const std::string bad[] = {
+      "{",
+      pipeline_json("test", "flow", {{"a", {"b"}}, {"b", {"a"}}}),
+      pipeline_json("test", "flow", {{"a"}, {"b", {"ghost"}}}),
+      pipeline_json("test", "flow", {{"twin"}, {"twin"}}),
+  };
+  for (const auto& text : bad) {
+    INFO(text);
+    tk_error validated{}, registered{};
+    const auto status = tk_validate_pipeline(text.c_str(), &validated);
+    CHECK(status != TK_OK);
+    CHECK(tk_register_pipeline(core, text.c_str(), &registered) == status);
+    CHECK(std::string(validated.message) == registered.message);
+  }
+  check_failed(tk_validate_pipeline(nullptr, &err), err, TK_INVALID_ARGUMENT);
+}
+
+TEST_CASE("every problem of a pipeline is reported at once, one a line" * doctest::timeout(10)) {
+  tk_error err{};
+  const auto text = pipeline_json("test", "flow", {{"a", {"ghost"}}, {"b", {}, nullptr, ""}});
+  check_failed(tk_validate_pipeline(text.c_str(), &err), err, TK_VALIDATION);
+  CHECK(std::string(err.message)
+        == "pipeline test/flow@1 step \"a\": unknown dependency \"ghost\"\n"
+           "pipeline test/flow@1 step \"b\": handler is empty");
+  // More than fit in a message: the last line counts the rest.
+  std::vector<step_spec> many;
+  for (int i = 0; i < 40; ++i)
+    many.push_back({"s" + std::to_string(i), {"missing"}});
+  const auto crowded = pipeline_json("test", "flow", many);
+  check_failed(tk_validate_pipeline(crowded.c_str(), &err), err, TK_VALIDATION);
+  const std::string message = err.message;
+  CHECK(message.rfind("pipeline test/flow@1 step \"s0\": unknown dependency \"missing\"\n", 0)
+        == 0);
+  CHECK(message.find(" more)") != std::string::npos);
 }
 
 TEST_CASE("malformed JSON is rejected wherever it comes in" * doctest::timeout(10)) {

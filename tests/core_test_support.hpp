@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include <tasker/core.h>
+#include <tasker/core_testing.h>
 
 namespace tasker::test {
 

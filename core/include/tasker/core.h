@@ -33,7 +33,7 @@
  * - Strings are UTF-8 and NUL-terminated. JSON passed in is validated
  *   strictly (RFC 8259) and its size is capped (option "max_json_bytes").
  * - Times are milliseconds since the Unix epoch, read from the core's clock
- *   (the system clock unless tk_set_clock installed another).
+ *   (the system clock; tests may install another, see core_testing.h).
  * - Memory returned as `char*` is the caller's: free it with tk_free().
  *   A `const char*` returned is static or lives in the handle, as documented.
  */
@@ -128,11 +128,6 @@ TK_API const char* tk_status_name(tk_status status);
 
 /* ---- time and wake-up ----------------------------------------------- */
 
-/** A clock: returns milliseconds since the epoch. */
-typedef int64_t (*tk_clock_fn)(void* user);
-/** Replaces the core's clock (NULL restores the system clock). For tests: a
- *  manual clock lets retry and lease tests run without sleeping. */
-TK_API tk_status tk_set_clock(tk_core* core, tk_clock_fn fn, void* user, tk_error* err);
 /** Reads the core's clock. */
 TK_API int64_t tk_now_ms(tk_core* core);
 
@@ -179,8 +174,19 @@ TK_API tk_status tk_next_due(tk_core* core, const char* const* namespaces, size_
  *                        "retryable": true},
  *              "timeout_ms": 0}]}
  *  Registering the same namespace/name/version again with the same steps is a
- *  no-op; with different steps it is TK_CONFLICT (publish a new version). */
+ *  no-op; with different steps it is TK_CONFLICT (publish a new version).
+ *  An invalid definition is TK_VALIDATION, as for tk_validate_pipeline. */
 TK_API tk_status tk_register_pipeline(tk_core* core, const char* pipeline_json, tk_error* err);
+
+/** Checks a pipeline definition exactly as tk_register_pipeline does, without
+ *  a core or a store (the size cap is the default "max_json_bytes"): TK_OK
+ *  when it is valid, else TK_MALFORMED_JSON, TK_TOO_LARGE, or TK_VALIDATION
+ *  with every problem in `err->message`, one a line, each naming the
+ *  pipeline and the step ("pipeline ns/p@1 step \"b\": unknown dependency
+ *  \"x\""); when they do not all fit, the last line says how many more
+ *  there are. Whether the store holds another definition under the same
+ *  version (TK_CONFLICT at registration) is not checked. */
+TK_API tk_status tk_validate_pipeline(const char* pipeline_json, tk_error* err);
 
 /** What to run. */
 typedef struct tk_task_spec {
@@ -358,14 +364,6 @@ TK_API tk_status tk_signal(tk_core* core, const char* token, const char* payload
 TK_API tk_status tk_heartbeat(tk_worker* worker, const int64_t* step_ids,
                               const int64_t* fencing_tokens, size_t count, int64_t lease_ms,
                               int* outcomes, tk_error* err);
-
-/* ---- testing hooks ---------------------------------------------------- */
-
-/** Makes the store fail its n-th next database statement (0 = the very next)
- *  with TK_STORE_ERROR, as a lost connection or a full disk would; -1 clears
- *  it. For fault-sweep tests of atomicity: a call that fails must leave the
- *  store as it was. The memory store has no database: TK_UNSUPPORTED. */
-TK_API tk_status tk_inject_store_fault(tk_core* core, int64_t after_statements, tk_error* err);
 
 #ifdef __cplusplus
 }

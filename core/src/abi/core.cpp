@@ -19,16 +19,20 @@
 #include "store/store.hpp"
 #include "util/json.hpp"
 #include <tasker/core.h>
+#include <tasker/core_testing.h>
 
 using namespace tasker::core;
+
+namespace {
+constexpr std::size_t default_max_json_bytes = 4u << 20;  ///< option "max_json_bytes"
+}  // namespace
 
 struct tk_core {
   std::mutex mu;  // serialises every store call
   std::unique_ptr<store> st;
-  std::size_t max_json_bytes = 4u << 20;
+  std::size_t max_json_bytes = default_max_json_bytes;
   millis default_lease_ms = 30000;
-  bool pooled_events = true;  ///< option "pooled_events" (false: the baseline that allocates)
-  tk_clock_fn clock = nullptr;
+  tk_clock_fn clock = nullptr;  ///< tk_set_clock (tests); null: the system clock
   void* clock_user = nullptr;
   std::mt19937_64 rng;
   std::mutex wake_mu;  // guards the callback, never held while it runs
@@ -210,8 +214,8 @@ TK_API tk_core* tk_open(const char* url, const char* options_json, tk_error* err
         fail(TK_INVALID_ARGUMENT, "options must be a JSON object");
       for (auto& [key, _] : opts.items()) {
         static const char* known[] = {
-            "max_json_bytes", "default_lease_ms", "busy_timeout_ms",      "synchronous",
-            "seed",           "schema",           "async_worker_commits", "pooled_events"};
+            "max_json_bytes", "default_lease_ms", "busy_timeout_ms",     "synchronous",
+            "seed",           "schema",           "async_worker_commits"};
         bool ok = false;
         for (const char* k : known)
           ok = ok || key == k;
@@ -219,15 +223,10 @@ TK_API tk_core* tk_open(const char* url, const char* options_json, tk_error* err
           fail(TK_UNSUPPORTED, "unknown option \"" + key + "\"");
       }
     }
-    core->max_json_bytes =
-        option_int<std::size_t>(opts, "max_json_bytes", 4u << 20, 64, std::size_t{1} << 30);
+    core->max_json_bytes = option_int<std::size_t>(opts, "max_json_bytes", default_max_json_bytes,
+                                                   64, std::size_t{1} << 30);
     core->default_lease_ms =
         option_int<millis>(opts, "default_lease_ms", 30000, 1, 7 * 86'400'000LL);
-    if (auto pooled = opts.find("pooled_events"); pooled != opts.end()) {
-      if (!pooled->is_boolean())
-        fail(TK_INVALID_ARGUMENT, "option pooled_events must be true or false");
-      core->pooled_events = pooled->get<bool>();
-    }
     if (auto seed = opts.find("seed"); seed != opts.end()) {
       if (!seed->is_number_unsigned())
         fail(TK_INVALID_ARGUMENT, "option seed must be a non-negative integer");
@@ -284,15 +283,6 @@ TK_API void tk_close(tk_core* core) {
   delete core;
 }
 
-TK_API tk_status tk_set_clock(tk_core* core, tk_clock_fn fn, void* user, tk_error* err) {
-  return guarded(err, [&] {
-    require(core, "core");
-    std::lock_guard<std::mutex> g{core->mu};
-    core->clock = fn;
-    core->clock_user = user;
-  });
-}
-
 TK_API int64_t tk_now_ms(tk_core* core) {
   if (!core)
     return 0;
@@ -323,6 +313,15 @@ TK_API tk_status tk_next_due(tk_core* core, const char* const* namespaces, size_
     auto now = core->now();
     auto due = core->st->next_due(ns, now);
     *delay_ms = due < 0 ? -1 : std::max<millis>(0, due - now);
+  });
+}
+
+TK_API tk_status tk_validate_pipeline(const char* pipeline_json, tk_error* err) {
+  return guarded(err, [&] {
+    require(pipeline_json, "pipeline_json");
+    const std::string_view text{pipeline_json};
+    require_json(text, default_max_json_bytes, "pipeline");
+    parse_pipeline(text);
   });
 }
 
@@ -529,7 +528,6 @@ TK_API tk_worker* tk_worker_open(tk_core* core, const char* name, tk_error* err)
     auto worker = std::make_unique<tk_worker>();
     worker->core = core;
     worker->name = name;
-    worker->events.set_pooled(core->pooled_events);
     if (worker->name.empty() || worker->name.size() > 255)
       fail(TK_INVALID_ARGUMENT, "worker name must be 1 to 255 bytes");
     w = worker.release();
@@ -699,6 +697,24 @@ TK_API tk_status tk_heartbeat(tk_worker* worker, const int64_t* step_ids,
     std::lock_guard<std::mutex> g{core->mu};
     auto lease = lease_ms > 0 ? lease_ms : core->default_lease_ms;
     core->st->heartbeat(step_ids, fencing_tokens, count, core->now() + lease, out);
+  });
+}
+
+// ---- core_testing.h -----------------------------------------------------
+
+TK_API tk_status tk_set_clock(tk_core* core, tk_clock_fn fn, void* user, tk_error* err) {
+  return guarded(err, [&] {
+    require(core, "core");
+    std::lock_guard<std::mutex> g{core->mu};
+    core->clock = fn;
+    core->clock_user = user;
+  });
+}
+
+TK_API tk_status tk_set_event_pooling(tk_worker* worker, int pooled, tk_error* err) {
+  return guarded(err, [&] {
+    require(worker, "worker");
+    worker->events.set_pooled(pooled != 0);
   });
 }
 
