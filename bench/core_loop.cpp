@@ -222,7 +222,10 @@ bool run(const std::string& store, std::size_t batch, long tasks, bool pooled, r
   }
   stats.create_seconds = seconds_since(start);
 
-  tk_worker* worker = ok ? tk_worker_open(core, "bench", &err) : nullptr;
+  tk_worker_options worker_options{};
+  worker_options.name = "bench";
+  worker_options.lease_ms = 60000;
+  tk_worker* worker = ok ? tk_worker_open(core, &worker_options, &err) : nullptr;
   ok = ok && worker != nullptr
        && check(tk_set_event_pooling(worker, pooled ? 1 : 0, &err), err, "tk_set_event_pooling");
   std::vector<tk_step_result> results(batch);
@@ -233,7 +236,7 @@ bool run(const std::string& store, std::size_t batch, long tasks, bool pooled, r
   while (ok) {
     const tk_step_event* events = nullptr;
     std::size_t count = 0;
-    ok = check(tk_poll(worker, nullptr, 0, batch, 60000, &events, &count, &err), err, "tk_poll");
+    ok = check(tk_poll(worker, batch, &events, &count, &err), err, "tk_poll");
     if (!ok || count == 0)
       break;
     for (std::size_t i = 0; i < count; ++i) {

@@ -90,12 +90,6 @@ TEST_CASE("null pointers are invalid arguments and never crash" * doctest::timeo
     check_failed(tk_set_clock(nullptr, &manual_clock::read, &env.clock, &err), err,
                  TK_INVALID_ARGUMENT);
     check_failed(tk_set_wakeup(nullptr, nullptr, nullptr, &err), err, TK_INVALID_ARGUMENT);
-    std::int64_t delay = 0;
-    check_failed(tk_next_due(nullptr, nullptr, 0, &delay, &err), err, TK_INVALID_ARGUMENT);
-    check_failed(tk_next_due(core, nullptr, 0, nullptr, &err), err, TK_INVALID_ARGUMENT);
-    check_failed(tk_next_due(core, nullptr, 2, &delay, &err), err, TK_INVALID_ARGUMENT);
-    const char* with_null[] = {"test", nullptr};
-    check_failed(tk_next_due(core, with_null, 2, &delay, &err), err, TK_INVALID_ARGUMENT);
     // NULL restores the system clock.
     CHECK(tk_set_clock(core, nullptr, nullptr, &err) == TK_OK);
     CHECK(tk_now_ms(core) > clock_start_ms);
@@ -129,23 +123,43 @@ TEST_CASE("null pointers are invalid arguments and never crash" * doctest::timeo
     CHECK(text == nullptr);
   }
   SUBCASE("the worker interface") {
-    CHECK(tk_worker_open(nullptr, "w", &err) == nullptr);
+    tk_worker_options named{};
+    named.name = "w";
+    CHECK(tk_worker_open(nullptr, &named, &err) == nullptr);
     check_failed(err.code, err, TK_INVALID_ARGUMENT);
-    err = tk_error{};
-    tk_worker* unnamed = tk_worker_open(core, nullptr, &err);
-    CHECK(unnamed == nullptr);
+    CHECK(tk_worker_open(core, nullptr, &err) == nullptr);
     check_failed(err.code, err, TK_INVALID_ARGUMENT);
-    tk_worker_close(unnamed);
+    const char* with_null[] = {"test", nullptr};
+    for (int broken = 0; broken < 4; ++broken) {
+      INFO("broken options ", broken);
+      tk_worker_options o = named;
+      if (broken == 0) {
+        o.name = nullptr;  // unnamed
+      } else if (broken == 1) {
+        o.namespace_count = 2;  // without the array
+      } else if (broken == 2) {
+        o.namespaces = with_null;
+        o.namespace_count = 2;
+      } else {
+        o.lease_ms = -1;
+      }
+      err = tk_error{};
+      tk_worker* w = tk_worker_open(core, &o, &err);
+      CHECK(w == nullptr);
+      check_failed(err.code, err, TK_INVALID_ARGUMENT);
+      tk_worker_close(w);
+    }
 
     create_task(core);
     worker_handle w(core, "w1");
     const tk_step_event* events = nullptr;
     std::size_t count = 0;
-    check_failed(tk_poll(nullptr, nullptr, 0, 1, 0, &events, &count, &err), err,
-                 TK_INVALID_ARGUMENT);
-    check_failed(tk_poll(w, nullptr, 1, 1, 0, &events, &count, &err), err, TK_INVALID_ARGUMENT);
-    check_failed(tk_poll(w, nullptr, 0, 1, 0, nullptr, &count, &err), err, TK_INVALID_ARGUMENT);
-    check_failed(tk_poll(w, nullptr, 0, 1, 0, &events, nullptr, &err), err, TK_INVALID_ARGUMENT);
+    check_failed(tk_poll(nullptr, 1, &events, &count, &err), err, TK_INVALID_ARGUMENT);
+    check_failed(tk_poll(w, 1, nullptr, &count, &err), err, TK_INVALID_ARGUMENT);
+    check_failed(tk_poll(w, 1, &events, nullptr, &err), err, TK_INVALID_ARGUMENT);
+    std::int64_t delay = 0;
+    check_failed(tk_next_due(nullptr, &delay, &err), err, TK_INVALID_ARGUMENT);
+    check_failed(tk_next_due(w, nullptr, &err), err, TK_INVALID_ARGUMENT);
     // None of the failed polls claimed anything.
     auto a = poll_one(w);
     CHECK(a.attempt == 1);
@@ -155,13 +169,11 @@ TEST_CASE("null pointers are invalid arguments and never crash" * doctest::timeo
     const std::int64_t ids[] = {a.step_id};
     const std::int64_t tokens[] = {a.fencing_token};
     int outcome = -1;
-    check_failed(tk_heartbeat(nullptr, ids, tokens, 1, 1000, &outcome, &err), err,
-                 TK_INVALID_ARGUMENT);
-    check_failed(tk_heartbeat(w, nullptr, tokens, 1, 1000, &outcome, &err), err,
-                 TK_INVALID_ARGUMENT);
-    check_failed(tk_heartbeat(w, ids, nullptr, 1, 1000, &outcome, &err), err, TK_INVALID_ARGUMENT);
+    check_failed(tk_heartbeat(nullptr, ids, tokens, 1, &outcome, &err), err, TK_INVALID_ARGUMENT);
+    check_failed(tk_heartbeat(w, nullptr, tokens, 1, &outcome, &err), err, TK_INVALID_ARGUMENT);
+    check_failed(tk_heartbeat(w, ids, nullptr, 1, &outcome, &err), err, TK_INVALID_ARGUMENT);
     // Outcomes may be NULL.
-    CHECK(tk_heartbeat(w, ids, tokens, 1, 1000, nullptr, &err) == TK_OK);
+    CHECK(tk_heartbeat(w, ids, tokens, 1, nullptr, &err) == TK_OK);
     auto done = success_result(a, "{}");
     CHECK(tk_complete(w, &done, 1, nullptr, &err) == TK_OK);
     CHECK(step_status(task_status(core, a.task_id), "a").at("state") == "complete");
@@ -177,11 +189,13 @@ TEST_CASE("the error pointer may be null" * doctest::timeout(10)) {
   CHECK(tk_cancel_task(env.core, 424242, nullptr) == TK_NOT_FOUND);
   char* text = nullptr;
   CHECK(tk_task_status(env.core, 424242, &text, nullptr) == TK_NOT_FOUND);
-  CHECK(tk_worker_open(nullptr, "w", nullptr) == nullptr);
+  tk_worker_options named{};
+  named.name = "w";
+  CHECK(tk_worker_open(nullptr, &named, nullptr) == nullptr);
   worker_handle w(env.core, "w1");
   const tk_step_event* events = nullptr;
   std::size_t count = 0;
-  CHECK(tk_poll(w, nullptr, 0, 1, 0, &events, &count, nullptr) == TK_OK);
+  CHECK(tk_poll(w, 1, &events, &count, nullptr) == TK_OK);
   CHECK(count == 0);
 }
 
@@ -202,7 +216,7 @@ TEST_CASE("unknown ids are not found" * doctest::timeout(10)) {
   int outcome = -1;
   CHECK(tk_complete(w, &r, 1, &outcome, &err) == TK_OK);
   CHECK(outcome == TK_NOT_FOUND);
-  CHECK(heartbeat(w, 424242, 1, 1000) == TK_NOT_FOUND);
+  CHECK(heartbeat(w, 424242, 1) == TK_NOT_FOUND);
 }
 
 TEST_CASE("an unknown store scheme or option is unsupported" * doctest::timeout(10)) {

@@ -486,10 +486,10 @@ TEST_CASE_TEMPLATE("an expired lease lets another worker claim the step and the 
   store_env<Store> env;
   env.register_flow({{"a", {}, retry_policy(3)}});
   const auto id = create_task(env.core);
-  worker_handle w1(env.core, "w1");
-  worker_handle w2(env.core, "w2");
+  worker_handle w1(env.core, "w1", 5000);
+  worker_handle w2(env.core, "w2", 5000);
 
-  auto first = poll_one(w1, 5000);
+  auto first = poll_one(w1);
   CHECK(first.attempt == 1);
   CHECK(first.lease_expires_at_ms == env.clock.now_ms + 5000);
   auto step = step_status(task_status(env.core, id), "a");
@@ -503,7 +503,7 @@ TEST_CASE_TEMPLATE("an expired lease lets another worker claim the step and the 
   env.clock.advance(2);
   CHECK(next_due(env.core) == 0);
 
-  auto second = poll_one(w2, 5000);
+  auto second = poll_one(w2);
   CHECK(second.step_id == first.step_id);
   CHECK(second.attempt == 2);
   CHECK(second.fencing_token != first.fencing_token);
@@ -512,7 +512,7 @@ TEST_CASE_TEMPLATE("an expired lease lets another worker claim the step and the 
   CHECK(step.at("attempts") == 2);
 
   CHECK(succeed(w1, first, R"({"by":"w1"})") == TK_STALE);
-  CHECK(heartbeat(w1, first.step_id, first.fencing_token, 5000) == TK_STALE);
+  CHECK(heartbeat(w1, first.step_id, first.fencing_token) == TK_STALE);
   step = step_status(task_status(env.core, id), "a");
   CHECK(step.at("state") == "running");
   CHECK(step.at("result").is_null());
@@ -530,8 +530,8 @@ TEST_CASE_TEMPLATE("a completion after the lease ran out is accepted while nobod
   store_env<Store> env;
   env.register_flow({{"a", {}, retry_policy(3)}});
   const auto id = create_task(env.core);
-  worker_handle w(env.core, "w1");
-  auto s = poll_one(w, 1000);
+  worker_handle w(env.core, "w1", 1000);
+  auto s = poll_one(w);
   env.clock.advance(5000);
   CHECK(succeed(w, s) == TK_OK);
   CHECK(task_state(env.core, id) == "complete");
@@ -543,8 +543,8 @@ TEST_CASE_TEMPLATE("a lease that runs out on the last attempt ends the step in e
   store_env<Store> env;
   env.register_flow({{"a", {}, retry_policy(1)}});
   const auto id = create_task(env.core);
-  worker_handle w(env.core, "w1");
-  auto s = poll_one(w, 1000);
+  worker_handle w(env.core, "w1", 1000);
+  auto s = poll_one(w);
   env.clock.advance(1001);
   CHECK(poll(w, 10).empty());
   auto status = task_status(env.core, id);
@@ -559,15 +559,15 @@ TEST_CASE_TEMPLATE("a heartbeat extends a lease" * doctest::timeout(30), Store, 
   store_env<Store> env;
   env.register_flow({{"a"}});
   create_task(env.core);
-  worker_handle w1(env.core, "w1");
+  worker_handle w1(env.core, "w1", 5000);
   worker_handle w2(env.core, "w2");
   const auto claimed_at = env.clock.now_ms;
-  auto s = poll_one(w1, 5000);
+  auto s = poll_one(w1);
 
   env.clock.advance(4000);
-  CHECK(heartbeat(w1, s.step_id, s.fencing_token, 5000) == TK_OK);
-  CHECK(heartbeat(w1, s.step_id, s.fencing_token + 1000, 5000) == TK_STALE);
-  CHECK(heartbeat(w1, s.step_id + 100000, s.fencing_token, 5000) == TK_NOT_FOUND);
+  CHECK(heartbeat(w1, s.step_id, s.fencing_token) == TK_OK);
+  CHECK(heartbeat(w1, s.step_id, s.fencing_token + 1000) == TK_STALE);
+  CHECK(heartbeat(w1, s.step_id + 100000, s.fencing_token) == TK_NOT_FOUND);
 
   env.clock.now_ms = claimed_at + 6000;  // past the original lease
   CHECK(poll(w2, 10).empty());
@@ -677,7 +677,7 @@ TEST_CASE_TEMPLATE("a cancelled task hands out nothing and rejects late completi
   }
   CHECK(poll(w, 10).empty());
   CHECK(succeed(w, a) == TK_STALE);
-  CHECK(heartbeat(w, a.step_id, a.fencing_token, 1000) == TK_STALE);
+  CHECK(heartbeat(w, a.step_id, a.fencing_token) == TK_STALE);
   CHECK(task_state(env.core, id) == "cancelled");
 
   CHECK(tk_cancel_task(env.core, id, &err) == TK_CONFLICT);
@@ -940,8 +940,8 @@ TEST_CASE_TEMPLATE("tasks are listed by state and namespace one page at a time"
     if (i < 3)
       beta.push_back(create_task(env.core, in_beta));
   }
-  worker_handle w(env.core, "w1");
-  auto first = poll(w, 1, 0, {"alpha"});
+  worker_handle w(env.core, "w1", 0, {"alpha"});
+  auto first = poll(w, 1);
   REQUIRE(first.size() == 1);
   CHECK(first[0].task_id == alpha[0]);
   CHECK(first[0].ns == "alpha");
@@ -1097,7 +1097,7 @@ TEST_CASE_TEMPLATE("the task listener hears once of every task that ends and how
   finished_log log;
   tk_error err{};
   REQUIRE(tk_set_task_listener(env.core, &finished_log::on_finished, &log, &err) == TK_OK);
-  worker_handle w(env.core, "w1");
+  worker_handle w(env.core, "w1", 1000);
 
   const auto done = create_task(env.core);
   CHECK(succeed(w, poll_one(w)) == TK_OK);
@@ -1117,9 +1117,9 @@ TEST_CASE_TEMPLATE("the task listener hears once of every task that ends and how
 
   // A lease that runs out on the last attempt ends the task too (in a poll).
   const auto lapsed = create_task(env.core);
-  auto first = poll_one(w, 1000);
+  auto first = poll_one(w);
   CHECK(fail(w, first, true) == TK_OK);  // attempt 1 of 2, retried at once
-  poll_one(w, 1000);                     // attempt 2, then the worker vanishes
+  poll_one(w);                           // attempt 2, then the worker vanishes
   env.clock.advance(1001);
   CHECK(poll(w, 10).empty());
   REQUIRE(log.seen.size() == 3);
@@ -1145,8 +1145,8 @@ TEST_CASE_TEMPLATE("next due is zero for ready work and minus one when nothing i
   CHECK(next_due(env.core) == 0);
   CHECK(next_due(env.core, {"test"}) == 0);
   CHECK(next_due(env.core, {"other"}) == -1);
-  worker_handle w(env.core, "w1");
-  auto a = poll_one(w, 7000);
+  worker_handle w(env.core, "w1", 7000);
+  auto a = poll_one(w);
   CHECK(next_due(env.core) == 7000);
   CHECK(next_due(env.core, {"test"}) == 7000);
   CHECK(succeed(w, a) == TK_OK);
@@ -1159,8 +1159,8 @@ TEST_CASE_TEMPLATE("next due ignores the leases and retries of other namespaces"
   store_env<Store> env;
   env.register_flow({{"a", {}, retry_policy(3, "linear", 4000)}, {"b"}});
   create_task(env.core);
-  worker_handle w(env.core, "w1");
-  auto claimed = poll(w, 2, 7000);
+  worker_handle w(env.core, "w1", 7000);
+  auto claimed = poll(w, 2);
   REQUIRE(claimed.size() == 2);
   CHECK(next_due(env.core, {"other"}) == -1);  // a lease of "test" runs
   const auto& a = claimed[0].step_name == "a" ? claimed[0] : claimed[1];
@@ -1192,12 +1192,12 @@ TEST_CASE_TEMPLATE("a linear four step workflow squares its input four times"
   args.name = "squares";
   args.context = R"({"even_number":6})";
   const auto id = create_task(env.core, args);
-  worker_handle w(env.core, "calculator");
+  worker_handle w(env.core, "calculator", 0, {"math"});
 
   std::vector<std::string> order;
   for (int round = 0; round < 10 && task_state(env.core, id) != "complete"; ++round) {
     env.clock.advance(5);
-    auto claimed = poll(w, 8, 0, {"math"});
+    auto claimed = poll(w, 8);
     std::vector<std::string> payloads;
     payloads.reserve(claimed.size());
     for (const auto& s : claimed) {
@@ -1264,9 +1264,9 @@ TEST_CASE_TEMPLATE("a waiting step holds no lease and resumes with its signal as
   tk_error err{};
   REQUIRE(tk_set_wakeup(env.core, &wakeup_counter::on_wakeup, &wakes, &err) == TK_OK);
   const auto id = create_task(env.core);
-  worker_handle w(env.core, "w1");
+  worker_handle w(env.core, "w1", 5000);
 
-  auto first = poll_one(w, 5000);
+  auto first = poll_one(w);
   CHECK(first.attempt == 1);
   CHECK(first.wait_token.size() >= 36);
   CHECK_FALSE(first.signalled);
@@ -1286,7 +1286,7 @@ TEST_CASE_TEMPLATE("a waiting step holds no lease and resumes with its signal as
   env.clock.advance(10000);
   CHECK(poll(w, 10).empty());
   CHECK(next_due(env.core) == 50000);
-  CHECK(heartbeat(w, first.step_id, first.fencing_token, 5000) == TK_STALE);
+  CHECK(heartbeat(w, first.step_id, first.fencing_token) == TK_STALE);
 
   const int wakes_before = wakes.calls;
   REQUIRE(signal(env.core, first.wait_token, R"({"approved":true,"by":"ana"})", err) == TK_OK);
@@ -1296,7 +1296,7 @@ TEST_CASE_TEMPLATE("a waiting step holds no lease and resumes with its signal as
   CHECK(step.at("wait").is_null());
   CHECK(next_due(env.core) == 0);
 
-  auto resumed = poll_one(w, 5000);
+  auto resumed = poll_one(w);
   CHECK(resumed.step_id == first.step_id);
   CHECK(resumed.attempt == 1);  // the same attempt goes on
   CHECK(resumed.fencing_token != first.fencing_token);

@@ -16,8 +16,8 @@
 #include <caf/event_based_actor.hpp>
 #include <doctest/doctest.h>
 
-#include <tasker/runtime/worker.hpp>
 #include <tasker/core.h>
+#include <tasker/runtime/worker.hpp>
 
 using namespace std::chrono_literals;
 using tasker::json;
@@ -344,11 +344,16 @@ TEST_CASE("a wait ends when another process finishes the task" * doctest::timeou
     tk_error err{};
     tk_core* core = tk_open(db.url().c_str(), nullptr, &err);
     REQUIRE(core != nullptr);
-    tk_worker* ow = tk_worker_open(core, "other-process", &err);
+    const char* ns[] = {"theirs"};
+    tk_worker_options options{};
+    options.name = "other-process";
+    options.namespaces = ns;
+    options.namespace_count = 1;
+    tk_worker* ow = tk_worker_open(core, &options, &err);
+    REQUIRE(ow != nullptr);
     const tk_step_event* events = nullptr;
     std::size_t count = 0;
-    const char* ns[] = {"theirs"};
-    REQUIRE(tk_poll(ow, ns, 1, 1, 0, &events, &count, &err) == TK_OK);
+    REQUIRE(tk_poll(ow, 1, &events, &count, &err) == TK_OK);
     REQUIRE(count == 1);
     tk_step_result r{};
     r.step_id = events[0].step_id;

@@ -98,7 +98,7 @@ typedef struct tk_worker tk_worker;
  *       LISTEN/NOTIFY).
  *  options_json: NULL or a JSON object with any of
  *       "max_json_bytes"  (default 4194304) cap on every JSON input,
- *       "default_lease_ms" (default 30000) lease when tk_poll gets 0,
+ *       "default_lease_ms" (default 30000) lease of a worker opened with 0,
  *       "busy_timeout_ms" (default 5000) SQLite lock wait,
  *       "synchronous"     ("normal" default, "full", "off") SQLite durability,
  *       "seed"            (default: random) seed of the retry jitter,
@@ -156,12 +156,6 @@ typedef void (*tk_task_listener_fn)(void* user, int64_t task_id, const char* sta
  *  ending. */
 TK_API tk_status tk_set_task_listener(tk_core* core, tk_task_listener_fn fn, void* user,
                                       tk_error* err);
-
-/** Milliseconds until the next timed event of the given namespaces (a retry
- *  backoff or a lease running out): 0 if something is claimable now, -1 if
- *  nothing is scheduled. A poller sets one timer for it instead of polling. */
-TK_API tk_status tk_next_due(tk_core* core, const char* const* namespaces, size_t namespace_count,
-                             int64_t* delay_ms, tk_error* err);
 
 /* ---- pipelines and tasks --------------------------------------------- */
 
@@ -280,22 +274,42 @@ typedef struct tk_step_event {
   size_t wait_token_len, signal_name_len, signal_payload_len;
 } tk_step_event;
 
-/** Opens a worker handle. `name` (1 to 255 bytes, required) identifies it in
- *  step status (claimed_by) and in lease-expiry errors. */
-TK_API tk_worker* tk_worker_open(tk_core* core, const char* name, tk_error* err);
+/** What a worker claims and for how long: given once, when it opens; the
+ *  worker keeps its own copies. Zero-initialise it (`tk_worker_options o =
+ *  {0};` in C, `tk_worker_options o{};` in C++) and set what you need: every
+ *  field's zero is its default. */
+typedef struct tk_worker_options {
+  /** Required, 1 to 255 bytes: identifies the worker in step status
+   *  (claimed_by) and in lease-expiry errors. */
+  const char* name;
+  /** The namespaces it claims from and watches (tk_next_due); none (a
+   *  count of 0): every namespace. */
+  const char* const* namespaces;
+  size_t namespace_count;
+  /** The lease of every claim and heartbeat, > 0; 0: the core's option
+   *  "default_lease_ms". */
+  int64_t lease_ms;
+} tk_worker_options;
+
+/** Opens a worker handle. Returns NULL on failure with `err` filled. */
+TK_API tk_worker* tk_worker_open(tk_core* core, const tk_worker_options* options, tk_error* err);
 /** Closes a worker handle; its steps keep their leases until they run out. */
 TK_API void tk_worker_close(tk_worker* worker);
 
-/** Claims up to `max_events` ready steps of the given namespaces (all when
- *  namespace_count is 0), highest task priority first, then those ready
- *  longest. Each claim counts an attempt and holds a lease of `lease_ms`
- *  (0 = the core's default). `*events` points into the worker's pooled
- *  memory. Before claiming, the poll makes due retries of those namespaces
- *  ready and takes back steps whose lease ran out (ready again if attempts
- *  remain, else error "lease_expired"). */
-TK_API tk_status tk_poll(tk_worker* worker, const char* const* namespaces, size_t namespace_count,
-                         size_t max_events, int64_t lease_ms, const tk_step_event** events,
+/** Claims up to `max_events` ready steps of the worker's namespaces,
+ *  highest task priority first, then those ready longest. Each claim counts
+ *  an attempt and holds the worker's lease. `*events` points into the
+ *  worker's pooled memory. Before claiming, the poll makes due retries of
+ *  those namespaces ready and takes back steps whose lease ran out (ready
+ *  again if attempts remain, else error "lease_expired"). */
+TK_API tk_status tk_poll(tk_worker* worker, size_t max_events, const tk_step_event** events,
                          size_t* event_count, tk_error* err);
+
+/** Milliseconds until the next timed event of the worker's namespaces (a
+ *  retry backoff or a lease running out): 0 if something is claimable now,
+ *  -1 if nothing is scheduled. A poller sets one timer for it instead of
+ *  polling. */
+TK_API tk_status tk_next_due(tk_worker* worker, int64_t* delay_ms, tk_error* err);
 
 /** How a step ended. */
 typedef enum tk_result_kind {
@@ -343,8 +357,7 @@ TK_API tk_status tk_complete(tk_worker* worker, const tk_step_result* results, s
  *  calls; the claim sees the children the completions released. If the call
  *  fails, neither part happened. */
 TK_API tk_status tk_complete_and_poll(tk_worker* worker, const tk_step_result* results,
-                                      size_t count, int* outcomes, const char* const* namespaces,
-                                      size_t namespace_count, size_t max_events, int64_t lease_ms,
+                                      size_t count, int* outcomes, size_t max_events,
                                       const tk_step_event** events, size_t* event_count,
                                       tk_error* err);
 
@@ -359,11 +372,12 @@ TK_API tk_status tk_complete_and_poll(tk_worker* worker, const tk_step_result* r
 TK_API tk_status tk_signal(tk_core* core, const char* token, const char* payload_json,
                            tk_error* err);
 
-/** Extends the leases of running steps to now + lease_ms. outcomes[i] as for
- *  tk_complete (TK_STALE when the claim is no longer current). */
+/** Extends the leases of running steps to now + the worker's lease.
+ *  outcomes[i] as for tk_complete (TK_STALE when the claim is no longer
+ *  current). */
 TK_API tk_status tk_heartbeat(tk_worker* worker, const int64_t* step_ids,
-                              const int64_t* fencing_tokens, size_t count, int64_t lease_ms,
-                              int* outcomes, tk_error* err);
+                              const int64_t* fencing_tokens, size_t count, int* outcomes,
+                              tk_error* err);
 
 #ifdef __cplusplus
 }

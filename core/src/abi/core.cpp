@@ -87,8 +87,10 @@ struct tk_core {
 struct tk_worker {
   tk_core* core = nullptr;
   std::string name;
+  std::vector<std::string> namespaces;  ///< given at open; empty: all
+  millis lease_ms = 0;                  ///< given at open (or the core's default)
+  claim_request claim;                  ///< points at the above; each poll sets max and now
   event_buffer events;
-  std::vector<std::string> namespaces;
   std::vector<int> outcomes;
   effects fx;  // reused by poll/complete
 };
@@ -302,20 +304,6 @@ TK_API tk_status tk_set_wakeup(tk_core* core, tk_wakeup_fn fn, void* user, tk_er
   });
 }
 
-TK_API tk_status tk_next_due(tk_core* core, const char* const* namespaces, size_t namespace_count,
-                             int64_t* delay_ms, tk_error* err) {
-  return guarded(err, [&] {
-    require(core, "core");
-    require(delay_ms, "delay_ms");
-    std::vector<std::string> ns;
-    copy_namespaces(ns, namespaces, namespace_count);
-    std::lock_guard<std::mutex> g{core->mu};
-    auto now = core->now();
-    auto due = core->st->next_due(ns, now);
-    *delay_ms = due < 0 ? -1 : std::max<millis>(0, due - now);
-  });
-}
-
 TK_API tk_status tk_validate_pipeline(const char* pipeline_json, tk_error* err) {
   return guarded(err, [&] {
     require(pipeline_json, "pipeline_json");
@@ -520,16 +508,24 @@ TK_API tk_status tk_list_tasks(tk_core* core, const char* filter_json, char** li
   });
 }
 
-TK_API tk_worker* tk_worker_open(tk_core* core, const char* name, tk_error* err) {
+TK_API tk_worker* tk_worker_open(tk_core* core, const tk_worker_options* options, tk_error* err) {
   tk_worker* w = nullptr;
   guarded(err, [&] {
     require(core, "core");
-    require(name, "worker name");
+    require(options, "options");
+    require(options->name, "worker name");
     auto worker = std::make_unique<tk_worker>();
     worker->core = core;
-    worker->name = name;
+    worker->name = options->name;
     if (worker->name.empty() || worker->name.size() > 255)
       fail(TK_INVALID_ARGUMENT, "worker name must be 1 to 255 bytes");
+    copy_namespaces(worker->namespaces, options->namespaces, options->namespace_count);
+    if (options->lease_ms < 0)
+      fail(TK_INVALID_ARGUMENT, "lease_ms must not be negative");
+    worker->lease_ms = options->lease_ms > 0 ? options->lease_ms : core->default_lease_ms;
+    worker->claim.namespaces = &worker->namespaces;
+    worker->claim.lease_ms = worker->lease_ms;
+    worker->claim.worker = worker->name;
     w = worker.release();
   });
   return w;
@@ -539,11 +535,21 @@ TK_API void tk_worker_close(tk_worker* worker) {
   delete worker;
 }
 
-TK_API tk_status tk_poll(tk_worker* worker, const char* const* namespaces, size_t namespace_count,
-                         size_t max_events, int64_t lease_ms, const tk_step_event** events,
+TK_API tk_status tk_poll(tk_worker* worker, size_t max_events, const tk_step_event** events,
                          size_t* event_count, tk_error* err) {
-  return tk_complete_and_poll(worker, nullptr, 0, nullptr, namespaces, namespace_count, max_events,
-                              lease_ms, events, event_count, err);
+  return tk_complete_and_poll(worker, nullptr, 0, nullptr, max_events, events, event_count, err);
+}
+
+TK_API tk_status tk_next_due(tk_worker* worker, int64_t* delay_ms, tk_error* err) {
+  return guarded(err, [&] {
+    require(worker, "worker");
+    require(delay_ms, "delay_ms");
+    auto* core = worker->core;
+    std::lock_guard<std::mutex> g{core->mu};
+    auto now = core->now();
+    auto due = core->st->next_due(worker->namespaces, now);
+    *delay_ms = due < 0 ? -1 : std::max<millis>(0, due - now);
+  });
 }
 
 namespace {
@@ -611,8 +617,7 @@ TK_API tk_status tk_complete(tk_worker* worker, const tk_step_result* results, s
 }
 
 TK_API tk_status tk_complete_and_poll(tk_worker* worker, const tk_step_result* results,
-                                      size_t count, int* outcomes, const char* const* namespaces,
-                                      size_t namespace_count, size_t max_events, int64_t lease_ms,
+                                      size_t count, int* outcomes, size_t max_events,
                                       const tk_step_event** events, size_t* event_count,
                                       tk_error* err) {
   // The worker's reused effects: no allocation per call in steady state.
@@ -628,20 +633,14 @@ TK_API tk_status tk_complete_and_poll(tk_worker* worker, const tk_step_result* r
     *event_count = 0;
     if (count > 0)
       require(results, "results");
-    if (lease_ms < 0)
-      fail(TK_INVALID_ARGUMENT, "lease_ms must not be negative");
     int* out = count > 0 ? validate_results(worker, results, count, outcomes) : outcomes;
-    copy_namespaces(worker->namespaces, namespaces, namespace_count);
     worker->events.clear();
     auto* core = worker->core;
-    claim_request r;
-    r.namespaces = &worker->namespaces;
+    claim_request& r = worker->claim;
     r.max = max_events;
-    r.worker = worker->name;
     {
       std::lock_guard<std::mutex> g{core->mu};
       r.now = core->now();
-      r.lease_ms = lease_ms > 0 ? lease_ms : core->default_lease_ms;
       if (count == 0)
         core->st->claim(r, worker->events, core->rng, fx);
       else if (max_events == 0)
@@ -678,16 +677,14 @@ TK_API tk_status tk_signal(tk_core* core, const char* token, const char* payload
 }
 
 TK_API tk_status tk_heartbeat(tk_worker* worker, const int64_t* step_ids,
-                              const int64_t* fencing_tokens, size_t count, int64_t lease_ms,
-                              int* outcomes, tk_error* err) {
+                              const int64_t* fencing_tokens, size_t count, int* outcomes,
+                              tk_error* err) {
   return guarded(err, [&] {
     require(worker, "worker");
     if (count == 0)
       return;
     require(step_ids, "step_ids");
     require(fencing_tokens, "fencing_tokens");
-    if (lease_ms < 0)
-      fail(TK_INVALID_ARGUMENT, "lease_ms must not be negative");
     auto* core = worker->core;
     int* out = outcomes;
     if (!out) {
@@ -695,8 +692,7 @@ TK_API tk_status tk_heartbeat(tk_worker* worker, const int64_t* step_ids,
       out = worker->outcomes.data();
     }
     std::lock_guard<std::mutex> g{core->mu};
-    auto lease = lease_ms > 0 ? lease_ms : core->default_lease_ms;
-    core->st->heartbeat(step_ids, fencing_tokens, count, core->now() + lease, out);
+    core->st->heartbeat(step_ids, fencing_tokens, count, core->now() + worker->lease_ms, out);
   });
 }
 
