@@ -23,6 +23,7 @@
 
 #include "table.hpp"
 #include <tasker/core.hpp>
+#include <tasker/core_testing.h>
 #include <tasker/test/temp_dir.hpp>
 
 // Counts C++ heap allocations (operator new) in this process, the core's
@@ -197,10 +198,9 @@ bool run(const std::string& store, std::size_t batch, long tasks, bool pooled, r
   const std::string url =
       store == "memory" ? "memory:" : "sqlite:" + (dir.path() / "bench.db").string();
   tk_error err{};
-  auto core =
-      tasker::core_handle::open(url.c_str(), pooled ? nullptr : R"({"pooled_events":false})", err);
+  auto core = tasker::core_handle::open(url.c_str(), err);
   if (!core) {
-    check(static_cast<tk_status>(err.code), err, "tk_open");
+    check(err.code, err, "tk_open");
     return false;
   }
   bool ok = check(tk_register_pipeline(core, pipeline("linear", false).c_str(), &err), err,
@@ -222,8 +222,12 @@ bool run(const std::string& store, std::size_t batch, long tasks, bool pooled, r
   }
   stats.create_seconds = seconds_since(start);
 
-  tk_worker* worker = ok ? tk_worker_open(core, "bench", &err) : nullptr;
-  ok = ok && worker != nullptr;
+  tk_worker_options worker_options{};
+  worker_options.name = "bench";
+  worker_options.lease_ms = 60000;
+  tk_worker* worker = ok ? tk_worker_open(core, &worker_options, &err) : nullptr;
+  ok = ok && worker != nullptr
+       && check(tk_set_event_pooling(worker, pooled ? 1 : 0, &err), err, "tk_set_event_pooling");
   std::vector<tk_step_result> results(batch);
   std::vector<int> outcomes(batch);
   const auto allocations_before = g_allocations.load();
@@ -232,7 +236,7 @@ bool run(const std::string& store, std::size_t batch, long tasks, bool pooled, r
   while (ok) {
     const tk_step_event* events = nullptr;
     std::size_t count = 0;
-    ok = check(tk_poll(worker, nullptr, 0, batch, 60000, &events, &count, &err), err, "tk_poll");
+    ok = check(tk_poll(worker, batch, &events, &count, &err), err, "tk_poll");
     if (!ok || count == 0)
       break;
     for (std::size_t i = 0; i < count; ++i) {

@@ -57,7 +57,10 @@ int main(int argc, char** argv) {
       R"({"name":"d","handler":"h","dependencies":["c"]}]})";
   if (tk_register_pipeline(core, pipeline, &err) != TK_OK)
     die("tk_register_pipeline", err);
-  tk_worker* w = tk_worker_open(core, "cycle", &err);
+  tk_worker_options options{};
+  options.name = "cycle";
+  options.lease_ms = 30000;
+  tk_worker* w = tk_worker_open(core, &options, &err);
   if (!w)
     die("tk_worker_open", err);
   tk_task_spec spec{};
@@ -74,7 +77,7 @@ int main(int argc, char** argv) {
       const auto t1 = clock_type::now();
       const tk_step_event* events = nullptr;
       std::size_t n = 0;
-      if (tk_poll(w, nullptr, 0, 16, 30000, &events, &n, &err) != TK_OK)
+      if (tk_poll(w, 16, &events, &n, &err) != TK_OK)
         die("tk_poll", err);
       const auto t2 = clock_type::now();
       create.push_back(micros(t0, t1));
@@ -87,14 +90,13 @@ int main(int argc, char** argv) {
         r.result_json = "1";
         int outcome = 0;
         const auto a = clock_type::now();
-        if (tk_complete_and_poll(w, &r, 1, &outcome, nullptr, 0, 16, 30000, &events, &n, &err)
-            != TK_OK)
+        if (tk_complete_and_poll(w, &r, 1, &outcome, 16, &events, &n, &err) != TK_OK)
           die("tk_complete_and_poll", err);
         cycle.push_back(micros(a, clock_type::now()));
       }
       std::int64_t delay = 0;
       const auto d0 = clock_type::now();
-      if (tk_next_due(core, nullptr, 0, &delay, &err) != TK_OK)
+      if (tk_next_due(w, &delay, &err) != TK_OK)
         die("tk_next_due", err);
       due.push_back(micros(d0, clock_type::now()));
     }
@@ -117,7 +119,7 @@ int main(int argc, char** argv) {
       done += static_cast<int>(k);
       const tk_step_event* events = nullptr;
       std::size_t n = 0;
-      if (tk_poll(w, nullptr, 0, 64, 30000, &events, &n, &err) != TK_OK)
+      if (tk_poll(w, 64, &events, &n, &err) != TK_OK)
         die("tk_poll", err);
       while (n > 0) {
         results.assign(n, tk_step_result{});
@@ -128,8 +130,7 @@ int main(int argc, char** argv) {
           results[j].kind = TK_RESULT_SUCCESS;
           results[j].result_json = "1";
         }
-        if (tk_complete_and_poll(w, results.data(), n, outcomes.data(), nullptr, 0, 64, 30000,
-                                 &events, &n, &err)
+        if (tk_complete_and_poll(w, results.data(), n, outcomes.data(), 64, &events, &n, &err)
             != TK_OK)
           die("tk_complete_and_poll", err);
       }

@@ -118,14 +118,17 @@ double core_only_rate(const std::string& url, int tasks) {
     std::int64_t id = 0;
     tk_create_task(core, &spec, &id, nullptr, &err);
   }
-  tk_worker* w = tk_worker_open(core, "core-only", &err);
+  tk_worker_options options{};
+  options.name = "core-only";
+  options.lease_ms = 60000;
+  tk_worker* w = tk_worker_open(core, &options, &err);
   std::vector<tk_step_result> results(64);
   long steps = 0;
   const auto start = clock_type::now();
   for (;;) {
     const tk_step_event* ev = nullptr;
     std::size_t n = 0;
-    tk_poll(w, nullptr, 0, 64, 60000, &ev, &n, &err);
+    tk_poll(w, 64, &ev, &n, &err);
     if (n == 0)
       break;
     for (std::size_t i = 0; i < n; ++i) {

@@ -68,14 +68,16 @@ int main(int argc, char** argv) {
     if (i == 0)
       first = id;
   }
-  tk_worker* worker = tk_worker_open(core, "core_demo", &err);
+  tk_worker_options options = {0};
+  options.name = "core_demo";
+  tk_worker* worker = tk_worker_open(core, &options, &err);
   long done = 0, steps = 0;
   char results[64][48];
   tk_step_result out[64];
   for (;;) {
     const tk_step_event* ev;
     size_t n;
-    if (tk_poll(worker, NULL, 0, 64, 0, &ev, &n, &err) != TK_OK) {
+    if (tk_poll(worker, 64, &ev, &n, &err) != TK_OK) {
       fprintf(stderr, "core_demo: poll: %s\n", err.message);
       return 1;
     }

@@ -80,7 +80,7 @@ private:
 };
 
 /// The exit code for a failed core call.
-int exit_code_of(int status) {
+int exit_code_of(tk_status status) {
   switch (status) {
     case TK_NOT_FOUND: return exit_not_found;
     case TK_CONFLICT: return exit_conflict;

@@ -44,7 +44,7 @@ caf::error core_error(tk_status status, std::string message) {
 }
 
 caf::error core_error(const tk_error& err) {
-  return core_error(static_cast<tk_status>(err.code), std::string(err.message));
+  return core_error(err.code, std::string(err.message));
 }
 
 tk_status core_status(const caf::error& e) {
@@ -98,7 +98,12 @@ void poller_state::init(poller_actor::stateful_pointer<poller_state> self_ptr, c
     routes.emplace(handler, std::move(rs));
   }
   tk_error err{};
-  worker = tk_worker_open(core.get(), config.worker_name.c_str(), &err);
+  tk_worker_options wo{};
+  wo.name = config.worker_name.c_str();
+  wo.namespaces = namespace_ptrs.empty() ? nullptr : namespace_ptrs.data();
+  wo.namespace_count = namespace_ptrs.size();
+  wo.lease_ms = config.lease.count();
+  worker = tk_worker_open(core.get(), &wo, &err);
   if (!worker)
     throw std::runtime_error(std::string("poller: ") + err.message);
   // The callbacks run on this actor's thread during its own store calls, or
@@ -208,9 +213,7 @@ bool poller_state::claim() {
     tk_error err{};
     ++poll_calls;
     const auto t0 = obs ? steady::now() : steady::time_point{};
-    const auto status =
-        tk_poll(worker, namespace_ptrs.empty() ? nullptr : namespace_ptrs.data(),
-                namespace_ptrs.size(), want, config.lease.count(), &events, &count, &err);
+    const auto status = tk_poll(worker, want, &events, &count, &err);
     if (obs)
       obs->on_poll({core_call::poll, want, count, steady::now() - t0, status == TK_OK});
     if (status != TK_OK) {
@@ -480,9 +483,7 @@ bool poller_state::cycle() {
   ++poll_calls;
   const auto t0 = obs ? steady::now() : steady::time_point{};
   const auto status = tk_complete_and_poll(worker, batch.data(), batch.size(), outcomes.data(),
-                                           namespace_ptrs.empty() ? nullptr : namespace_ptrs.data(),
-                                           namespace_ptrs.size(), want, config.lease.count(),
-                                           &events, &count, &err);
+                                           want, &events, &count, &err);
   if (obs) {
     const bool ok = status == TK_OK;
     obs->on_complete_batch({core_call::complete_and_poll, batch.size(), steady::now() - t0, ok});
@@ -511,9 +512,7 @@ void poller_state::heartbeat() {
   std::vector<int> beat(ids.size(), TK_OK);
   tk_error err{};
   ++heartbeat_calls;
-  if (tk_heartbeat(worker, ids.data(), tokens.data(), ids.size(), config.lease.count(), beat.data(),
-                   &err)
-      != TK_OK) {
+  if (tk_heartbeat(worker, ids.data(), tokens.data(), ids.size(), beat.data(), &err) != TK_OK) {
     spdlog::error("worker {}: heartbeat failed: {}", config.worker_name, err.message);
     return;
   }
@@ -585,10 +584,7 @@ void poller_state::arm_timer() {
   if (capacity() == 0 || !core_dry)
     return;  // a result will wake us, and the core still had ready steps
   std::int64_t delay = -1;
-  if (tk_next_due(core.get(), namespace_ptrs.empty() ? nullptr : namespace_ptrs.data(),
-                  namespace_ptrs.size(), &delay, nullptr)
-          != TK_OK
-      || delay < 0)
+  if (tk_next_due(worker, &delay, nullptr) != TK_OK || delay < 0)
     return;
   const auto due = now() + milliseconds{delay};
   if (timer_armed && timer_due <= due + milliseconds{1})
@@ -603,10 +599,7 @@ bool poller_state::idle() const {
   if (!running.empty() || !pending.empty())
     return false;
   std::int64_t delay = -1;
-  return tk_next_due(core.get(), namespace_ptrs.empty() ? nullptr : namespace_ptrs.data(),
-                     namespace_ptrs.size(), &delay, nullptr)
-             == TK_OK
-         && delay < 0;
+  return tk_next_due(worker, &delay, nullptr) == TK_OK && delay < 0;
 }
 
 tk_status poller_state::create(const task_request& r, std::int64_t& id, tk_error& err,
@@ -772,7 +765,7 @@ poller_actor::behavior_type poller(poller_actor::stateful_pointer<poller_state> 
         if (tk_create_tasks(self->state.core.get(), specs.data(), specs.size(), ids.data(), nullptr,
                             &err)
             != TK_OK)
-          return core_error(static_cast<tk_status>(err.code),
+          return core_error(err.code,
                             std::string(err.message) + " (no task of the batch was created)");
         self->state.pump();
         return ids;

@@ -17,6 +17,7 @@
 
 #include <tasker/actors/poller.hpp>
 #include <tasker/core.h>
+#include <tasker/core_testing.h>
 
 using namespace std::chrono_literals;
 using nlohmann::json;

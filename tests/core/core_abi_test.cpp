@@ -1,6 +1,7 @@
 // The C ABI's contract at its edges: null pointers, bad JSON, size caps,
 // unknown ids and URLs. Every failure must come back as a status and a
 // message, never as a crash.
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -46,6 +47,33 @@ TEST_CASE("the version is a non-empty string" * doctest::timeout(5)) {
   CHECK(std::strlen(tk_version()) > 0);
 }
 
+TEST_CASE("the library's version is the one CMake generated into the header"
+          * doctest::timeout(5)) {
+  CHECK(std::string(tk_version()) == TK_VERSION_STRING);
+  CHECK(tk_version_number() == TK_VERSION_NUMBER);
+  CHECK(TK_VERSION_NUMBER == TK_VERSION_MAJOR * 10000 + TK_VERSION_MINOR * 100 + TK_VERSION_PATCH);
+  CHECK(std::string(tk_version())
+        == std::to_string(TK_VERSION_MAJOR) + "." + std::to_string(TK_VERSION_MINOR) + "."
+               + std::to_string(TK_VERSION_PATCH));
+}
+
+TEST_CASE("every status has a name of its own" * doctest::timeout(5)) {
+  const tk_status all[] = {TK_OK,          TK_INVALID_ARGUMENT, TK_MALFORMED_JSON, TK_VALIDATION,
+                           TK_NOT_FOUND,   TK_CONFLICT,         TK_TOO_LARGE,      TK_STORE_ERROR,
+                           TK_UNSUPPORTED, TK_INTERNAL,         TK_STALE,          TK_DUPLICATE};
+  std::vector<std::string> names;
+  for (tk_status s : all) {
+    const char* name = tk_status_name(s);
+    REQUIRE(name != nullptr);
+    INFO("status ", static_cast<int>(s), ": ", name);
+    CHECK(std::string(name) != "unknown");
+    CHECK(std::find(names.begin(), names.end(), name) == names.end());
+    names.emplace_back(name);
+  }
+  CHECK(std::string(tk_status_name(TK_NOT_FOUND)) == "TK_NOT_FOUND");
+  CHECK(std::string(tk_status_name(static_cast<tk_status>(30))) == "unknown");
+}
+
 TEST_CASE("null pointers are invalid arguments and never crash" * doctest::timeout(10)) {
   abi_env env;
   tk_core* core = env.core;
@@ -53,7 +81,7 @@ TEST_CASE("null pointers are invalid arguments and never crash" * doctest::timeo
 
   SUBCASE("opening and closing") {
     CHECK(tk_open(nullptr, nullptr, &err) == nullptr);
-    check_failed(static_cast<tk_status>(err.code), err, TK_INVALID_ARGUMENT);
+    check_failed(err.code, err, TK_INVALID_ARGUMENT);
     tk_close(nullptr);
     tk_free(nullptr);
     tk_worker_close(nullptr);
@@ -62,12 +90,6 @@ TEST_CASE("null pointers are invalid arguments and never crash" * doctest::timeo
     check_failed(tk_set_clock(nullptr, &manual_clock::read, &env.clock, &err), err,
                  TK_INVALID_ARGUMENT);
     check_failed(tk_set_wakeup(nullptr, nullptr, nullptr, &err), err, TK_INVALID_ARGUMENT);
-    std::int64_t delay = 0;
-    check_failed(tk_next_due(nullptr, nullptr, 0, &delay, &err), err, TK_INVALID_ARGUMENT);
-    check_failed(tk_next_due(core, nullptr, 0, nullptr, &err), err, TK_INVALID_ARGUMENT);
-    check_failed(tk_next_due(core, nullptr, 2, &delay, &err), err, TK_INVALID_ARGUMENT);
-    const char* with_null[] = {"test", nullptr};
-    check_failed(tk_next_due(core, with_null, 2, &delay, &err), err, TK_INVALID_ARGUMENT);
     // NULL restores the system clock.
     CHECK(tk_set_clock(core, nullptr, nullptr, &err) == TK_OK);
     CHECK(tk_now_ms(core) > clock_start_ms);
@@ -101,23 +123,43 @@ TEST_CASE("null pointers are invalid arguments and never crash" * doctest::timeo
     CHECK(text == nullptr);
   }
   SUBCASE("the worker interface") {
-    CHECK(tk_worker_open(nullptr, "w", &err) == nullptr);
-    check_failed(static_cast<tk_status>(err.code), err, TK_INVALID_ARGUMENT);
-    err = tk_error{};
-    tk_worker* unnamed = tk_worker_open(core, nullptr, &err);
-    CHECK(unnamed == nullptr);
-    check_failed(static_cast<tk_status>(err.code), err, TK_INVALID_ARGUMENT);
-    tk_worker_close(unnamed);
+    tk_worker_options named{};
+    named.name = "w";
+    CHECK(tk_worker_open(nullptr, &named, &err) == nullptr);
+    check_failed(err.code, err, TK_INVALID_ARGUMENT);
+    CHECK(tk_worker_open(core, nullptr, &err) == nullptr);
+    check_failed(err.code, err, TK_INVALID_ARGUMENT);
+    const char* with_null[] = {"test", nullptr};
+    for (int broken = 0; broken < 4; ++broken) {
+      INFO("broken options ", broken);
+      tk_worker_options o = named;
+      if (broken == 0) {
+        o.name = nullptr;  // unnamed
+      } else if (broken == 1) {
+        o.namespace_count = 2;  // without the array
+      } else if (broken == 2) {
+        o.namespaces = with_null;
+        o.namespace_count = 2;
+      } else {
+        o.lease_ms = -1;
+      }
+      err = tk_error{};
+      tk_worker* w = tk_worker_open(core, &o, &err);
+      CHECK(w == nullptr);
+      check_failed(err.code, err, TK_INVALID_ARGUMENT);
+      tk_worker_close(w);
+    }
 
     create_task(core);
     worker_handle w(core, "w1");
     const tk_step_event* events = nullptr;
     std::size_t count = 0;
-    check_failed(tk_poll(nullptr, nullptr, 0, 1, 0, &events, &count, &err), err,
-                 TK_INVALID_ARGUMENT);
-    check_failed(tk_poll(w, nullptr, 1, 1, 0, &events, &count, &err), err, TK_INVALID_ARGUMENT);
-    check_failed(tk_poll(w, nullptr, 0, 1, 0, nullptr, &count, &err), err, TK_INVALID_ARGUMENT);
-    check_failed(tk_poll(w, nullptr, 0, 1, 0, &events, nullptr, &err), err, TK_INVALID_ARGUMENT);
+    check_failed(tk_poll(nullptr, 1, &events, &count, &err), err, TK_INVALID_ARGUMENT);
+    check_failed(tk_poll(w, 1, nullptr, &count, &err), err, TK_INVALID_ARGUMENT);
+    check_failed(tk_poll(w, 1, &events, nullptr, &err), err, TK_INVALID_ARGUMENT);
+    std::int64_t delay = 0;
+    check_failed(tk_next_due(nullptr, &delay, &err), err, TK_INVALID_ARGUMENT);
+    check_failed(tk_next_due(w, nullptr, &err), err, TK_INVALID_ARGUMENT);
     // None of the failed polls claimed anything.
     auto a = poll_one(w);
     CHECK(a.attempt == 1);
@@ -127,13 +169,11 @@ TEST_CASE("null pointers are invalid arguments and never crash" * doctest::timeo
     const std::int64_t ids[] = {a.step_id};
     const std::int64_t tokens[] = {a.fencing_token};
     int outcome = -1;
-    check_failed(tk_heartbeat(nullptr, ids, tokens, 1, 1000, &outcome, &err), err,
-                 TK_INVALID_ARGUMENT);
-    check_failed(tk_heartbeat(w, nullptr, tokens, 1, 1000, &outcome, &err), err,
-                 TK_INVALID_ARGUMENT);
-    check_failed(tk_heartbeat(w, ids, nullptr, 1, 1000, &outcome, &err), err, TK_INVALID_ARGUMENT);
+    check_failed(tk_heartbeat(nullptr, ids, tokens, 1, &outcome, &err), err, TK_INVALID_ARGUMENT);
+    check_failed(tk_heartbeat(w, nullptr, tokens, 1, &outcome, &err), err, TK_INVALID_ARGUMENT);
+    check_failed(tk_heartbeat(w, ids, nullptr, 1, &outcome, &err), err, TK_INVALID_ARGUMENT);
     // Outcomes may be NULL.
-    CHECK(tk_heartbeat(w, ids, tokens, 1, 1000, nullptr, &err) == TK_OK);
+    CHECK(tk_heartbeat(w, ids, tokens, 1, nullptr, &err) == TK_OK);
     auto done = success_result(a, "{}");
     CHECK(tk_complete(w, &done, 1, nullptr, &err) == TK_OK);
     CHECK(step_status(task_status(core, a.task_id), "a").at("state") == "complete");
@@ -149,11 +189,13 @@ TEST_CASE("the error pointer may be null" * doctest::timeout(10)) {
   CHECK(tk_cancel_task(env.core, 424242, nullptr) == TK_NOT_FOUND);
   char* text = nullptr;
   CHECK(tk_task_status(env.core, 424242, &text, nullptr) == TK_NOT_FOUND);
-  CHECK(tk_worker_open(nullptr, "w", nullptr) == nullptr);
+  tk_worker_options named{};
+  named.name = "w";
+  CHECK(tk_worker_open(nullptr, &named, nullptr) == nullptr);
   worker_handle w(env.core, "w1");
   const tk_step_event* events = nullptr;
   std::size_t count = 0;
-  CHECK(tk_poll(w, nullptr, 0, 1, 0, &events, &count, nullptr) == TK_OK);
+  CHECK(tk_poll(w, 1, &events, &count, nullptr) == TK_OK);
   CHECK(count == 0);
 }
 
@@ -174,7 +216,7 @@ TEST_CASE("unknown ids are not found" * doctest::timeout(10)) {
   int outcome = -1;
   CHECK(tk_complete(w, &r, 1, &outcome, &err) == TK_OK);
   CHECK(outcome == TK_NOT_FOUND);
-  CHECK(heartbeat(w, 424242, 1, 1000) == TK_NOT_FOUND);
+  CHECK(heartbeat(w, 424242, 1) == TK_NOT_FOUND);
 }
 
 TEST_CASE("an unknown store scheme or option is unsupported" * doctest::timeout(10)) {
@@ -188,19 +230,20 @@ TEST_CASE("an unknown store scheme or option is unsupported" * doctest::timeout(
   }
   err = tk_error{};
   CHECK(tk_open("redis://localhost:6379", nullptr, &err) == nullptr);
-  check_failed(static_cast<tk_status>(err.code), err, TK_UNSUPPORTED);
+  check_failed(err.code, err, TK_UNSUPPORTED);
 
   err = tk_error{};
   CHECK(tk_open("memory:", R"({"no_such_option":1})", &err) == nullptr);
-  check_failed(static_cast<tk_status>(err.code), err, TK_UNSUPPORTED);
+  check_failed(err.code, err, TK_UNSUPPORTED);
 
   err = tk_error{};
   CHECK(tk_open("memory:", R"({"max_json_bytes":)", &err) == nullptr);
-  check_failed(static_cast<tk_status>(err.code), err, TK_MALFORMED_JSON);
+  check_failed(err.code, err, TK_MALFORMED_JSON);
 
+  // The unpooled baseline is a test control now (core_testing.h), not an option.
   err = tk_error{};
-  CHECK(tk_open("memory:", R"({"pooled_events":1})", &err) == nullptr);
-  check_failed(static_cast<tk_status>(err.code), err, TK_INVALID_ARGUMENT);
+  CHECK(tk_open("memory:", R"({"pooled_events":false})", &err) == nullptr);
+  check_failed(err.code, err, TK_UNSUPPORTED);
 }
 
 TEST_CASE("every documented option is accepted" * doctest::timeout(10)) {
@@ -211,21 +254,23 @@ TEST_CASE("every documented option is accepted" * doctest::timeout(10)) {
       core_handle::open("memory:",
                         R"({"max_json_bytes":1024,"default_lease_ms":5000,"busy_timeout_ms":100,
                               "synchronous":"full","seed":7,"schema":"x",
-                              "async_worker_commits":true,"pooled_events":false})",
+                              "async_worker_commits":true})",
                         err);
   INFO(err.message);
   CHECK(core);
 }
 
 TEST_CASE("unpooled events carry the same content as pooled ones" * doctest::timeout(10)) {
-  for (const char* options : {R"({"pooled_events":true})", R"({"pooled_events":false})"}) {
-    INFO(options);
-    auto core = open_core("memory:", options);
+  for (int pooled : {1, 0}) {
+    INFO("pooled ", pooled);
+    auto core = open_core("memory:");
     register_pipeline(core, pipeline_json("test", "flow", {{"a"}, {"b", {"a"}}}));
     task_args args;
     args.context = R"({"n":3})";
     create_task(core, args);
     worker_handle w(core, "w");
+    tk_error err{};
+    REQUIRE(tk_set_event_pooling(w, pooled, &err) == TK_OK);
     auto a = poll_one(w);
     CHECK(a.context == json::parse(R"({"n":3})"));
     REQUIRE(succeed(w, a, R"({"v":9})") == TK_OK);
@@ -233,6 +278,49 @@ TEST_CASE("unpooled events carry the same content as pooled ones" * doctest::tim
     CHECK(b.dependency_results == json::parse(R"({"a":{"v":9}})"));
     CHECK(b.wait_token.size() > 30);
   }
+}
+
+TEST_CASE("a pipeline is validated without a core exactly as registration checks it"
+          * doctest::timeout(10)) {
+  auto core = open_core("memory:");
+  tk_error err{};
+  const auto good = pipeline_json("test", "flow", {{"a"}, {"b", {"a"}}});
+  CHECK(tk_validate_pipeline(good.c_str(), &err) == TK_OK);
+  CHECK(err.code == TK_OK);
+  const std::string bad[] = {
+      "{",
+      pipeline_json("test", "flow", {{"a", {"b"}}, {"b", {"a"}}}),
+      pipeline_json("test", "flow", {{"a"}, {"b", {"ghost"}}}),
+      pipeline_json("test", "flow", {{"twin"}, {"twin"}}),
+  };
+  for (const auto& text : bad) {
+    INFO(text);
+    tk_error validated{}, registered{};
+    const auto status = tk_validate_pipeline(text.c_str(), &validated);
+    CHECK(status != TK_OK);
+    CHECK(tk_register_pipeline(core, text.c_str(), &registered) == status);
+    CHECK(std::string(validated.message) == registered.message);
+  }
+  check_failed(tk_validate_pipeline(nullptr, &err), err, TK_INVALID_ARGUMENT);
+}
+
+TEST_CASE("every problem of a pipeline is reported at once, one a line" * doctest::timeout(10)) {
+  tk_error err{};
+  const auto text = pipeline_json("test", "flow", {{"a", {"ghost"}}, {"b", {}, nullptr, ""}});
+  check_failed(tk_validate_pipeline(text.c_str(), &err), err, TK_VALIDATION);
+  CHECK(std::string(err.message)
+        == "pipeline test/flow@1 step \"a\": unknown dependency \"ghost\"\n"
+           "pipeline test/flow@1 step \"b\": handler is empty");
+  // More than fit in a message: the last line counts the rest.
+  std::vector<step_spec> many;
+  for (int i = 0; i < 40; ++i)
+    many.push_back({"s" + std::to_string(i), {"missing"}});
+  const auto crowded = pipeline_json("test", "flow", many);
+  check_failed(tk_validate_pipeline(crowded.c_str(), &err), err, TK_VALIDATION);
+  const std::string message = err.message;
+  CHECK(message.rfind("pipeline test/flow@1 step \"s0\": unknown dependency \"missing\"\n", 0)
+        == 0);
+  CHECK(message.find(" more)") != std::string::npos);
 }
 
 TEST_CASE("malformed JSON is rejected wherever it comes in" * doctest::timeout(10)) {

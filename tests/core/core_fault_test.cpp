@@ -66,7 +66,7 @@ TEST_CASE("a store failure at any statement leaves the " TASKER_FAULT_STORE " st
   auto core = open_core(fault_url(dir));
   manual_clock clock;
   use_clock(core, clock);
-  worker_handle w(core, "sweeper");
+  worker_handle w(core, "sweeper", 1000);
   tk_error err{};
 
   const auto pipeline =
@@ -86,8 +86,7 @@ TEST_CASE("a store failure at any statement leaves the " TASKER_FAULT_STORE " st
   // Claim the three roots in one poll.
   const tk_step_event* events = nullptr;
   std::size_t count = 0;
-  CHECK(sweep(core, "poll", [&] { return tk_poll(w, nullptr, 0, 3, 1000, &events, &count, &err); })
-        > 0);
+  CHECK(sweep(core, "poll", [&] { return tk_poll(w, 3, &events, &count, &err); }) > 0);
   REQUIRE(count == 3);
   std::vector<claimed_step> roots;
   for (std::size_t i = 0; i < count; ++i)
@@ -106,7 +105,7 @@ TEST_CASE("a store failure at any statement leaves the " TASKER_FAULT_STORE " st
   CHECK(step_status(task_status(core, roots[2].task_id), "a").at("state") == "waiting_for_retry");
 
   // Heartbeat nothing-yet-claimed children is stale; claim them, heartbeat them.
-  std::vector<claimed_step> children = poll(w, 10, 1000);
+  std::vector<claimed_step> children = poll(w, 10);
   REQUIRE(children.size() == 4);
   std::vector<std::int64_t> ids, tokens;
   for (const auto& c : children) {
@@ -116,23 +115,21 @@ TEST_CASE("a store failure at any statement leaves the " TASKER_FAULT_STORE " st
   std::vector<int> beats(ids.size(), -1);
   CHECK(sweep(core, "heartbeat",
               [&] {
-                return tk_heartbeat(w, ids.data(), tokens.data(), ids.size(), 5000, beats.data(),
-                                    &err);
+                return tk_heartbeat(w, ids.data(), tokens.data(), ids.size(), beats.data(), &err);
               })
         > 0);
   CHECK(beats == std::vector<int>(ids.size(), TK_OK));
 
   // Time passes: the retry becomes due and a lease is taken back, in one poll.
   clock.advance(100);
-  CHECK(sweep(core, "poll with due retry",
-              [&] { return tk_poll(w, nullptr, 0, 10, 1000, &events, &count, &err); })
+  CHECK(sweep(core, "poll with due retry", [&] { return tk_poll(w, 10, &events, &count, &err); })
         > 0);
   REQUIRE(count == 1);
   CHECK(events[0].step_id == roots[2].step_id);
   CHECK(events[0].attempt == 2);
   clock.advance(10000);  // every lease runs out
   CHECK(sweep(core, "poll after leases ran out",
-              [&] { return tk_poll(w, nullptr, 0, 10, 1000, &events, &count, &err); })
+              [&] { return tk_poll(w, 10, &events, &count, &err); })
         > 0);
   CHECK(count == 5);
 
@@ -146,7 +143,7 @@ TEST_CASE("a store failure at any statement leaves the " TASKER_FAULT_STORE " st
   CHECK(sweep(core, "complete and poll",
               [&] {
                 return tk_complete_and_poll(w, cycle.data(), cycle.size(), cycle_outcomes.data(),
-                                            nullptr, 0, 10, 1000, &events, &count, &err);
+                                            10, &events, &count, &err);
               })
         > 2);
   CHECK(cycle_outcomes == std::vector<int>{TK_OK, TK_OK});
@@ -186,7 +183,7 @@ TEST_CASE(
   manual_clock clock;
   auto core = open_core(fault_url(dir));
   use_clock(core, clock);
-  worker_handle w(core, "sweeper");
+  worker_handle w(core, "sweeper", 1000);
   register_pipeline(core, pipeline_json("test", "flow", {{"ask", {}, retry_policy(2)}}));
   const auto first = create_task(core);
   const auto second = create_task(core);
@@ -206,7 +203,7 @@ TEST_CASE(
   const tk_step_event* events = nullptr;
   std::size_t count = 0;
   CHECK(sweep(core, "poll after a wait timed out",
-              [&] { return tk_poll(w, nullptr, 0, 10, 1000, &events, &count, &err); })
+              [&] { return tk_poll(w, 10, &events, &count, &err); })
         > 0);
   CHECK(count == 2);
   auto ask = step_status(task_status(core, first), "ask");

@@ -131,9 +131,9 @@ TEST_CASE("a task created through one core wakes a worker on another, and its en
   const auto id = create_diamond_task(maker);
   CHECK(at_runner.wait_for([&] { return at_runner.wakeups > before; }));
 
-  worker_handle w(runner, "runner");
+  worker_handle w(runner, "runner", 0, {"test"});
   for (int step = 0; step < 4; ++step) {
-    auto got = poll(w, 10, 0, {"test"});
+    auto got = poll(w, 10);
     REQUIRE(got.size() == 1);
     REQUIRE(succeed(w, got[0], "1") == TK_OK);
   }
@@ -172,9 +172,9 @@ TEST_CASE("a saturated worker stops listening for new work, and listening again 
   register_pipeline(maker, pipeline_json("test", "flow", {{"a"}}));
   for (int i = 0; i < 4; ++i)
     create_task(maker);
-  worker_handle w(runner, "busy");
-  REQUIRE(poll(w, 2, 0, {"test"}).size() == 2);
-  REQUIRE(poll(w, 2, 0, {"test"}).size() == 2);  // two full claims in a row: saturated
+  worker_handle w(runner, "busy", 0, {"test"});
+  REQUIRE(poll(w, 2).size() == 2);
+  REQUIRE(poll(w, 2).size() == 2);  // two full claims in a row: saturated
   // The listener stops listening at the start of its next round: the round
   // that hears the first marker's end may have begun before, and the next
   // may still hear the second marker's work, sent before it began; a wake-up
@@ -187,7 +187,7 @@ TEST_CASE("a saturated worker stops listening for new work, and listening again 
   sync_through_done(at_runner, maker);
   CHECK(at_runner.wakeup_count() == quiet);  // neither that task nor the markers woke it
   // Not full: it listens again, and is woken once for what it may have missed.
-  auto got = poll(w, 10, 0, {"test"});
+  auto got = poll(w, 10);
   REQUIRE(got.size() == 1);  // the markers were cancelled
   CHECK(got[0].task_id == unheard);
   CHECK(at_runner.wait_for([&] { return at_runner.wakeups > quiet; }));
@@ -206,8 +206,8 @@ TEST_CASE("a worker is woken by new work in the namespaces it claims from, not b
   register_pipeline(maker, pipeline_json("alpha", "flow", linear_steps()));
   register_pipeline(maker, pipeline_json("beta", "flow", linear_steps()));
   wait_listening(at_runner, maker);
-  worker_handle w(runner, "alpha-only");
-  CHECK(poll(w, 10, 0, {"alpha"}).empty());  // from now on it serves alpha
+  worker_handle w(runner, "alpha-only", 0, {"alpha"});
+  CHECK(poll(w, 10).empty());  // from now on it serves alpha
   task_args beta;
   beta.ns = "beta";
   task_args alpha;
@@ -220,7 +220,7 @@ TEST_CASE("a worker is woken by new work in the namespaces it claims from, not b
   REQUIRE(at_runner.wait_for([&] { return at_runner.wakeups > before; }));
   INFO("before ", before, ", after the marker ", after_marker);
   CHECK(at_runner.wakeup_count() == before + 1);
-  CHECK(poll(w, 10, 0, {"alpha"}).size() == 1);
+  CHECK(poll(w, 10).size() == 1);
 }
 
 TEST_CASE("one completion hands its children on and claims queued work in the same statement"
@@ -509,10 +509,10 @@ TEST_CASE("a version 2 schema moves to step ids derived from the task: waits ans
     waits = create_task(core);
     runs1 = create_task(core);
     runs2 = create_task(core);
-    worker_handle w(core, "before");
-    waiting = poll_one(w, 1000);
-    running1 = poll_one(w, 1000);
-    const auto running2 = poll_one(w, 1000);
+    worker_handle w(core, "before", 1000);
+    waiting = poll_one(w);
+    running1 = poll_one(w);
+    const auto running2 = poll_one(w);
     REQUIRE(waiting.task_id == waits);
     REQUIRE(running1.task_id == runs1);
     REQUIRE(running2.task_id == runs2);
@@ -546,27 +546,27 @@ TEST_CASE("a version 2 schema moves to step ids derived from the task: waits ans
   CHECK(db.value("SELECT count(*) FROM " + schema + ".tk_steps WHERE id <> task_id * 1048576 + idx")
         == "0");
   CHECK(db.value("SELECT count(*) FROM " + schema + ".tk_step_alias") == "3");
-  worker_handle w(core, "after");
+  worker_handle w(core, "after", 1000);
   // The old claim is refused although its id now names the other running
   // step, claimed under the same number: the migration moved the numbers.
   CHECK(succeed(w, stale) == TK_STALE);
   CHECK(step_status(task_status(core, runs2), "a").at("state") == "running");
   tk_error err{};
   REQUIRE(signal(core, old_token, "{\"ok\":true}", err) == TK_OK);
-  auto resumed = poll_one(w, 1000);
+  auto resumed = poll_one(w);
   CHECK(resumed.task_id == waits);
   CHECK(resumed.step_id == v3_id(waits, 0));
   CHECK(resumed.signal_payload == json{{"ok", true}});
   CHECK(signal(core, old_token, "{}", err) == TK_CONFLICT);  // answered already
   CHECK(succeed(w, resumed) == TK_OK);
-  auto b = poll_one(w, 1000);
+  auto b = poll_one(w);
   CHECK(b.step_id == v3_id(waits, 1));
   CHECK(succeed(w, b) == TK_OK);
   CHECK(task_state(core, waits) == "complete");
   // The running steps' leases run out; they run again under their new ids.
   clock.advance(1001);
   for (int k = 0; k < 4; ++k) {
-    auto s = poll_one(w, 1000);
+    auto s = poll_one(w);
     CHECK((s.task_id == runs1 || s.task_id == runs2));
     CHECK(s.step_id == v3_id(s.task_id, s.step_name == "a" ? 0 : 1));
     if (s.step_name == "a")
@@ -577,7 +577,7 @@ TEST_CASE("a version 2 schema moves to step ids derived from the task: waits ans
   CHECK(task_state(core, runs2) == "complete");
   // A new task's steps lie above every id given out before.
   const auto fresh = create_task(core);
-  auto first = poll_one(w, 1000);
+  auto first = poll_one(w);
   CHECK(first.task_id == fresh);
   CHECK(first.step_id == v3_id(fresh, 0));
   CHECK(std::stoll(db.value("SELECT max(id) FROM " + schema + ".tk_steps WHERE task_id <> "

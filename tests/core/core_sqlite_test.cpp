@@ -68,13 +68,15 @@ struct fd_guard {
   tk_core* core = tk_open(url.c_str(), nullptr, nullptr);
   if (core == nullptr)
     ::_exit(2);
-  tk_worker* worker = tk_worker_open(core, "doomed", nullptr);
+  tk_worker_options options{};
+  options.name = "doomed";
+  options.lease_ms = 60000;
+  tk_worker* worker = tk_worker_open(core, &options, nullptr);
   if (worker == nullptr)
     ::_exit(3);
   const tk_step_event* events = nullptr;
   std::size_t count = 0;
-  if (tk_poll(worker, nullptr, 0, 16, 60000, &events, &count, nullptr) != TK_OK
-      || count != expected)
+  if (tk_poll(worker, 16, &events, &count, nullptr) != TK_OK || count != expected)
     ::_exit(4);
   const char done = '1';
   if (::write(report_fd, &done, 1) != 1)
@@ -112,13 +114,14 @@ TEST_CASE("closing and reopening a sqlite store mid-workflow loses nothing"
     register_pipeline(core, pipeline_json("other", "flow", {{"a"}}));
     id = create_task(core, args);
     other_id = create_task(core, elsewhere);
-    worker_handle w(core, "before-restart");
-    auto a = poll(w, 1, 0, {"test"});
+    worker_handle w(core, "before-restart", 0, {"test"});
+    worker_handle long_lease(core, "before-restart", 10000, {"test"});
+    auto a = poll(w, 1);
     REQUIRE(a.size() == 1);
     clock.advance(10);
     CHECK(succeed(w, a[0], R"({"n":1})") == TK_OK);
     clock.advance(10);
-    auto claimed = poll(w, 1, 10000, {"test"});
+    auto claimed = poll(long_lease, 1);
     REQUIRE(claimed.size() == 1);
     b = claimed[0];
     CHECK(b.step_name == "b");
@@ -147,11 +150,11 @@ TEST_CASE("closing and reopening a sqlite store mid-workflow loses nothing"
   CHECK(created == 0);
 
   // b keeps its lease until it runs out.
-  worker_handle w(core, "after-restart");
+  worker_handle w(core, "after-restart", 0, {"test"});
   clock.now_ms = b.lease_expires_at_ms - 1;
-  CHECK(poll(w, 10, 0, {"test"}).empty());
+  CHECK(poll(w, 10).empty());
   clock.now_ms = b.lease_expires_at_ms + 1;
-  auto b2 = poll(w, 10, 0, {"test"});
+  auto b2 = poll(w, 10);
   REQUIRE(b2.size() == 1);
   CHECK(b2[0].step_name == "b");
   CHECK(b2[0].attempt == 2);
@@ -160,7 +163,7 @@ TEST_CASE("closing and reopening a sqlite store mid-workflow loses nothing"
   CHECK(succeed(w, b, R"({"n":"stale"})") == TK_STALE);
   CHECK(succeed(w, b2[0], R"({"n":2})") == TK_OK);
 
-  auto c = poll(w, 10, 0, {"test"});
+  auto c = poll(w, 10);
   REQUIRE(c.size() == 1);
   CHECK(c[0].dependency_results == json::parse(R"({"a":{"n":1},"b":{"n":2}})"));
   CHECK(succeed(w, c[0], R"({"n":3})") == TK_OK);

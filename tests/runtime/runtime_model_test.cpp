@@ -15,6 +15,7 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include <tasker/core.h>
 #include <tasker/runtime/pipeline.hpp>
 #include <tasker/runtime/step_context.hpp>
 #include <tasker/runtime/step_result.hpp>
@@ -889,12 +890,14 @@ TEST_CASE("the example templates compute 6^16 through the core and step contexts
     std::int64_t task_id = 0;
     REQUIRE(tk_create_task(core, &spec, &task_id, nullptr, &err) == TK_OK);
 
-    tk_worker* worker = tk_worker_open(core, "model-test", &err);
+    tk_worker_options options{};
+    options.name = "model-test";
+    tk_worker* worker = tk_worker_open(core, &options, &err);
     REQUIRE(worker != nullptr);
     for (int round = 0; round < 10; ++round) {
       const tk_step_event* events = nullptr;
       std::size_t count = 0;
-      REQUIRE(tk_poll(worker, nullptr, 0, 16, 0, &events, &count, &err) == TK_OK);
+      REQUIRE(tk_poll(worker, 16, &events, &count, &err) == TK_OK);
       if (count == 0)
         break;
       std::vector<tasker::step_result> answers;

@@ -331,11 +331,16 @@ TEST_CASE("a wait ends when another process finishes the task" * doctest::timeou
   std::thread other([&] {
     tk_error err{};
     auto core = tasker::test::open_core(db.url());
-    tk_worker* ow = tk_worker_open(core, "other-process", &err);
+    const char* ns[] = {"theirs"};
+    tk_worker_options options{};
+    options.name = "other-process";
+    options.namespaces = ns;
+    options.namespace_count = 1;
+    tk_worker* ow = tk_worker_open(core, &options, &err);
+    REQUIRE(ow != nullptr);
     const tk_step_event* events = nullptr;
     std::size_t count = 0;
-    const char* ns[] = {"theirs"};
-    REQUIRE(tk_poll(ow, ns, 1, 1, 0, &events, &count, &err) == TK_OK);
+    REQUIRE(tk_poll(ow, 1, &events, &count, &err) == TK_OK);
     REQUIRE(count == 1);
     tk_step_result r{};
     r.step_id = events[0].step_id;

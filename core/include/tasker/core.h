@@ -6,6 +6,24 @@
  * batches, run them, and complete them in batches. Any language with a C FFI
  * can be a worker; the C++ runtime of this project is one.
  *
+ * Names
+ * - Everything is prefixed: functions and types `tk_`, macros and enum
+ *   constants `TK_`.
+ * - Types are nouns: `tk_<noun>` (tk_core, tk_step_event); callbacks
+ *   `tk_<noun>_fn`; structs of settings `tk_<noun>_options`.
+ * - A function that does something is `tk_<verb>[_<object>]`; the handle it
+ *   acts on is its first parameter and is not named again (tk_create_task,
+ *   tk_set_wakeup, tk_poll(worker, ...), tk_heartbeat(worker, ...)).
+ * - A handle's life: tk_open / tk_close for the core, the root handle;
+ *   `tk_<handle>_open` / `tk_<handle>_close` for the others (tk_worker_open).
+ * - A function that only reads is named after what it returns: `tk_<noun>`
+ *   (tk_version, tk_now_ms, tk_next_due, tk_task_state, tk_status_name).
+ * - Status codes are `TK_<NAME>` (TK_OK, TK_NOT_FOUND); the values of other
+ *   enums carry the enum's name: `TK_<ENUM>_<NAME>` (TK_RESULT_WAIT).
+ * - Parameters: the handle first, then inputs, then outputs, `tk_error* err`
+ *   last. A pointer is followed by its count; JSON text ends in `_json`,
+ *   durations and times in `_ms`, lengths in `_len`.
+ *
  * Conventions
  * - Every function that can fail returns a tk_status and, when `err` is not
  *   NULL, fills it with the same code and a readable message. No exception
@@ -15,14 +33,17 @@
  * - Strings are UTF-8 and NUL-terminated. JSON passed in is validated
  *   strictly (RFC 8259) and its size is capped (option "max_json_bytes").
  * - Times are milliseconds since the Unix epoch, read from the core's clock
- *   (the system clock unless tk_set_clock installed another).
+ *   (the system clock; tests may install another, see core_testing.h).
  * - Memory returned as `char*` is the caller's: free it with tk_free().
+ *   A `const char*` returned is static or lives in the handle, as documented.
  */
 #ifndef TASKER_CORE_H
 #define TASKER_CORE_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include <tasker/version.h> /* TK_VERSION_NUMBER, TK_VERSION_STRING */
 
 #ifdef __cplusplus
 extern "C" {
@@ -58,7 +79,7 @@ typedef enum tk_status {
 
 /** Error details. `message` is always NUL-terminated. */
 typedef struct tk_error {
-  int code;          /**< a tk_status */
+  tk_status code;    /**< the status the call returned */
   char message[512]; /**< what went wrong, naming the offending item */
 } tk_error;
 
@@ -77,7 +98,7 @@ typedef struct tk_worker tk_worker;
  *       LISTEN/NOTIFY).
  *  options_json: NULL or a JSON object with any of
  *       "max_json_bytes"  (default 4194304) cap on every JSON input,
- *       "default_lease_ms" (default 30000) lease when tk_poll gets 0,
+ *       "default_lease_ms" (default 30000) lease of a worker opened with 0,
  *       "busy_timeout_ms" (default 5000) SQLite lock wait,
  *       "synchronous"     ("normal" default, "full", "off") SQLite durability,
  *       "seed"            (default: random) seed of the retry jitter,
@@ -96,16 +117,17 @@ TK_API tk_core* tk_open(const char* url, const char* options_json, tk_error* err
 TK_API void tk_close(tk_core* core);
 /** Frees memory returned by the core. */
 TK_API void tk_free(void* p);
-/** The core's version, e.g. "0.1.0". */
+/** The library's version, e.g. "0.1.0": TK_VERSION_STRING of the build
+ *  that made it (which may differ from the header a program compiled with). */
 TK_API const char* tk_version(void);
+/** The library's TK_VERSION_NUMBER (major * 10000 + minor * 100 + patch). */
+TK_API int tk_version_number(void);
+/** The name of a status, e.g. "TK_NOT_FOUND": a static string; "unknown"
+ *  for a value that is not a tk_status. */
+TK_API const char* tk_status_name(tk_status status);
 
 /* ---- time and wake-up ----------------------------------------------- */
 
-/** A clock: returns milliseconds since the epoch. */
-typedef int64_t (*tk_clock_fn)(void* user);
-/** Replaces the core's clock (NULL restores the system clock). For tests: a
- *  manual clock lets retry and lease tests run without sleeping. */
-TK_API tk_status tk_set_clock(tk_core* core, tk_clock_fn fn, void* user, tk_error* err);
 /** Reads the core's clock. */
 TK_API int64_t tk_now_ms(tk_core* core);
 
@@ -135,12 +157,6 @@ typedef void (*tk_task_listener_fn)(void* user, int64_t task_id, const char* sta
 TK_API tk_status tk_set_task_listener(tk_core* core, tk_task_listener_fn fn, void* user,
                                       tk_error* err);
 
-/** Milliseconds until the next timed event of the given namespaces (a retry
- *  backoff or a lease running out): 0 if something is claimable now, -1 if
- *  nothing is scheduled. A poller sets one timer for it instead of polling. */
-TK_API tk_status tk_next_due(tk_core* core, const char* const* namespaces, size_t namespace_count,
-                             int64_t* delay_ms, tk_error* err);
-
 /* ---- pipelines and tasks --------------------------------------------- */
 
 /** Registers a pipeline (task template). JSON:
@@ -152,8 +168,19 @@ TK_API tk_status tk_next_due(tk_core* core, const char* const* namespaces, size_
  *                        "retryable": true},
  *              "timeout_ms": 0}]}
  *  Registering the same namespace/name/version again with the same steps is a
- *  no-op; with different steps it is TK_CONFLICT (publish a new version). */
+ *  no-op; with different steps it is TK_CONFLICT (publish a new version).
+ *  An invalid definition is TK_VALIDATION, as for tk_validate_pipeline. */
 TK_API tk_status tk_register_pipeline(tk_core* core, const char* pipeline_json, tk_error* err);
+
+/** Checks a pipeline definition exactly as tk_register_pipeline does, without
+ *  a core or a store (the size cap is the default "max_json_bytes"): TK_OK
+ *  when it is valid, else TK_MALFORMED_JSON, TK_TOO_LARGE, or TK_VALIDATION
+ *  with every problem in `err->message`, one a line, each naming the
+ *  pipeline and the step ("pipeline ns/p@1 step \"b\": unknown dependency
+ *  \"x\""); when they do not all fit, the last line says how many more
+ *  there are. Whether the store holds another definition under the same
+ *  version (TK_CONFLICT at registration) is not checked. */
+TK_API tk_status tk_validate_pipeline(const char* pipeline_json, tk_error* err);
 
 /** What to run. */
 typedef struct tk_task_spec {
@@ -247,22 +274,42 @@ typedef struct tk_step_event {
   size_t wait_token_len, signal_name_len, signal_payload_len;
 } tk_step_event;
 
-/** Opens a worker handle. `name` (1 to 255 bytes, required) identifies it in
- *  step status (claimed_by) and in lease-expiry errors. */
-TK_API tk_worker* tk_worker_open(tk_core* core, const char* name, tk_error* err);
+/** What a worker claims and for how long: given once, when it opens; the
+ *  worker keeps its own copies. Zero-initialise it (`tk_worker_options o =
+ *  {0};` in C, `tk_worker_options o{};` in C++) and set what you need: every
+ *  field's zero is its default. */
+typedef struct tk_worker_options {
+  /** Required, 1 to 255 bytes: identifies the worker in step status
+   *  (claimed_by) and in lease-expiry errors. */
+  const char* name;
+  /** The namespaces it claims from and watches (tk_next_due); none (a
+   *  count of 0): every namespace. */
+  const char* const* namespaces;
+  size_t namespace_count;
+  /** The lease of every claim and heartbeat, > 0; 0: the core's option
+   *  "default_lease_ms". */
+  int64_t lease_ms;
+} tk_worker_options;
+
+/** Opens a worker handle. Returns NULL on failure with `err` filled. */
+TK_API tk_worker* tk_worker_open(tk_core* core, const tk_worker_options* options, tk_error* err);
 /** Closes a worker handle; its steps keep their leases until they run out. */
 TK_API void tk_worker_close(tk_worker* worker);
 
-/** Claims up to `max_events` ready steps of the given namespaces (all when
- *  namespace_count is 0), highest task priority first, then those ready
- *  longest. Each claim counts an attempt and holds a lease of `lease_ms`
- *  (0 = the core's default). `*events` points into the worker's pooled
- *  memory. Before claiming, the poll makes due retries of those namespaces
- *  ready and takes back steps whose lease ran out (ready again if attempts
- *  remain, else error "lease_expired"). */
-TK_API tk_status tk_poll(tk_worker* worker, const char* const* namespaces, size_t namespace_count,
-                         size_t max_events, int64_t lease_ms, const tk_step_event** events,
+/** Claims up to `max_events` ready steps of the worker's namespaces,
+ *  highest task priority first, then those ready longest. Each claim counts
+ *  an attempt and holds the worker's lease. `*events` points into the
+ *  worker's pooled memory. Before claiming, the poll makes due retries of
+ *  those namespaces ready and takes back steps whose lease ran out (ready
+ *  again if attempts remain, else error "lease_expired"). */
+TK_API tk_status tk_poll(tk_worker* worker, size_t max_events, const tk_step_event** events,
                          size_t* event_count, tk_error* err);
+
+/** Milliseconds until the next timed event of the worker's namespaces (a
+ *  retry backoff or a lease running out): 0 if something is claimable now,
+ *  -1 if nothing is scheduled. A poller sets one timer for it instead of
+ *  polling. */
+TK_API tk_status tk_next_due(tk_worker* worker, int64_t* delay_ms, tk_error* err);
 
 /** How a step ended. */
 typedef enum tk_result_kind {
@@ -310,8 +357,7 @@ TK_API tk_status tk_complete(tk_worker* worker, const tk_step_result* results, s
  *  calls; the claim sees the children the completions released. If the call
  *  fails, neither part happened. */
 TK_API tk_status tk_complete_and_poll(tk_worker* worker, const tk_step_result* results,
-                                      size_t count, int* outcomes, const char* const* namespaces,
-                                      size_t namespace_count, size_t max_events, int64_t lease_ms,
+                                      size_t count, int* outcomes, size_t max_events,
                                       const tk_step_event** events, size_t* event_count,
                                       tk_error* err);
 
@@ -326,19 +372,12 @@ TK_API tk_status tk_complete_and_poll(tk_worker* worker, const tk_step_result* r
 TK_API tk_status tk_signal(tk_core* core, const char* token, const char* payload_json,
                            tk_error* err);
 
-/** Extends the leases of running steps to now + lease_ms. outcomes[i] as for
- *  tk_complete (TK_STALE when the claim is no longer current). */
+/** Extends the leases of running steps to now + the worker's lease.
+ *  outcomes[i] as for tk_complete (TK_STALE when the claim is no longer
+ *  current). */
 TK_API tk_status tk_heartbeat(tk_worker* worker, const int64_t* step_ids,
-                              const int64_t* fencing_tokens, size_t count, int64_t lease_ms,
-                              int* outcomes, tk_error* err);
-
-/* ---- testing hooks ---------------------------------------------------- */
-
-/** Makes the store fail its n-th next database statement (0 = the very next)
- *  with TK_STORE_ERROR, as a lost connection or a full disk would; -1 clears
- *  it. For fault-sweep tests of atomicity: a call that fails must leave the
- *  store as it was. The memory store has no database: TK_UNSUPPORTED. */
-TK_API tk_status tk_inject_store_fault(tk_core* core, int64_t after_statements, tk_error* err);
+                              const int64_t* fencing_tokens, size_t count, int* outcomes,
+                              tk_error* err);
 
 #ifdef __cplusplus
 }

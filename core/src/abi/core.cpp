@@ -19,16 +19,20 @@
 #include "store/store.hpp"
 #include "util/json.hpp"
 #include <tasker/core.h>
+#include <tasker/core_testing.h>
 
 using namespace tasker::core;
+
+namespace {
+constexpr std::size_t default_max_json_bytes = 4u << 20;  ///< option "max_json_bytes"
+}  // namespace
 
 struct tk_core {
   std::mutex mu;  // serialises every store call
   std::unique_ptr<store> st;
-  std::size_t max_json_bytes = 4u << 20;
+  std::size_t max_json_bytes = default_max_json_bytes;
   millis default_lease_ms = 30000;
-  bool pooled_events = true;  ///< option "pooled_events" (false: the baseline that allocates)
-  tk_clock_fn clock = nullptr;
+  tk_clock_fn clock = nullptr;  ///< tk_set_clock (tests); null: the system clock
   void* clock_user = nullptr;
   std::mt19937_64 rng;
   std::mutex wake_mu;  // guards the callback, never held while it runs
@@ -83,15 +87,17 @@ struct tk_core {
 struct tk_worker {
   tk_core* core = nullptr;
   std::string name;
+  std::vector<std::string> namespaces;  ///< given at open; empty: all
+  millis lease_ms = 0;                  ///< given at open (or the core's default)
+  claim_request claim;                  ///< points at the above; each poll sets max and now
   event_buffer events;
-  std::vector<std::string> namespaces;
   std::vector<int> outcomes;
   effects fx;  // reused by poll/complete
 };
 
 namespace {
 
-void set_error(tk_error* err, int code, const char* message) noexcept {
+void set_error(tk_error* err, tk_status code, const char* message) noexcept {
   if (!err)
     return;
   err->code = code;
@@ -167,7 +173,29 @@ void copy_namespaces(std::vector<std::string>& out, const char* const* ns, std::
 extern "C" {
 
 TK_API const char* tk_version(void) {
-  return "0.1.0";
+  return TK_VERSION_STRING;
+}
+
+TK_API int tk_version_number(void) {
+  return TK_VERSION_NUMBER;
+}
+
+TK_API const char* tk_status_name(tk_status status) {
+  switch (status) {
+    case TK_OK: return "TK_OK";
+    case TK_INVALID_ARGUMENT: return "TK_INVALID_ARGUMENT";
+    case TK_MALFORMED_JSON: return "TK_MALFORMED_JSON";
+    case TK_VALIDATION: return "TK_VALIDATION";
+    case TK_NOT_FOUND: return "TK_NOT_FOUND";
+    case TK_CONFLICT: return "TK_CONFLICT";
+    case TK_TOO_LARGE: return "TK_TOO_LARGE";
+    case TK_STORE_ERROR: return "TK_STORE_ERROR";
+    case TK_UNSUPPORTED: return "TK_UNSUPPORTED";
+    case TK_INTERNAL: return "TK_INTERNAL";
+    case TK_STALE: return "TK_STALE";
+    case TK_DUPLICATE: return "TK_DUPLICATE";
+  }
+  return "unknown";
 }
 
 TK_API void tk_free(void* p) {
@@ -188,8 +216,8 @@ TK_API tk_core* tk_open(const char* url, const char* options_json, tk_error* err
         fail(TK_INVALID_ARGUMENT, "options must be a JSON object");
       for (auto& [key, _] : opts.items()) {
         static const char* known[] = {
-            "max_json_bytes", "default_lease_ms", "busy_timeout_ms",      "synchronous",
-            "seed",           "schema",           "async_worker_commits", "pooled_events"};
+            "max_json_bytes", "default_lease_ms", "busy_timeout_ms",     "synchronous",
+            "seed",           "schema",           "async_worker_commits"};
         bool ok = false;
         for (const char* k : known)
           ok = ok || key == k;
@@ -197,15 +225,10 @@ TK_API tk_core* tk_open(const char* url, const char* options_json, tk_error* err
           fail(TK_UNSUPPORTED, "unknown option \"" + key + "\"");
       }
     }
-    core->max_json_bytes =
-        option_int<std::size_t>(opts, "max_json_bytes", 4u << 20, 64, std::size_t{1} << 30);
+    core->max_json_bytes = option_int<std::size_t>(opts, "max_json_bytes", default_max_json_bytes,
+                                                   64, std::size_t{1} << 30);
     core->default_lease_ms =
         option_int<millis>(opts, "default_lease_ms", 30000, 1, 7 * 86'400'000LL);
-    if (auto pooled = opts.find("pooled_events"); pooled != opts.end()) {
-      if (!pooled->is_boolean())
-        fail(TK_INVALID_ARGUMENT, "option pooled_events must be true or false");
-      core->pooled_events = pooled->get<bool>();
-    }
     if (auto seed = opts.find("seed"); seed != opts.end()) {
       if (!seed->is_number_unsigned())
         fail(TK_INVALID_ARGUMENT, "option seed must be a non-negative integer");
@@ -262,15 +285,6 @@ TK_API void tk_close(tk_core* core) {
   delete core;
 }
 
-TK_API tk_status tk_set_clock(tk_core* core, tk_clock_fn fn, void* user, tk_error* err) {
-  return guarded(err, [&] {
-    require(core, "core");
-    std::lock_guard<std::mutex> g{core->mu};
-    core->clock = fn;
-    core->clock_user = user;
-  });
-}
-
 TK_API int64_t tk_now_ms(tk_core* core) {
   if (!core)
     return 0;
@@ -290,17 +304,12 @@ TK_API tk_status tk_set_wakeup(tk_core* core, tk_wakeup_fn fn, void* user, tk_er
   });
 }
 
-TK_API tk_status tk_next_due(tk_core* core, const char* const* namespaces, size_t namespace_count,
-                             int64_t* delay_ms, tk_error* err) {
+TK_API tk_status tk_validate_pipeline(const char* pipeline_json, tk_error* err) {
   return guarded(err, [&] {
-    require(core, "core");
-    require(delay_ms, "delay_ms");
-    std::vector<std::string> ns;
-    copy_namespaces(ns, namespaces, namespace_count);
-    std::lock_guard<std::mutex> g{core->mu};
-    auto now = core->now();
-    auto due = core->st->next_due(ns, now);
-    *delay_ms = due < 0 ? -1 : std::max<millis>(0, due - now);
+    require(pipeline_json, "pipeline_json");
+    const std::string_view text{pipeline_json};
+    require_json(text, default_max_json_bytes, "pipeline");
+    parse_pipeline(text);
   });
 }
 
@@ -499,17 +508,24 @@ TK_API tk_status tk_list_tasks(tk_core* core, const char* filter_json, char** li
   });
 }
 
-TK_API tk_worker* tk_worker_open(tk_core* core, const char* name, tk_error* err) {
+TK_API tk_worker* tk_worker_open(tk_core* core, const tk_worker_options* options, tk_error* err) {
   tk_worker* w = nullptr;
   guarded(err, [&] {
     require(core, "core");
-    require(name, "worker name");
+    require(options, "options");
+    require(options->name, "worker name");
     auto worker = std::make_unique<tk_worker>();
     worker->core = core;
-    worker->name = name;
-    worker->events.set_pooled(core->pooled_events);
+    worker->name = options->name;
     if (worker->name.empty() || worker->name.size() > 255)
       fail(TK_INVALID_ARGUMENT, "worker name must be 1 to 255 bytes");
+    copy_namespaces(worker->namespaces, options->namespaces, options->namespace_count);
+    if (options->lease_ms < 0)
+      fail(TK_INVALID_ARGUMENT, "lease_ms must not be negative");
+    worker->lease_ms = options->lease_ms > 0 ? options->lease_ms : core->default_lease_ms;
+    worker->claim.namespaces = &worker->namespaces;
+    worker->claim.lease_ms = worker->lease_ms;
+    worker->claim.worker = worker->name;
     w = worker.release();
   });
   return w;
@@ -519,11 +535,21 @@ TK_API void tk_worker_close(tk_worker* worker) {
   delete worker;
 }
 
-TK_API tk_status tk_poll(tk_worker* worker, const char* const* namespaces, size_t namespace_count,
-                         size_t max_events, int64_t lease_ms, const tk_step_event** events,
+TK_API tk_status tk_poll(tk_worker* worker, size_t max_events, const tk_step_event** events,
                          size_t* event_count, tk_error* err) {
-  return tk_complete_and_poll(worker, nullptr, 0, nullptr, namespaces, namespace_count, max_events,
-                              lease_ms, events, event_count, err);
+  return tk_complete_and_poll(worker, nullptr, 0, nullptr, max_events, events, event_count, err);
+}
+
+TK_API tk_status tk_next_due(tk_worker* worker, int64_t* delay_ms, tk_error* err) {
+  return guarded(err, [&] {
+    require(worker, "worker");
+    require(delay_ms, "delay_ms");
+    auto* core = worker->core;
+    std::lock_guard<std::mutex> g{core->mu};
+    auto now = core->now();
+    auto due = core->st->next_due(worker->namespaces, now);
+    *delay_ms = due < 0 ? -1 : std::max<millis>(0, due - now);
+  });
 }
 
 namespace {
@@ -591,8 +617,7 @@ TK_API tk_status tk_complete(tk_worker* worker, const tk_step_result* results, s
 }
 
 TK_API tk_status tk_complete_and_poll(tk_worker* worker, const tk_step_result* results,
-                                      size_t count, int* outcomes, const char* const* namespaces,
-                                      size_t namespace_count, size_t max_events, int64_t lease_ms,
+                                      size_t count, int* outcomes, size_t max_events,
                                       const tk_step_event** events, size_t* event_count,
                                       tk_error* err) {
   // The worker's reused effects: no allocation per call in steady state.
@@ -608,20 +633,14 @@ TK_API tk_status tk_complete_and_poll(tk_worker* worker, const tk_step_result* r
     *event_count = 0;
     if (count > 0)
       require(results, "results");
-    if (lease_ms < 0)
-      fail(TK_INVALID_ARGUMENT, "lease_ms must not be negative");
     int* out = count > 0 ? validate_results(worker, results, count, outcomes) : outcomes;
-    copy_namespaces(worker->namespaces, namespaces, namespace_count);
     worker->events.clear();
     auto* core = worker->core;
-    claim_request r;
-    r.namespaces = &worker->namespaces;
+    claim_request& r = worker->claim;
     r.max = max_events;
-    r.worker = worker->name;
     {
       std::lock_guard<std::mutex> g{core->mu};
       r.now = core->now();
-      r.lease_ms = lease_ms > 0 ? lease_ms : core->default_lease_ms;
       if (count == 0)
         core->st->claim(r, worker->events, core->rng, fx);
       else if (max_events == 0)
@@ -658,16 +677,14 @@ TK_API tk_status tk_signal(tk_core* core, const char* token, const char* payload
 }
 
 TK_API tk_status tk_heartbeat(tk_worker* worker, const int64_t* step_ids,
-                              const int64_t* fencing_tokens, size_t count, int64_t lease_ms,
-                              int* outcomes, tk_error* err) {
+                              const int64_t* fencing_tokens, size_t count, int* outcomes,
+                              tk_error* err) {
   return guarded(err, [&] {
     require(worker, "worker");
     if (count == 0)
       return;
     require(step_ids, "step_ids");
     require(fencing_tokens, "fencing_tokens");
-    if (lease_ms < 0)
-      fail(TK_INVALID_ARGUMENT, "lease_ms must not be negative");
     auto* core = worker->core;
     int* out = outcomes;
     if (!out) {
@@ -675,8 +692,25 @@ TK_API tk_status tk_heartbeat(tk_worker* worker, const int64_t* step_ids,
       out = worker->outcomes.data();
     }
     std::lock_guard<std::mutex> g{core->mu};
-    auto lease = lease_ms > 0 ? lease_ms : core->default_lease_ms;
-    core->st->heartbeat(step_ids, fencing_tokens, count, core->now() + lease, out);
+    core->st->heartbeat(step_ids, fencing_tokens, count, core->now() + worker->lease_ms, out);
+  });
+}
+
+// ---- core_testing.h -----------------------------------------------------
+
+TK_API tk_status tk_set_clock(tk_core* core, tk_clock_fn fn, void* user, tk_error* err) {
+  return guarded(err, [&] {
+    require(core, "core");
+    std::lock_guard<std::mutex> g{core->mu};
+    core->clock = fn;
+    core->clock_user = user;
+  });
+}
+
+TK_API tk_status tk_set_event_pooling(tk_worker* worker, int pooled, tk_error* err) {
+  return guarded(err, [&] {
+    require(worker, "worker");
+    worker->events.set_pooled(pooled != 0);
   });
 }
 

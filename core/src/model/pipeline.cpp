@@ -14,67 +14,130 @@ namespace {
 
 using nlohmann::json;
 
-std::string get_string(const json& obj, const char* key, const std::string& where) {
+constexpr std::size_t max_steps = 10000;
+
+std::string in_quotes(std::string_view s) {
+  return "\"" + std::string(s) + "\"";
+}
+
+/// Every problem found in a definition, in the order a reader meets them.
+class problem_list {
+public:
+  void add(std::string problem) { list_.push_back(std::move(problem)); }
+  bool empty() const { return list_.empty(); }
+
+  /// Fails with TK_VALIDATION, one problem a line, as many as fit in a
+  /// tk_error message (the rest are counted).
+  [[noreturn]] void fail() const {
+    constexpr std::size_t limit = sizeof(tk_error{}.message) - 1;
+    constexpr std::size_t room = 24;  // for "\n(and 9999 more)"
+    std::string msg;
+    std::size_t shown = 0;
+    for (const auto& p : list_) {
+      const std::size_t need = (msg.empty() ? 0 : 1) + p.size();
+      if (msg.size() + need > limit - room) {
+        if (shown == 0) {  // one long problem: its start names the step
+          msg = p.substr(0, limit - room) + "...";
+          shown = 1;
+        }
+        break;
+      }
+      msg += (msg.empty() ? "" : "\n") + p;
+      ++shown;
+    }
+    if (shown < list_.size())
+      msg += "\n(and " + std::to_string(list_.size() - shown) + " more)";
+    tasker::core::fail(TK_VALIDATION, msg);
+  }
+
+private:
+  std::vector<std::string> list_;
+};
+
+/// A string field; missing or null is empty.
+std::string get_string(const json& obj, const char* key, const std::string& at,
+                       problem_list& problems) {
   auto it = obj.find(key);
   if (it == obj.end() || it->is_null())
     return {};
-  if (!it->is_string())
-    fail(TK_VALIDATION, where + ": \"" + key + "\" must be a string");
+  if (!it->is_string()) {
+    problems.add(at + ": " + key + " must be a string");
+    return {};
+  }
   return it->get<std::string>();
 }
 
+/// An integer field in [min, max]; `label` and `unit` word the range problem.
 template <class Int>
-Int get_int(const json& obj, const char* key, Int fallback, Int min, Int max,
-            const std::string& where) {
+Int get_int(const json& obj, const char* key, Int fallback, Int min, Int max, const std::string& at,
+            const std::string& label, const char* unit, problem_list& problems) {
   auto it = obj.find(key);
   if (it == obj.end() || it->is_null())
     return fallback;
-  if (!it->is_number_integer())
-    fail(TK_VALIDATION, where + ": \"" + key + "\" must be an integer");
-  auto v = it->get<std::int64_t>();
-  if (v < static_cast<std::int64_t>(min) || v > static_cast<std::int64_t>(max))
-    fail(TK_VALIDATION, where + ": \"" + key + "\" must be between " + std::to_string(min) + " and "
-                            + std::to_string(max));
+  if (!it->is_number_integer()) {
+    problems.add(at + ": " + label + " must be an integer");
+    return fallback;
+  }
+  const auto v = it->get<std::int64_t>();
+  if (v < static_cast<std::int64_t>(min) || v > static_cast<std::int64_t>(max)) {
+    problems.add(at + ": " + label + " is " + std::to_string(v) + unit + ", must be "
+                 + std::to_string(min) + " to " + std::to_string(max) + unit);
+    return fallback;
+  }
   return static_cast<Int>(v);
 }
 
-retry_policy parse_retry(const json& step, const std::string& where) {
+/// Fields of `obj` other than `known` are problems.
+template <std::size_t N>
+void check_fields(const json& obj, const char* const (&known)[N], const std::string& at,
+                  problem_list& problems) {
+  for (auto& [key, _] : obj.items())
+    if (std::none_of(std::begin(known), std::end(known), [&](const char* k) { return key == k; }))
+      problems.add(at + ": unknown field " + in_quotes(key));
+}
+
+retry_policy parse_retry(const json& step, const std::string& at, problem_list& problems) {
   retry_policy p;
   auto it = step.find("retry");
   if (it == step.end() || it->is_null())
     return p;
-  if (!it->is_object())
-    fail(TK_VALIDATION, where + ": \"retry\" must be an object");
-  const auto& r = *it;
-  const std::string rw = where + " retry";
-  for (auto& [key, _] : r.items()) {
-    static const char* known[] = {"max_attempts", "backoff", "base_ms",
-                                  "cap_ms",       "jitter",  "retryable"};
-    if (std::none_of(std::begin(known), std::end(known), [&](const char* k) { return key == k; }))
-      fail(TK_VALIDATION, rw + ": unknown field \"" + key + "\"");
+  if (!it->is_object()) {
+    problems.add(at + ": retry must be an object");
+    return p;
   }
-  p.max_attempts = get_int<int>(r, "max_attempts", p.max_attempts, 1, 1000, rw);
-  p.base_ms = get_int<millis>(r, "base_ms", p.base_ms, 0, 86'400'000, rw);
-  p.cap_ms = get_int<millis>(r, "cap_ms", p.cap_ms, 0, 7 * 86'400'000LL, rw);
-  auto backoff = get_string(r, "backoff", rw);
-  if (backoff.empty() || backoff == "exponential")
-    p.backoff = backoff_kind::exponential;
-  else if (backoff == "linear")
-    p.backoff = backoff_kind::linear;
-  else if (backoff == "none")
-    p.backoff = backoff_kind::none;
-  else
-    fail(TK_VALIDATION,
-         rw + ": backoff must be none, linear or exponential, not \"" + backoff + "\"");
+  const auto& r = *it;
+  static const char* const known[] = {"max_attempts", "backoff", "base_ms",
+                                      "cap_ms",       "jitter",  "retryable"};
+  check_fields(r, known, at + " retry", problems);
+  p.max_attempts = get_int<int>(r, "max_attempts", p.max_attempts, 1, 1000, at,
+                                "retry max_attempts", "", problems);
+  p.base_ms =
+      get_int<millis>(r, "base_ms", p.base_ms, 0, 86'400'000, at, "retry base", " ms", problems);
+  p.cap_ms =
+      get_int<millis>(r, "cap_ms", p.cap_ms, 0, 7 * 86'400'000LL, at, "retry cap", " ms", problems);
+  if (auto b = r.find("backoff"); b != r.end() && !b->is_null()) {
+    const auto backoff = b->is_string() ? b->get<std::string>() : std::string{"?"};
+    if (backoff.empty() || backoff == "exponential")
+      p.backoff = backoff_kind::exponential;
+    else if (backoff == "linear")
+      p.backoff = backoff_kind::linear;
+    else if (backoff == "none")
+      p.backoff = backoff_kind::none;
+    else
+      problems.add(at + ": retry backoff is " + b->dump()
+                   + ", must be \"none\", \"linear\" or \"exponential\"");
+  }
   if (auto j = r.find("jitter"); j != r.end() && !j->is_null()) {
-    if (!j->is_number() || j->get<double>() < 0 || j->get<double>() > 1)
-      fail(TK_VALIDATION, rw + ": jitter must be a number from 0 to 1");
-    p.jitter = j->get<double>();
+    if (!j->is_number() || !(j->get<double>() >= 0 && j->get<double>() <= 1))
+      problems.add(at + ": retry jitter is " + j->dump() + ", must be from 0 to 1");
+    else
+      p.jitter = j->get<double>();
   }
   if (auto rt = r.find("retryable"); rt != r.end() && !rt->is_null()) {
     if (!rt->is_boolean())
-      fail(TK_VALIDATION, rw + ": retryable must be true or false");
-    p.retryable = rt->get<bool>();
+      problems.add(at + ": retry retryable must be true or false");
+    else
+      p.retryable = rt->get<bool>();
   }
   return p;
 }
@@ -88,52 +151,93 @@ const char* backoff_name(backoff_kind k) {
   return "exponential";
 }
 
-// Kahn's algorithm; on a cycle, names a step that lies on it.
-void check_acyclic(const pipeline_def& p) {
-  const auto n = p.steps.size();
-  std::vector<int> indegree(n);
-  for (std::size_t i = 0; i < n; ++i)
-    indegree[i] = static_cast<int>(p.steps[i].parents.size());
-  std::vector<int> queue;
-  for (std::size_t i = 0; i < n; ++i)
-    if (indegree[i] == 0)
-      queue.push_back(static_cast<int>(i));
-  std::size_t seen = 0;
-  while (seen < queue.size()) {
-    int i = queue[seen++];
-    for (int c : p.steps[i].children)
-      if (--indegree[c] == 0)
-        queue.push_back(c);
-  }
-  if (seen == n)
-    return;
-  // Walk parents among the unprocessed steps until one repeats: it is on a cycle.
-  int at = 0;
-  while (indegree[at] == 0)
-    ++at;
-  std::vector<bool> visited(n);
-  while (!visited[at]) {
-    visited[at] = true;
-    for (int parent : p.steps[at].parents)
-      if (indegree[parent] > 0) {
-        at = parent;
-        break;
+/// The steps that lie on dependency cycles, one path per cycle found, each
+/// "a -> b -> … -> a" where every step depends on the next, starting at the
+/// cycle's earliest declared step. Iterative (pipelines may be long chains).
+std::vector<std::vector<int>> find_cycles(const std::vector<step_def>& steps) {
+  const int n = static_cast<int>(steps.size());
+  auto edges = [&](int v) -> const std::vector<int>& { return steps[v].parents; };
+  // Tarjan's strongly connected components.
+  std::vector<int> index(n, -1), low(n, 0), component(n, -1);
+  std::vector<bool> on_stack(n, false);
+  std::vector<int> stack;
+  std::vector<std::pair<int, std::size_t>> frames;
+  std::vector<std::vector<int>> components;
+  int counter = 0;
+  auto visit = [&](int v) {
+    index[v] = low[v] = counter++;
+    stack.push_back(v);
+    on_stack[v] = true;
+    frames.emplace_back(v, 0);
+  };
+  for (int root = 0; root < n; ++root) {
+    if (index[root] != -1)
+      continue;
+    visit(root);
+    while (!frames.empty()) {
+      const int v = frames.back().first;
+      const std::size_t pos = frames.back().second;
+      if (pos < edges(v).size()) {
+        ++frames.back().second;
+        const int w = edges(v)[pos];
+        if (index[w] == -1)
+          visit(w);
+        else if (on_stack[w])
+          low[v] = std::min(low[v], index[w]);
+        continue;
       }
+      frames.pop_back();
+      if (!frames.empty())
+        low[frames.back().first] = std::min(low[frames.back().first], low[v]);
+      if (low[v] != index[v])
+        continue;
+      std::vector<int> members;
+      int w = -1;
+      do {
+        w = stack.back();
+        stack.pop_back();
+        on_stack[w] = false;
+        component[w] = static_cast<int>(components.size());
+        members.push_back(w);
+      } while (w != v);
+      components.push_back(std::move(members));
+    }
   }
-  std::string cycle = p.steps[at].name;
-  for (int cur = at;;) {
-    int next = -1;
-    for (int parent : p.steps[cur].parents)
-      if (indegree[parent] > 0) {
-        next = parent;
-        break;
+
+  std::vector<std::vector<int>> cycles;
+  for (const auto& members : components) {
+    if (members.size() < 2)
+      continue;  // a self-dependency is reported on its own and is no edge
+    // A path from the earliest declared member back to itself, breadth first.
+    const int start = *std::min_element(members.begin(), members.end());
+    std::vector<int> parent(n, -1);
+    std::vector<int> queue{start};
+    int last = -1;
+    for (std::size_t q = 0; q < queue.size() && last == -1; ++q) {
+      const int u = queue[q];
+      for (int w : edges(u)) {
+        if (component[w] != component[start])
+          continue;
+        if (w == start) {
+          last = u;
+          break;
+        }
+        if (parent[w] == -1) {
+          parent[w] = u;
+          queue.push_back(w);
+        }
       }
-    cur = next;
-    cycle += " <- " + p.steps[cur].name;
-    if (cur == at || cycle.size() > 300)
-      break;
+    }
+    std::vector<int> path;
+    for (int at = last; at != start; at = parent[at])
+      path.push_back(at);
+    path.push_back(start);
+    std::reverse(path.begin(), path.end());
+    path.push_back(start);
+    cycles.push_back(std::move(path));
   }
-  fail(TK_VALIDATION, "step \"" + p.steps[at].name + "\" is on a dependency cycle: " + cycle);
+  std::sort(cycles.begin(), cycles.end());  // in declaration order of their first steps
+  return cycles;
 }
 
 void compute_ancestors(pipeline_def& p) {
@@ -156,6 +260,56 @@ void compute_ancestors(pipeline_def& p) {
   }
 }
 
+/// Parses step `i` (already known to be an object) and checks it, adding
+/// its edges; `first` maps each name to its first declaration.
+step_def parse_step(const json& s, std::size_t i, const std::string& where,
+                    const std::unordered_map<std::string, int>& first, problem_list& problems) {
+  step_def d;
+  d.name = get_string(s, "name", where + " step #" + std::to_string(i + 1), problems);
+  const std::string at = d.name.empty() ? where + " step #" + std::to_string(i + 1)
+                                        : where + " step " + in_quotes(d.name);
+  static const char* const known[] = {"name",         "handler", "config",
+                                      "dependencies", "retry",   "timeout_ms"};
+  check_fields(s, known, at, problems);
+  if (d.name.empty())
+    problems.add(at + ": name is empty");
+  else if (const int f = first.at(d.name); f != static_cast<int>(i))
+    problems.add(at + ": duplicate step name (also step #" + std::to_string(f + 1) + ")");
+  d.handler = get_string(s, "handler", at, problems);
+  if (d.handler.empty())
+    problems.add(at + ": handler is empty");
+  if (auto c = s.find("config"); c != s.end() && !c->is_null()) {
+    if (!c->is_object())
+      problems.add(at + ": config must be a JSON object, not " + c->type_name());
+    else
+      d.config = c->dump();
+  }
+  if (auto deps = s.find("dependencies"); deps != s.end() && !deps->is_null()) {
+    if (!deps->is_array() || !std::all_of(deps->begin(), deps->end(), [](const json& dep) {
+          return dep.is_string();
+        })) {
+      problems.add(at + ": dependencies must be an array of step names");
+    } else {
+      for (const auto& dep_json : *deps) {
+        auto dep = dep_json.get<std::string>();
+        if (std::find(d.dependencies.begin(), d.dependencies.end(), dep) != d.dependencies.end())
+          problems.add(at + ": dependency " + in_quotes(dep) + " is listed twice");
+        else if (dep == d.name)
+          problems.add(at + ": depends on itself");
+        else if (auto it = first.find(dep); it == first.end())
+          problems.add(at + ": unknown dependency " + in_quotes(dep));
+        else
+          d.parents.push_back(it->second);
+        d.dependencies.push_back(std::move(dep));
+      }
+    }
+  }
+  d.retry = parse_retry(s, at, problems);
+  d.timeout_ms =
+      get_int<millis>(s, "timeout_ms", 0, 0, 7 * 86'400'000LL, at, "timeout", " ms", problems);
+  return d;
+}
+
 }  // namespace
 
 std::string pipeline_def::label() const {
@@ -175,86 +329,68 @@ std::shared_ptr<pipeline_def> parse_pipeline(std::string_view text) {
     fail(TK_MALFORMED_JSON, "pipeline: " + json_error(text));
   if (!doc.is_object())
     fail(TK_VALIDATION, "pipeline: must be a JSON object");
+  problem_list problems;
   auto p = std::make_shared<pipeline_def>();
-  p->namespace_name = get_string(doc, "namespace", "pipeline");
-  p->name = get_string(doc, "name", "pipeline");
-  p->version = get_string(doc, "version", "pipeline");
-  if (p->namespace_name.empty())
-    fail(TK_VALIDATION, "pipeline: \"namespace\" is required");
-  if (p->name.empty())
-    fail(TK_VALIDATION, "pipeline: \"name\" is required");
-  if (p->version.empty())
-    fail(TK_VALIDATION,
-         "pipeline " + p->namespace_name + "/" + p->name + ": \"version\" is required");
+  p->namespace_name = get_string(doc, "namespace", "pipeline", problems);
+  p->name = get_string(doc, "name", "pipeline", problems);
+  p->version = get_string(doc, "version", "pipeline", problems);
   const std::string where = "pipeline " + p->label();
-  for (auto& [key, _] : doc.items()) {
-    // "description" is documentation only: accepted, not stored in the canonical form.
-    static const char* known[] = {"namespace", "name", "version", "steps", "description"};
-    if (std::none_of(std::begin(known), std::end(known), [&](const char* k) { return key == k; }))
-      fail(TK_VALIDATION, where + ": unknown field \"" + key + "\"");
-  }
-  auto steps = doc.find("steps");
-  if (steps == doc.end() || !steps->is_array() || steps->empty())
-    fail(TK_VALIDATION, where + ": \"steps\" must be a non-empty array");
-  if (steps->size() > 10000)
-    fail(TK_VALIDATION, where + ": more than 10000 steps");
+  if (p->namespace_name.empty())
+    problems.add(where + ": namespace is empty");
+  if (p->name.empty())
+    problems.add(where + ": name is empty");
+  if (p->version.empty())
+    problems.add(where + ": version is empty");
+  // "description" is documentation only: accepted, not stored in the canonical form.
+  static const char* const known[] = {"namespace", "name", "version", "steps", "description"};
+  check_fields(doc, known, where, problems);
 
-  std::unordered_map<std::string, int> index;
-  for (const auto& s : *steps) {
-    const std::string at = where + " step #" + std::to_string(p->steps.size() + 1);
-    if (!s.is_object())
-      fail(TK_VALIDATION, at + ": must be an object");
-    step_def d;
-    d.name = get_string(s, "name", at);
-    if (d.name.empty())
-      fail(TK_VALIDATION, at + ": step name is empty");
-    const std::string sw = where + " step \"" + d.name + "\"";
-    for (auto& [key, _] : s.items()) {
-      static const char* known[] = {"name",         "handler", "config",
-                                    "dependencies", "retry",   "timeout_ms"};
-      if (std::none_of(std::begin(known), std::end(known), [&](const char* k) { return key == k; }))
-        fail(TK_VALIDATION, sw + ": unknown field \"" + key + "\"");
-    }
-    d.handler = get_string(s, "handler", sw);
-    if (d.handler.empty())
-      fail(TK_VALIDATION, sw + ": handler is empty");
-    if (auto c = s.find("config"); c != s.end() && !c->is_null()) {
-      if (!c->is_object())
-        fail(TK_VALIDATION, sw + ": \"config\" must be an object");
-      d.config = c->dump();
-    }
-    if (auto deps = s.find("dependencies"); deps != s.end() && !deps->is_null()) {
-      if (!deps->is_array())
-        fail(TK_VALIDATION, sw + ": \"dependencies\" must be an array of step names");
-      for (const auto& dep : *deps) {
-        if (!dep.is_string())
-          fail(TK_VALIDATION, sw + ": \"dependencies\" must be an array of step names");
-        d.dependencies.push_back(dep.get<std::string>());
+  auto steps = doc.find("steps");
+  if (steps == doc.end() || steps->is_null() || (steps->is_array() && steps->empty()))
+    problems.add(where + ": has no steps");
+  else if (!steps->is_array())
+    problems.add(where + ": steps must be an array of step objects");
+  else if (steps->size() > max_steps)
+    problems.add(where + ": has " + std::to_string(steps->size()) + " steps, at most "
+                 + std::to_string(max_steps) + " are allowed");
+  else {
+    std::unordered_map<std::string, int> first;  // each name's first declaration
+    for (std::size_t i = 0; i < steps->size(); ++i)
+      if (const auto& s = (*steps)[i]; s.is_object())
+        if (auto n = s.find("name"); n != s.end() && n->is_string())
+          first.emplace(n->get<std::string>(), static_cast<int>(i));
+    for (std::size_t i = 0; i < steps->size(); ++i) {
+      const auto& s = (*steps)[i];
+      if (!s.is_object()) {
+        problems.add(where + " step #" + std::to_string(i + 1) + ": must be an object");
+        p->steps.emplace_back();
+        continue;
       }
+      p->steps.push_back(parse_step(s, i, where, first, problems));
     }
-    d.retry = parse_retry(s, sw);
-    d.timeout_ms = get_int<millis>(s, "timeout_ms", 0, 0, 7 * 86'400'000LL, sw);
-    if (!index.emplace(d.name, static_cast<int>(p->steps.size())).second)
-      fail(TK_VALIDATION, where + ": duplicate step name \"" + d.name + "\"");
-    d.result_key.clear();
-    append_json_string(d.result_key, d.name);
-    d.result_key += ':';
-    p->steps.push_back(std::move(d));
+    for (const auto& cycle : find_cycles(p->steps)) {
+      std::string path;
+      for (int i : cycle) {
+        path += (path.empty() ? "" : " -> ") + p->steps[i].name;
+        if (path.size() > 300) {
+          path += " -> ...";
+          break;
+        }
+      }
+      problems.add(where + " step " + in_quotes(p->steps[cycle.front()].name)
+                   + ": is on a dependency cycle: " + path + " (each step depends on the next)");
+    }
   }
+  if (!problems.empty())
+    problems.fail();
+
   for (std::size_t i = 0; i < p->steps.size(); ++i) {
     auto& d = p->steps[i];
-    for (const auto& dep : d.dependencies) {
-      auto it = index.find(dep);
-      if (it == index.end())
-        fail(TK_VALIDATION, where + " step \"" + d.name + "\": unknown dependency \"" + dep + "\"");
-      if (std::find(d.parents.begin(), d.parents.end(), it->second) != d.parents.end())
-        fail(TK_VALIDATION,
-             where + " step \"" + d.name + "\": dependency \"" + dep + "\" listed twice");
-      d.parents.push_back(it->second);
-      p->steps[it->second].children.push_back(static_cast<int>(i));
-    }
+    for (int parent : d.parents)
+      p->steps[parent].children.push_back(static_cast<int>(i));
+    append_json_string(d.result_key, d.name);
+    d.result_key += ':';
   }
-  check_acyclic(*p);
   compute_ancestors(*p);
 
   // Canonical form: every default spelled out, keys in a fixed order.

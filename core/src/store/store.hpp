@@ -68,8 +68,10 @@ struct list_request {
   int limit = 100;
 };
 
+/// A worker's claim: the namespaces, lease and name are the worker's, set once
+/// when it opens (tk_worker_open); each poll sets `max` and `now`.
 struct claim_request {
-  const std::vector<std::string>* namespaces;  ///< empty: all
+  const std::vector<std::string>* namespaces = nullptr;  ///< empty: all
   std::size_t max = 0;
   millis lease_ms = 0;
   millis now = 0;

@@ -22,7 +22,7 @@ TEST_CASE_TEMPLATE("a cancelled task hands out nothing and rejects late completi
   }
   CHECK(poll(w, 10).empty());
   CHECK(succeed(w, a) == TK_STALE);
-  CHECK(heartbeat(w, a.step_id, a.fencing_token, 1000) == TK_STALE);
+  CHECK(heartbeat(w, a.step_id, a.fencing_token) == TK_STALE);
   CHECK(task_state(env.core, id) == "cancelled");
 
   CHECK(tk_cancel_task(env.core, id, &err) == TK_CONFLICT);

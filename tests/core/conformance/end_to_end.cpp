@@ -24,12 +24,12 @@ TEST_CASE_TEMPLATE("a linear four step workflow squares its input four times"
   args.name = "squares";
   args.context = R"({"even_number":6})";
   const auto id = create_task(env.core, args);
-  worker_handle w(env.core, "calculator");
+  worker_handle w(env.core, "calculator", 0, {"math"});
 
   std::vector<std::string> order;
   for (int round = 0; round < 10 && task_state(env.core, id) != "complete"; ++round) {
     env.clock.advance(5);
-    auto claimed = poll(w, 8, 0, {"math"});
+    auto claimed = poll(w, 8);
     std::vector<std::string> payloads;
     payloads.reserve(claimed.size());
     for (const auto& s : claimed) {

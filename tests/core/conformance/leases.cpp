@@ -9,10 +9,10 @@ TEST_CASE_TEMPLATE("an expired lease lets another worker claim the step and the 
   store_env<Store> env;
   env.register_flow({{"a", {}, retry_policy(3)}});
   const auto id = create_task(env.core);
-  worker_handle w1(env.core, "w1");
-  worker_handle w2(env.core, "w2");
+  worker_handle w1(env.core, "w1", 5000);
+  worker_handle w2(env.core, "w2", 5000);
 
-  auto first = poll_one(w1, 5000);
+  auto first = poll_one(w1);
   CHECK(first.attempt == 1);
   CHECK(first.lease_expires_at_ms == env.clock.now_ms + 5000);
   auto step = step_status(task_status(env.core, id), "a");
@@ -26,7 +26,7 @@ TEST_CASE_TEMPLATE("an expired lease lets another worker claim the step and the 
   env.clock.advance(2);
   CHECK(next_due(env.core) == 0);
 
-  auto second = poll_one(w2, 5000);
+  auto second = poll_one(w2);
   CHECK(second.step_id == first.step_id);
   CHECK(second.attempt == 2);
   CHECK(second.fencing_token != first.fencing_token);
@@ -35,7 +35,7 @@ TEST_CASE_TEMPLATE("an expired lease lets another worker claim the step and the 
   CHECK(step.at("attempts") == 2);
 
   CHECK(succeed(w1, first, R"({"by":"w1"})") == TK_STALE);
-  CHECK(heartbeat(w1, first.step_id, first.fencing_token, 5000) == TK_STALE);
+  CHECK(heartbeat(w1, first.step_id, first.fencing_token) == TK_STALE);
   step = step_status(task_status(env.core, id), "a");
   CHECK(step.at("state") == "running");
   CHECK(step.at("result").is_null());
@@ -53,8 +53,8 @@ TEST_CASE_TEMPLATE("a completion after the lease ran out is accepted while nobod
   store_env<Store> env;
   env.register_flow({{"a", {}, retry_policy(3)}});
   const auto id = create_task(env.core);
-  worker_handle w(env.core, "w1");
-  auto s = poll_one(w, 1000);
+  worker_handle w(env.core, "w1", 1000);
+  auto s = poll_one(w);
   env.clock.advance(5000);
   CHECK(succeed(w, s) == TK_OK);
   CHECK(task_state(env.core, id) == "complete");
@@ -66,8 +66,8 @@ TEST_CASE_TEMPLATE("a lease that runs out on the last attempt ends the step in e
   store_env<Store> env;
   env.register_flow({{"a", {}, retry_policy(1)}});
   const auto id = create_task(env.core);
-  worker_handle w(env.core, "w1");
-  auto s = poll_one(w, 1000);
+  worker_handle w(env.core, "w1", 1000);
+  auto s = poll_one(w);
   env.clock.advance(1001);
   CHECK(poll(w, 10).empty());
   auto status = task_status(env.core, id);
@@ -82,15 +82,15 @@ TEST_CASE_TEMPLATE("a heartbeat extends a lease" * doctest::timeout(30), Store, 
   store_env<Store> env;
   env.register_flow({{"a"}});
   create_task(env.core);
-  worker_handle w1(env.core, "w1");
+  worker_handle w1(env.core, "w1", 5000);
   worker_handle w2(env.core, "w2");
   const auto claimed_at = env.clock.now_ms;
-  auto s = poll_one(w1, 5000);
+  auto s = poll_one(w1);
 
   env.clock.advance(4000);
-  CHECK(heartbeat(w1, s.step_id, s.fencing_token, 5000) == TK_OK);
-  CHECK(heartbeat(w1, s.step_id, s.fencing_token + 1000, 5000) == TK_STALE);
-  CHECK(heartbeat(w1, s.step_id + 100000, s.fencing_token, 5000) == TK_NOT_FOUND);
+  CHECK(heartbeat(w1, s.step_id, s.fencing_token) == TK_OK);
+  CHECK(heartbeat(w1, s.step_id, s.fencing_token + 1000) == TK_STALE);
+  CHECK(heartbeat(w1, s.step_id + 100000, s.fencing_token) == TK_NOT_FOUND);
 
   env.clock.now_ms = claimed_at + 6000;  // past the original lease
   CHECK(poll(w2, 10).empty());

@@ -79,8 +79,8 @@ TEST_CASE_TEMPLATE("tasks are listed by state and namespace one page at a time"
     if (i < 3)
       beta.push_back(create_task(env.core, in_beta));
   }
-  worker_handle w(env.core, "w1");
-  auto first = poll(w, 1, 0, {"alpha"});
+  worker_handle w(env.core, "w1", 0, {"alpha"});
+  auto first = poll(w, 1);
   REQUIRE(first.size() == 1);
   CHECK(first[0].task_id == alpha[0]);
   CHECK(first[0].ns == "alpha");

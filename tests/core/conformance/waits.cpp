@@ -12,9 +12,9 @@ TEST_CASE_TEMPLATE("a waiting step holds no lease and resumes with its signal as
   tk_error err{};
   REQUIRE(tk_set_wakeup(env.core, &wakeup_counter::on_wakeup, &wakes, &err) == TK_OK);
   const auto id = create_task(env.core);
-  worker_handle w(env.core, "w1");
+  worker_handle w(env.core, "w1", 5000);
 
-  auto first = poll_one(w, 5000);
+  auto first = poll_one(w);
   CHECK(first.attempt == 1);
   CHECK(first.wait_token.size() >= 36);
   CHECK_FALSE(first.signalled);
@@ -34,7 +34,7 @@ TEST_CASE_TEMPLATE("a waiting step holds no lease and resumes with its signal as
   env.clock.advance(10000);
   CHECK(poll(w, 10).empty());
   CHECK(next_due(env.core) == 50000);
-  CHECK(heartbeat(w, first.step_id, first.fencing_token, 5000) == TK_STALE);
+  CHECK(heartbeat(w, first.step_id, first.fencing_token) == TK_STALE);
 
   const int wakes_before = wakes.calls;
   REQUIRE(signal(env.core, first.wait_token, R"({"approved":true,"by":"ana"})", err) == TK_OK);
@@ -44,7 +44,7 @@ TEST_CASE_TEMPLATE("a waiting step holds no lease and resumes with its signal as
   CHECK(step.at("wait").is_null());
   CHECK(next_due(env.core) == 0);
 
-  auto resumed = poll_one(w, 5000);
+  auto resumed = poll_one(w);
   CHECK(resumed.step_id == first.step_id);
   CHECK(resumed.attempt == 1);  // the same attempt goes on
   CHECK(resumed.fencing_token != first.fencing_token);

@@ -94,7 +94,7 @@ TEST_CASE_TEMPLATE("the task listener hears once of every task that ends and how
   finished_log log;
   tk_error err{};
   REQUIRE(tk_set_task_listener(env.core, &finished_log::on_finished, &log, &err) == TK_OK);
-  worker_handle w(env.core, "w1");
+  worker_handle w(env.core, "w1", 1000);
 
   const auto done = create_task(env.core);
   CHECK(succeed(w, poll_one(w)) == TK_OK);
@@ -114,9 +114,9 @@ TEST_CASE_TEMPLATE("the task listener hears once of every task that ends and how
 
   // A lease that runs out on the last attempt ends the task too (in a poll).
   const auto lapsed = create_task(env.core);
-  auto first = poll_one(w, 1000);
+  auto first = poll_one(w);
   CHECK(fail(w, first, true) == TK_OK);  // attempt 1 of 2, retried at once
-  poll_one(w, 1000);                     // attempt 2, then the worker vanishes
+  poll_one(w);                           // attempt 2, then the worker vanishes
   env.clock.advance(1001);
   CHECK(poll(w, 10).empty());
   REQUIRE(log.seen.size() == 3);
@@ -142,8 +142,8 @@ TEST_CASE_TEMPLATE("next due is zero for ready work and minus one when nothing i
   CHECK(next_due(env.core) == 0);
   CHECK(next_due(env.core, {"test"}) == 0);
   CHECK(next_due(env.core, {"other"}) == -1);
-  worker_handle w(env.core, "w1");
-  auto a = poll_one(w, 7000);
+  worker_handle w(env.core, "w1", 7000);
+  auto a = poll_one(w);
   CHECK(next_due(env.core) == 7000);
   CHECK(next_due(env.core, {"test"}) == 7000);
   CHECK(succeed(w, a) == TK_OK);
@@ -156,8 +156,8 @@ TEST_CASE_TEMPLATE("next due ignores the leases and retries of other namespaces"
   store_env<Store> env;
   env.register_flow({{"a", {}, retry_policy(3, "linear", 4000)}, {"b"}});
   create_task(env.core);
-  worker_handle w(env.core, "w1");
-  auto claimed = poll(w, 2, 7000);
+  worker_handle w(env.core, "w1", 7000);
+  auto claimed = poll(w, 2);
   REQUIRE(claimed.size() == 2);
   CHECK(next_due(env.core, {"other"}) == -1);  // a lease of "test" runs
   const auto& a = claimed[0].step_name == "a" ? claimed[0] : claimed[1];

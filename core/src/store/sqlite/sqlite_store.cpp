@@ -294,7 +294,8 @@ public:
 
   void claim_in_transaction(const claim_request& r, event_buffer& out, std::mt19937_64& rng,
                             effects& fx) {
-    const auto namespaces = r.namespaces->empty() ? all_namespaces() : *r.namespaces;
+    std::vector<std::string> all;  // the worker's own list is used as it is
+    const auto& namespaces = r.namespaces->empty() ? (all = all_namespaces()) : *r.namespaces;
     for (const auto& ns : namespaces)
       process_due(ns, r.now, rng, fx);
     // Candidates per namespace in claim order, merged: each namespace's
@@ -449,7 +450,8 @@ public:
 
   millis next_due(const std::vector<std::string>& namespaces, millis now) override {
     sqlite_transaction tx{db_, sqlite_transaction::read};
-    const auto ns = namespaces.empty() ? all_namespaces() : namespaces;
+    std::vector<std::string> all;
+    const auto& ns = namespaces.empty() ? (all = all_namespaces()) : namespaces;
     auto& ready = stmt(10, [&] {
       return std::string("SELECT 1 FROM tk_steps WHERE namespace = ? AND state = 'ready' LIMIT 1");
     });

@@ -87,9 +87,11 @@ public:
   /// The step called `name`, or null.
   const step_spec* find(std::string_view name) const;
 
-  /// Every problem found (empty names, empty handlers, duplicate names,
-  /// unknown dependencies, cycles, out-of-range retry values), each naming
-  /// the pipeline and the step; empty when the pipeline is valid.
+  /// Every problem the core finds (tk_validate_pipeline: empty names, empty
+  /// handlers, duplicate names, unknown dependencies, cycles, out-of-range
+  /// retry values), each naming the pipeline and the step; empty when the
+  /// pipeline is valid. As many as fit in one core message, the last line
+  /// then counting the rest.
   std::vector<std::string> validate() const;
   /// Throws pipeline_error listing every problem, if any.
   void check() const;

@@ -15,6 +15,7 @@
 #include <tasker/core.hpp>
 #include <tasker/test/manual_clock.hpp>
 #include <tasker/test/temp_dir.hpp>
+#include <tasker/core_testing.h>
 
 namespace tasker::test {
 
@@ -38,12 +39,19 @@ inline void use_clock(tk_core* core, manual_clock& clock) {
   REQUIRE(clock.install(core, &err) == TK_OK);
 }
 
-/// Owns a tk_worker; closes it on destruction (before its core).
+/// Owns a tk_worker; closes it on destruction (before its core). It claims
+/// from `namespaces` (empty: all) with leases of `lease_ms` (0: the core's default).
 class worker_handle {
 public:
-  worker_handle(tk_core* core, const char* name) {
+  worker_handle(tk_core* core, const char* name, std::int64_t lease_ms = 0,
+                const std::vector<const char*>& namespaces = {}) {
     tk_error err{};
-    worker_ = tk_worker_open(core, name, &err);
+    tk_worker_options options{};
+    options.name = name;
+    options.namespaces = namespaces.empty() ? nullptr : namespaces.data();
+    options.namespace_count = namespaces.size();
+    options.lease_ms = lease_ms;
+    worker_ = tk_worker_open(core, &options, &err);
     INFO("tk_worker_open: ", err.message);
     REQUIRE(worker_ != nullptr);
   }
@@ -194,13 +202,13 @@ inline json list_tasks(tk_core* core, const char* filter) {
   return j;
 }
 
+/// tk_next_due of a worker of `namespaces` (empty: all) opened for the question.
 inline std::int64_t next_due(tk_core* core, const std::vector<const char*>& namespaces = {}) {
+  worker_handle asking(core, "next-due", 0, namespaces);
   tk_error err{};
   std::int64_t delay = -2;
   INFO("tk_next_due: ", err.message);
-  REQUIRE(tk_next_due(core, namespaces.empty() ? nullptr : namespaces.data(), namespaces.size(),
-                      &delay, &err)
-          == TK_OK);
+  REQUIRE(tk_next_due(asking, &delay, &err) == TK_OK);
   return delay;
 }
 
@@ -269,16 +277,13 @@ inline claimed_step copy_event(const tk_step_event& e) {
   return c;
 }
 
-/// Polls up to `max` steps (all namespaces unless given) and copies them.
-inline std::vector<claimed_step> poll(tk_worker* worker, std::size_t max, std::int64_t lease_ms = 0,
-                                      const std::vector<const char*>& namespaces = {}) {
+/// Polls up to `max` steps (of the worker's namespaces) and copies them.
+inline std::vector<claimed_step> poll(tk_worker* worker, std::size_t max) {
   tk_error err{};
   const tk_step_event* events = nullptr;
   std::size_t count = 0;
   INFO("tk_poll: ", err.message);
-  REQUIRE(tk_poll(worker, namespaces.empty() ? nullptr : namespaces.data(), namespaces.size(), max,
-                  lease_ms, &events, &count, &err)
-          == TK_OK);
+  REQUIRE(tk_poll(worker, max, &events, &count, &err) == TK_OK);
   REQUIRE(count <= max);
   std::vector<claimed_step> out;
   for (std::size_t i = 0; i < count; ++i)
@@ -287,8 +292,8 @@ inline std::vector<claimed_step> poll(tk_worker* worker, std::size_t max, std::i
 }
 
 /// Polls exactly one step.
-inline claimed_step poll_one(tk_worker* worker, std::int64_t lease_ms = 0) {
-  auto got = poll(worker, 1, lease_ms);
+inline claimed_step poll_one(tk_worker* worker) {
+  auto got = poll(worker, 1);
   REQUIRE(got.size() == 1);
   return got.front();
 }
@@ -336,7 +341,7 @@ inline std::vector<int> complete(tk_worker* worker, const std::vector<tk_step_re
 }
 
 /// Completes a batch and claims up to `max` steps in the same call
-/// (tk_complete_and_poll, default lease): the outcomes go to `outcomes`, the
+/// (tk_complete_and_poll): the outcomes go to `outcomes`, the
 /// claimed steps come back.
 inline std::vector<claimed_step> complete_and_poll(tk_worker* worker,
                                                    const std::vector<tk_step_result>& results,
@@ -347,8 +352,8 @@ inline std::vector<claimed_step> complete_and_poll(tk_worker* worker,
   const tk_step_event* events = nullptr;
   std::size_t count = 0;
   INFO("tk_complete_and_poll: ", err.message);
-  REQUIRE(tk_complete_and_poll(worker, results.data(), results.size(), outcomes.data(), nullptr, 0,
-                               max, 0, &events, &count, &err)
+  REQUIRE(tk_complete_and_poll(worker, results.data(), results.size(), outcomes.data(), max,
+                               &events, &count, &err)
           == TK_OK);
   std::vector<claimed_step> got;
   for (std::size_t i = 0; i < count; ++i)
@@ -380,13 +385,12 @@ inline tk_status signal(tk_core* core, const std::string& token, const char* pay
   return tk_signal(core, token.c_str(), payload, &err);
 }
 
-/// Heartbeats one step; returns its outcome.
-inline int heartbeat(tk_worker* worker, std::int64_t step_id, std::int64_t token,
-                     std::int64_t lease_ms) {
+/// Heartbeats one step (with the worker's lease); returns its outcome.
+inline int heartbeat(tk_worker* worker, std::int64_t step_id, std::int64_t token) {
   tk_error err{};
   int outcome = -1;
   INFO("tk_heartbeat: ", err.message);
-  REQUIRE(tk_heartbeat(worker, &step_id, &token, 1, lease_ms, &outcome, &err) == TK_OK);
+  REQUIRE(tk_heartbeat(worker, &step_id, &token, 1, &outcome, &err) == TK_OK);
   return outcome;
 }
 
