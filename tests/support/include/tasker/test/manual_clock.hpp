@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include <tasker/core.h>
+#include <tasker/core_testing.h>
 
 namespace tasker::test {
 
