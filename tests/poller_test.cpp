@@ -12,6 +12,7 @@
 #include <caf/scheduler/test_coordinator.hpp>
 #include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
@@ -30,20 +31,24 @@ namespace {
 /// answers only when the test delivers the step's promise.
 struct held_step {
   step_event event;
-  caf::response_promise promise;
+  caf::typed_response_promise<step_result> promise;
 };
 struct recorder_state {
   std::vector<held_step> held;
 };
 using release_atom = caf::atom_constant<caf::atom("release")>;
+/// A handler (the step protocol) that the test can also tell to answer.
+using recorder_actor =
+    actors::step_handler_actor::extend<caf::reacts_to<release_atom, std::size_t, step_result>>;
 // (The unused name is a spawn argument: CAF 0.17.6 dereferences a null
 // argument tuple for actors spawned with none, which UBSan reports.)
-caf::behavior recorder(caf::stateful_actor<recorder_state>* self, const std::string&) {
+recorder_actor::behavior_type recorder(recorder_actor::stateful_pointer<recorder_state> self,
+                                       const std::string&) {
   return {
       [self](step_event& e) -> caf::result<step_result> {
-        auto rp = self->make_response_promise();
+        auto rp = self->make_response_promise<step_result>();
         self->state.held.push_back({e, rp});
-        return caf::delegated<step_result>();
+        return rp;
       },
       // A promise is delivered from its actor's own context.
       [self](release_atom, std::size_t index, step_result& r) {
@@ -70,7 +75,7 @@ struct fixture {
     : sys{cfg.set("scheduler.policy", caf::atom("testing"))},
       sched{dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())} {}
 
-  std::vector<caf::actor> handlers;  // every recorder, stopped with the fixture
+  std::vector<recorder_actor> handlers;  // every recorder, stopped with the fixture
 
   ~fixture() {
     if (poller)
@@ -80,7 +85,7 @@ struct fixture {
     sched.run();
   }
 
-  caf::actor spawn_recorder() {
+  recorder_actor spawn_recorder() {
     handlers.push_back(sys.spawn(recorder, std::string("recorder")));
     return handlers.back();
   }
@@ -152,13 +157,13 @@ struct fixture {
   }
 
   /// Makes handler `a` answer the index-th step it holds with `r`.
-  void release(const caf::actor& a, std::size_t index, step_result r) {
+  void release(const recorder_actor& a, std::size_t index, step_result r) {
     caf::anon_send(a, release_atom::value, index, std::move(r));
   }
 
-  recorder_state& recorder_of(const caf::actor& a) {
+  recorder_state& recorder_of(const recorder_actor& a) {
     auto* ptr = caf::actor_cast<caf::abstract_actor*>(a);
-    return dynamic_cast<caf::stateful_actor<recorder_state>&>(*ptr).state;
+    return dynamic_cast<caf::stateful_actor<recorder_state, recorder_actor::base>&>(*ptr).state;
   }
 };
 
@@ -214,10 +219,10 @@ TEST_CASE_FIXTURE(fixture,
 
 TEST_CASE_FIXTURE(fixture,
                   "results that arrive together are completed in one call" * doctest::timeout(10)) {
-  std::vector<caf::actor> instances;
+  std::vector<recorder_actor> instances;
   for (int i = 0; i < 4; ++i)
     instances.push_back(spawn_recorder());
-  start(config(16, 16), {{"work", {instances, 0ms}}}, {"work"});
+  start(config(16, 16), {{"work", {{instances.begin(), instances.end()}, 0ms}}}, {"work"});
   std::vector<std::int64_t> tasks;
   for (int i = 0; i < 4; ++i)
     tasks.push_back(create("work"));
@@ -367,10 +372,7 @@ TEST_CASE_FIXTURE(fixture, "a retry due later wakes the poller through its one t
   auto t = create("work");
   wake();
   REQUIRE(recorder_of(h).held.size() == 1);
-  step_result failed;
-  failed.succeeded = false;
-  failed.error_message = "flaky";
-  failed.error_type = "retryable_error";
+  const auto failed = tasker::failure("flaky", "retryable_error");
   release(h, 0, failed);
   sched.run();
   CHECK(status(t).at("steps")[0].at("state") == "waiting_for_retry");
@@ -474,7 +476,7 @@ TEST_CASE_FIXTURE(fixture, "the observer hears of each step's claim, start and f
   auto obs = std::make_shared<recording_observer>();
   auto h = spawn_recorder();
   auto pc = config(8, 8);
-  pc.observer = obs;
+  pc.observers = {obs};
   start(pc, {{"work", {{h}, 0ms}}}, {"work"});
   create("work");
   create("work");
@@ -493,10 +495,7 @@ TEST_CASE_FIXTURE(fixture, "the observer hears of each step's claim, start and f
   release(h, 0, ok());
   sched.run();
   advance(5ms);
-  step_result failed;
-  failed.succeeded = false;
-  failed.error_type = "card_declined";
-  failed.retryable = false;
+  const auto failed = tasker::failure("", "card_declined", false);
   release(h, 1, failed);
   sched.run();
   REQUIRE(obs->log.size() == 6);
@@ -525,7 +524,7 @@ TEST_CASE_FIXTURE(fixture, "the observer hears of timeouts and of steps that nev
   auto obs = std::make_shared<recording_observer>();
   auto h = spawn_recorder();
   auto pc = config(8, 8);
-  pc.observer = obs;
+  pc.observers = {obs};
   start(pc, {{"work", {{h}, 500ms}}}, {"work", "missing"});
   create("missing");
   wake();

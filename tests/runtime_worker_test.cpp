@@ -14,10 +14,11 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
 #include <doctest/doctest.h>
 
-#include <tasker/runtime/worker.hpp>
 #include <tasker/core.h>
+#include <tasker/runtime/worker.hpp>
 
 using namespace std::chrono_literals;
 using tasker::json;
@@ -157,15 +158,17 @@ TEST_CASE("an actor handler can answer later through a response promise" * docte
         return {[factor](std::int64_t x) { return factor * x; }};
       },
       std::int64_t{2});
-  w.handle_actor("double", [doubler](caf::event_based_actor* self) -> caf::behavior {
-    return {[self, doubler](const tasker::step_event& e) -> caf::result<tasker::step_result> {
-      auto rp = self->make_response_promise<tasker::step_result>();
-      const auto n = json::parse(e.task_context).at("n").get<std::int64_t>();
-      self->request(doubler, std::chrono::seconds(5), n).then([rp](std::int64_t y) mutable {
-        rp.deliver(tasker::success({{"doubled", y}}));
-      });
-      return rp;
-    }};
+  w.handle_actor("double", [doubler](tasker::step_handler_pointer self) {
+    // A typed behavior: answering anything but a step_result does not compile.
+    return tasker::step_handler_behavior{
+        [self, doubler](const tasker::step_event& e) -> caf::result<tasker::step_result> {
+          auto rp = self->make_response_promise<tasker::step_result>();
+          const auto n = json::parse(e.task_context).at("n").get<std::int64_t>();
+          self->request(doubler, std::chrono::seconds(5), n).then([rp](std::int64_t y) mutable {
+            rp.deliver(tasker::success({{"doubled", y}}));
+          });
+          return rp;
+        }};
   });
   auto p = one_step("actor", "double", attempts(1));
   w.register_pipeline(p);

@@ -36,31 +36,17 @@ tk_task_spec to_spec(const task_request& r) {
   return spec;
 }
 
+// How a result counts for the observer, derived once from its kind.
+step_outcome outcome_of(step_kind kind, bool timed_out) {
+  switch (kind) {
+    case step_kind::success: return step_outcome::succeeded;
+    case step_kind::wait: return step_outcome::waited;
+    case step_kind::failure: break;
+  }
+  return timed_out ? step_outcome::timed_out : step_outcome::failed;
+}
+
 }  // namespace
-
-caf::error core_error(tk_status status, std::string message) {
-  return caf::error{static_cast<std::uint8_t>(status), core_error_category,
-                    caf::make_message(std::move(message))};
-}
-
-caf::error core_error(const tk_error& err) {
-  return core_error(static_cast<tk_status>(err.code), std::string(err.message));
-}
-
-tk_status core_status(const caf::error& e) {
-  if (!e || e.category() != core_error_category)
-    return TK_OK;
-  return static_cast<tk_status>(e.code());
-}
-
-step_result runtime_failure(std::string message, std::string type, bool retryable) {
-  step_result r;
-  r.succeeded = false;
-  r.error_message = std::move(message);
-  r.error_type = std::move(type);
-  r.retryable = retryable;
-  return r;
-}
 
 poller_state::~poller_state() {
   if (worker)
@@ -87,7 +73,12 @@ void poller_state::init(poller_actor::stateful_pointer<poller_state> self_ptr, c
   self = self_ptr;
   core = std::move(core_handle);
   config = std::move(cfg);
-  obs = config.observer.get();
+  if (config.observers.size() > poller_config::max_observers)
+    throw std::invalid_argument("poller: more than " + std::to_string(poller_config::max_observers)
+                                + " observers");
+  for (const auto& o : config.observers)
+    if (o)
+      obs.push_back(o.get());
   for (auto& ns : config.namespaces)
     namespace_ptrs.push_back(ns.c_str());
   for (auto& [handler, route] : handler_routes) {
@@ -207,12 +198,12 @@ bool poller_state::claim() {
     std::size_t count = 0;
     tk_error err{};
     ++poll_calls;
-    const auto t0 = obs ? steady::now() : steady::time_point{};
+    const auto t0 = !obs.empty() ? steady::now() : steady::time_point{};
     const auto status =
         tk_poll(worker, namespace_ptrs.empty() ? nullptr : namespace_ptrs.data(),
                 namespace_ptrs.size(), want, config.lease.count(), &events, &count, &err);
-    if (obs)
-      obs->on_poll({core_call::poll, want, count, steady::now() - t0, status == TK_OK});
+    for (auto* o : obs)
+      o->on_poll({core_call::poll, want, count, steady::now() - t0, status == TK_OK});
     if (status != TK_OK) {
       store_failed("claiming steps", err.message);
       return true;
@@ -241,15 +232,15 @@ void poller_state::accept(const tk_step_event* events, std::size_t count, std::s
     f.handler.assign(e.handler, e.handler_len);
     f.attempt = e.attempt;
     f.max_attempts = e.max_attempts;
-    if (obs)
+    if (!obs.empty())
       observe_claimed(e.step_id, f, e.namespace_name);
     auto route = routes.find(f.handler);
     if (route == routes.end()) {
       auto [it, _] = running.emplace(e.step_id, std::move(f));
       on_result(e.step_id, it->second.token,
-                runtime_failure("no handler named \"" + it->second.handler
-                                    + "\" is registered with worker " + config.worker_name,
-                                "handler_not_found", false));
+                failure(step_error::handler_not_found, "no handler named \"" + it->second.handler
+                                                           + "\" is registered with worker "
+                                                           + config.worker_name));
       continue;
     }
     auto& ev = f.event;
@@ -293,7 +284,7 @@ void poller_state::dispatch(route_state& route) {
     f.instance = static_cast<std::size_t>(free - route.active.begin());
     f.dispatched = true;
     f.started = now();
-    if (obs)
+    if (!obs.empty())
       observe_started(step_id, f);
     ++*free;
     const milliseconds timeout =
@@ -315,13 +306,11 @@ void poller_state::dispatch(route_state& route) {
             },
             [me, rs, instance, generation, step_id, token](caf::error& e) {
               me->state.release_instance(*rs, instance, generation);
-              step_result r;
-              if (e == caf::sec::request_receiver_down)
-                r = runtime_failure("the handler's actor is down", "handler_error", true);
-              else
-                r = runtime_failure("the handler failed: " + me->system().render(e),
-                                    "handler_error", true);
-              me->state.on_result(step_id, token, std::move(r));
+              me->state.on_result(step_id, token,
+                                  failure(step_error::handler_error,
+                                          e == caf::sec::request_receiver_down
+                                              ? std::string("the handler's actor is down")
+                                              : "the handler failed: " + me->system().render(e)));
             });
   }
 }
@@ -355,26 +344,23 @@ void poller_state::expire_deadlines() {
     }
     deadlines.pop();
     if (live)
-      on_result(d.step_id, d.token,
-                runtime_failure("the handler did not answer within "
-                                    + std::to_string(d.timeout.count()) + " ms",
-                                "handler_timeout", true));
+      on_result(
+          d.step_id, d.token,
+          failure(step_error::handler_timeout,
+                  "the handler did not answer within " + std::to_string(d.timeout.count()) + " ms"),
+          true);
   }
 }
 
-void poller_state::on_result(std::int64_t step_id, std::int64_t token, step_result result) {
+void poller_state::on_result(std::int64_t step_id, std::int64_t token, step_result result,
+                             bool timed_out) {
   auto it = running.find(step_id);
   if (it == running.end() || it->second.token != token || it->second.finished)
     return;
   auto& f = it->second;
   f.finished = true;
-  const auto run_time = f.dispatched ? duration_cast<std::chrono::microseconds>(now() - f.started)
-                                     : std::chrono::microseconds{0};
-  if (config.on_step)
-    config.on_step(step_report{f.task_id, step_id, f.step_name, f.handler, f.attempt,
-                               f.max_attempts, result, run_time});
-  if (obs)
-    observe_finished(step_id, f, result);
+  if (!obs.empty())
+    observe_finished(step_id, f, result, outcome_of(result.kind, timed_out));
   pending.push_back(pending_result{step_id, token, std::move(result)});
   schedule_flush();
 }
@@ -395,19 +381,23 @@ void poller_state::build_batch() {
     tk_step_result r{};
     r.step_id = p.step_id;
     r.fencing_token = p.token;
-    if (!p.result.wait_signal.empty()) {
-      r.kind = TK_RESULT_WAIT;
-      r.wait_signal = p.result.wait_signal.c_str();
-      r.wait_timeout_ms = p.result.wait_timeout_ms;
-    } else if (p.result.succeeded) {
-      r.kind = TK_RESULT_SUCCESS;
-      r.result_json = p.result.result_json.c_str();
-    } else {
-      r.kind = TK_RESULT_FAILURE;
-      r.error_message = p.result.error_message.c_str();
-      r.error_type = p.result.error_type.c_str();
-      r.retryable = p.result.retryable ? 1 : 0;
-      r.retry_after_ms = p.result.retry_after_ms;
+    switch (p.result.kind) {
+      case step_kind::success:
+        r.kind = TK_RESULT_SUCCESS;
+        r.result_json = p.result.result_json.c_str();
+        break;
+      case step_kind::failure:
+        r.kind = TK_RESULT_FAILURE;
+        r.error_message = p.result.error_message.c_str();
+        r.error_type = p.result.error_type.c_str();
+        r.retryable = p.result.retryable ? 1 : 0;
+        r.retry_after_ms = p.result.retry_after_ms;
+        break;
+      case step_kind::wait:
+        r.kind = TK_RESULT_WAIT;
+        r.wait_signal = p.result.wait_signal.c_str();
+        r.wait_timeout_ms = p.result.wait_timeout_ms;
+        break;
     }
     batch.push_back(r);
   }
@@ -425,11 +415,11 @@ void poller_state::completed() {
       case TK_TOO_LARGE:
         // The handler's result itself is bad: the step fails for good, so it
         // still gets exactly one result.
-        redo.push_back({step_id, pending[i].token,
-                        runtime_failure(outcomes[i] == TK_TOO_LARGE
-                                            ? "the handler's result is over the size limit"
-                                            : "the handler returned malformed JSON",
-                                        "malformed_result", false)});
+        redo.push_back(
+            {step_id, pending[i].token,
+             failure(step_error::malformed_result,
+                     outcomes[i] == TK_TOO_LARGE ? "the handler's result is over the size limit"
+                                                 : "the handler returned malformed JSON")});
         continue;
       case TK_STALE:
         spdlog::warn("worker {}: step {} lost its lease before completing; its result was "
@@ -452,10 +442,10 @@ void poller_state::flush() {
     build_batch();
     tk_error err{};
     ++complete_calls;
-    const auto t0 = obs ? steady::now() : steady::time_point{};
+    const auto t0 = !obs.empty() ? steady::now() : steady::time_point{};
     const auto status = tk_complete(worker, batch.data(), batch.size(), outcomes.data(), &err);
-    if (obs)
-      obs->on_complete_batch(
+    for (auto* o : obs)
+      o->on_complete_batch(
           {core_call::complete, batch.size(), steady::now() - t0, status == TK_OK});
     if (status != TK_OK) {
       // Keep the results: the pump after the backoff tries again while the
@@ -478,15 +468,15 @@ bool poller_state::cycle() {
   tk_error err{};
   ++complete_calls;
   ++poll_calls;
-  const auto t0 = obs ? steady::now() : steady::time_point{};
+  const auto t0 = !obs.empty() ? steady::now() : steady::time_point{};
   const auto status = tk_complete_and_poll(worker, batch.data(), batch.size(), outcomes.data(),
                                            namespace_ptrs.empty() ? nullptr : namespace_ptrs.data(),
                                            namespace_ptrs.size(), want, config.lease.count(),
                                            &events, &count, &err);
-  if (obs) {
+  for (auto* o : obs) {
     const bool ok = status == TK_OK;
-    obs->on_complete_batch({core_call::complete_and_poll, batch.size(), steady::now() - t0, ok});
-    obs->on_poll({core_call::complete_and_poll, want, count, std::chrono::nanoseconds{0}, ok});
+    o->on_complete_batch({core_call::complete_and_poll, batch.size(), steady::now() - t0, ok});
+    o->on_poll({core_call::complete_and_poll, want, count, std::chrono::nanoseconds{0}, ok});
   }
   if (status != TK_OK) {
     store_failed("completing " + std::to_string(batch.size()) + " step(s)", err.message);
@@ -649,10 +639,9 @@ void poller_state::instance_down(const caf::down_msg& dm) {
                      config.worker_name, handler, self->system().render(dm.reason));
       }
       for (const auto& [id, token] : lost)
-        on_result(
-            id, token,
-            runtime_failure("the handler's actor died (" + self->system().render(dm.reason) + ")",
-                            "handler_error", true));
+        on_result(id, token,
+                  failure(step_error::handler_error,
+                          "the handler's actor died (" + self->system().render(dm.reason) + ")"));
       dispatch(route);
     }
 }
@@ -683,25 +672,27 @@ void poller_state::observe_claimed(std::int64_t step_id, in_flight& f,
                                    std::string_view namespace_name) {
   f.claimed_at = now();
   f.namespace_name = namespace_name;
-  f.cookie = obs->on_step_claimed(
-      {f.task_id, step_id, f.namespace_name, f.step_name, f.handler, f.attempt, f.claimed_at});
+  for (std::size_t i = 0; i < obs.size(); ++i)
+    f.cookies[i] = obs[i]->on_step_claimed(
+        {f.task_id, step_id, f.namespace_name, f.step_name, f.handler, f.attempt, f.claimed_at});
 }
 
 void poller_state::observe_started(std::int64_t step_id, const in_flight& f) {
-  obs->on_step_started({f.task_id, step_id, f.namespace_name, f.step_name, f.handler, f.attempt,
-                        f.claimed_at, f.started, f.cookie});
+  for (std::size_t i = 0; i < obs.size(); ++i)
+    obs[i]->on_step_started({f.task_id, step_id, f.namespace_name, f.step_name, f.handler,
+                             f.attempt, f.claimed_at, f.started, f.cookies[i]});
 }
 
-void poller_state::observe_finished(std::int64_t step_id, const in_flight& f,
-                                    const step_result& r) {
-  const auto outcome = !r.wait_signal.empty()              ? step_outcome::waited
-                       : r.succeeded                       ? step_outcome::succeeded
-                       : r.error_type == "handler_timeout" ? step_outcome::timed_out
-                                                           : step_outcome::failed;
-  obs->on_step_finished(
-      {f.task_id, step_id, f.namespace_name, f.step_name, f.handler, f.attempt, f.max_attempts,
-       outcome, r.succeeded ? std::string_view{} : std::string_view{r.error_type}, f.dispatched,
-       f.claimed_at, f.started, now(), std::chrono::nanoseconds{r.cpu_time_ns}, f.cookie});
+void poller_state::observe_finished(std::int64_t step_id, const in_flight& f, const step_result& r,
+                                    step_outcome outcome) {
+  const bool failed = r.kind == step_kind::failure;
+  const auto finished_at = now();
+  for (std::size_t i = 0; i < obs.size(); ++i)
+    obs[i]->on_step_finished({f.task_id, step_id, f.namespace_name, f.step_name, f.handler,
+                              f.attempt, f.max_attempts, outcome,
+                              failed ? std::string_view{r.error_type} : std::string_view{},
+                              f.dispatched, f.claimed_at, f.started, finished_at,
+                              std::chrono::nanoseconds{r.cpu_time_ns}, f.cookies[i], &r});
 }
 
 poller_actor::behavior_type poller(poller_actor::stateful_pointer<poller_state> self, core_ptr core,

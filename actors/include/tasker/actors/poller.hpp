@@ -4,6 +4,7 @@
 // result, its one timer or the slow fallback poll wakes it.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -24,9 +25,11 @@
 #include <caf/typed_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
-#include <tasker/messages/messages.hpp>
+#include <tasker/actors/core_error.hpp>
 #include <tasker/actors/observer.hpp>
+#include <tasker/actors/step_handler.hpp>
 #include <tasker/core.h>
+#include <tasker/messages/messages.hpp>
 
 namespace tasker::actors {
 
@@ -47,41 +50,17 @@ using poller_actor = caf::typed_actor<
     caf::replies_to<submit_atom, task_request>::with<std::int64_t, bool>,
     caf::replies_to<ping_atom>::with<bool>>;
 
-/// The category of the errors the poller answers with when a core call
-/// fails: the error's code is the tk_status, its context the core's message.
-constexpr caf::atom_value core_error_category = caf::atom("tk_core");
-
-/// An error carrying a failed core call's status and message.
-caf::error core_error(const tk_error& err);
-caf::error core_error(tk_status status, std::string message);
-
-/// The tk_status a core_error carries; TK_OK for any other error (a timeout,
-/// a dead actor...).
-tk_status core_status(const caf::error& e);
-
 /// Owns a tk_core (closed by tk_close). Shared only so it can travel through
 /// spawn's argument list; the poller holds the one reference.
 using core_ptr = std::shared_ptr<tk_core>;
 
 /// Where the steps of one handler name go.
 struct handler_route {
-  std::vector<caf::actor> instances;         ///< its actors; one step each at a time
-  std::chrono::milliseconds timeout{30000};  ///< when the step has none of its own
+  std::vector<step_handler_actor> instances;  ///< its actors; one step each at a time
+  std::chrono::milliseconds timeout{30000};   ///< when the step has none of its own
   /// Makes a replacement for an instance that died (empty: none is made, and
   /// steps sent to the dead instance fail until the worker restarts).
-  std::function<caf::actor()> respawn = nullptr;
-};
-
-/// Told of every step the poller finishes, for logging and metrics.
-struct step_report {
-  std::int64_t task_id;
-  std::int64_t step_id;
-  const std::string& step_name;
-  const std::string& handler;
-  int attempt;
-  int max_attempts;
-  const step_result& result;           ///< what goes to the core
-  std::chrono::microseconds run_time;  ///< dispatch to result (0 if never dispatched)
+  std::function<step_handler_actor()> respawn = nullptr;
 };
 
 struct poller_config {
@@ -102,10 +81,11 @@ struct poller_config {
   /// bench/ffi_bench, "claim then drop": every poll asks for a whole batch
   /// and steps beyond max_in_flight are dropped, left to their leases.
   bool capacity_gated = true;
-  std::function<void(const step_report&)> on_step;  ///< optional
-  /// Told of every claim, start, finish and store call (optional; without
-  /// one the poller pays a null check per hook).
-  std::shared_ptr<actors::observer> observer;
+  /// Told of every claim, start, finish and store call, in this order (the
+  /// worker's: its logger, and its profiler when it profiles); at most
+  /// max_observers. Without any the poller pays one check per hook.
+  std::vector<std::shared_ptr<actors::observer>> observers;
+  static constexpr std::size_t max_observers = 4;
 };
 
 /// The poller's state. Decisions are member functions, so tests can drive
@@ -129,7 +109,7 @@ struct poller_state {
     // For the observer only (left empty without one).
     std::chrono::steady_clock::time_point claimed_at{};
     std::string namespace_name;
-    void* cookie = nullptr;
+    std::array<void*, poller_config::max_observers> cookies{};  ///< one per observer
   };
 
   /// When a dispatched step's handler must have answered.
@@ -208,7 +188,7 @@ struct poller_state {
   std::vector<caf::typed_response_promise<bool>> drain_waiters;
   std::uint64_t steps_claimed = 0, steps_completed = 0;
   std::uint64_t poll_calls = 0, complete_calls = 0, heartbeat_calls = 0;
-  actors::observer* obs = nullptr;  ///< config.observer, or null
+  std::vector<actors::observer*> obs;  ///< config.observers
 
   ~poller_state();
 
@@ -232,7 +212,9 @@ struct poller_state {
   /// Claims up to capacity; false when the core had fewer ready steps than asked.
   bool claim();
   void dispatch(route_state& route);
-  void on_result(std::int64_t step_id, std::int64_t token, step_result result);
+  /// A step's result came (`timed_out`: the poller's own timeout made it).
+  void on_result(std::int64_t step_id, std::int64_t token, step_result result,
+                 bool timed_out = false);
   void flush();
   /// Completes `pending` and claims in one store call; false if it failed.
   bool cycle();
@@ -271,7 +253,8 @@ struct poller_state {
   // Observer calls (only made when `obs` is set).
   void observe_claimed(std::int64_t step_id, in_flight& f, std::string_view namespace_name);
   void observe_started(std::int64_t step_id, const in_flight& f);
-  void observe_finished(std::int64_t step_id, const in_flight& f, const step_result& r);
+  void observe_finished(std::int64_t step_id, const in_flight& f, const step_result& r,
+                        step_outcome outcome);
 };
 
 /// Spawns nothing: the behavior of a poller; spawn it detached in a worker
@@ -279,8 +262,5 @@ struct poller_state {
 poller_actor::behavior_type poller(poller_actor::stateful_pointer<poller_state> self, core_ptr core,
                                    poller_config config,
                                    std::unordered_map<std::string, handler_route> routes);
-
-/// A failure result made by the runtime itself (timeouts, dead handlers…).
-step_result runtime_failure(std::string message, std::string type, bool retryable);
 
 }  // namespace tasker::actors
