@@ -69,7 +69,7 @@ struct fixture {
   caf::scheduler::test_coordinator& sched;
   std::int64_t now_ms = 1'700'000'000'000;
   tk_core* core = nullptr;  // owned by the poller; the test only reads through it
-  actors::poller_actor poller;
+  actors::poller_impl poller;
 
   fixture()
     : sys{cfg.set("scheduler.policy", caf::atom("testing"))},
@@ -151,8 +151,7 @@ struct fixture {
 
   actors::poller_state& state() {
     auto* ptr = caf::actor_cast<caf::abstract_actor*>(poller);
-    return dynamic_cast<caf::stateful_actor<actors::poller_state, actors::poller_actor::base>&>(
-               *ptr)
+    return dynamic_cast<caf::stateful_actor<actors::poller_state, actors::poller_impl::base>&>(*ptr)
         .state;
   }
 
@@ -550,4 +549,108 @@ TEST_CASE_FIXTURE(fixture, "the observer hears of timeouts and of steps that nev
   CHECK(obs->log[3].hook == "claimed");
   CHECK(obs->log[4].hook == "started");
   CHECK(obs->log[4].queue_wait == 0ms);
+}
+
+// ---- the dispatcher and the completion batch: plain values, no actors -----
+
+TEST_CASE("the dispatcher gives each instance one step and queues the rest"
+          * doctest::timeout(10)) {
+  actors::dispatcher d{8, 4};
+  auto& lane = d.add("work", 2);
+  CHECK(d.find("work") == &lane);
+  CHECK(d.find("missing") == nullptr);
+  for (std::int64_t id : {1, 2, 3})
+    lane.queued.push_back(id);
+  auto a = actors::dispatcher::next(lane);
+  auto b = actors::dispatcher::next(lane);
+  REQUIRE(a);
+  REQUIRE(b);
+  CHECK(a->step_id == 1);
+  CHECK(b->step_id == 2);
+  CHECK(a->instance != b->instance);
+  CHECK_FALSE(actors::dispatcher::next(lane));  // both busy: step 3 waits
+  CHECK(lane.queued.size() == 1);
+  CHECK(actors::dispatcher::release(lane, a->instance, a->generation));
+  auto c = actors::dispatcher::next(lane);
+  REQUIRE(c);
+  CHECK(c->step_id == 3);
+  CHECK(c->instance == a->instance);
+}
+
+TEST_CASE("a reply of a replaced instance does not free its successor" * doctest::timeout(10)) {
+  actors::dispatcher d{8, 4};
+  auto& lane = d.add("work", 1);
+  lane.queued.push_back(1);
+  auto a = actors::dispatcher::next(lane);
+  REQUIRE(a);
+  actors::dispatcher::replace(lane, a->instance);  // it died; a new one took its place
+  lane.queued.push_back(2);
+  auto b = actors::dispatcher::next(lane);
+  REQUIRE(b);
+  CHECK(b->generation != a->generation);
+  CHECK_FALSE(actors::dispatcher::release(lane, a->instance, a->generation));  // the old reply
+  CHECK(lane.active[b->instance] == 1);
+  CHECK(actors::dispatcher::release(lane, b->instance, b->generation));
+}
+
+TEST_CASE("the dispatcher claims a whole batch, or less only for an idle instance"
+          * doctest::timeout(10)) {
+  actors::dispatcher d{10, 4};
+  CHECK(d.claim_size(0) == 4);  // no handlers at all: claim (the steps fail as not found)
+  auto& lane = d.add("work", 1);
+  CHECK(d.capacity(7) == 3);
+  CHECK(d.capacity(12) == 0);
+  CHECK(d.claim_size(10) == 0);     // full
+  CHECK(d.claim_size(10, 2) == 2);  // two results about to complete, and the instance idles
+  lane.active[0] = 1;               // the instance is busy
+  CHECK(d.claim_size(8) == 0);      // two places: less than a batch, nobody idles
+  CHECK(d.claim_size(6) == 4);      // a batch fits
+  CHECK(d.claim_size(8, 2) == 4);   // ... once the pending results complete
+}
+
+TEST_CASE("the completion batch hands the core one entry per result, of its kind"
+          * doctest::timeout(10)) {
+  actors::completion_batch batch;
+  batch.add(1, 11, tasker::success_raw(R"({"v":1})"));
+  batch.add(2, 12, tasker::failure("boom", "card_declined", false, 5ms));
+  batch.add(3, 13, tasker::wait_for("approval", 1000ms));
+  const auto* r = batch.build();
+  REQUIRE(batch.size() == 3);
+  CHECK(r[0].kind == TK_RESULT_SUCCESS);
+  CHECK(r[0].step_id == 1);
+  CHECK(r[0].fencing_token == 11);
+  CHECK(std::string(r[0].result_json) == R"({"v":1})");
+  CHECK(r[1].kind == TK_RESULT_FAILURE);
+  CHECK(std::string(r[1].error_type) == "card_declined");
+  CHECK(r[1].retryable == 0);
+  CHECK(r[1].retry_after_ms == 5);
+  CHECK(r[2].kind == TK_RESULT_WAIT);
+  CHECK(std::string(r[2].wait_signal) == "approval");
+  CHECK(r[2].wait_timeout_ms == 1000);
+  CHECK(batch.outcomes()[0] == TK_OK);
+}
+
+TEST_CASE("a result the core refuses as malformed becomes a permanent failure, once"
+          * doctest::timeout(10)) {
+  actors::completion_batch batch;
+  batch.add(1, 11, tasker::success_raw("{not json"));
+  batch.add(2, 12, tasker::success_raw("{}"));
+  batch.add(3, 13, tasker::success_raw("{}"));
+  batch.build();
+  batch.outcomes()[0] = TK_MALFORMED_JSON;
+  batch.outcomes()[2] = TK_STALE;
+  std::vector<std::pair<std::int64_t, int>> done;
+  batch.settle([&](std::int64_t id, int outcome) { done.emplace_back(id, outcome); });
+  CHECK(done == std::vector<std::pair<std::int64_t, int>>{{2, TK_OK}, {3, TK_STALE}});
+  REQUIRE(batch.size() == 1);  // step 1 still needs its one result
+  const auto& redo = batch.pending()[0];
+  CHECK(redo.step_id == 1);
+  CHECK(redo.token == 11);
+  CHECK(redo.result.kind == tasker::step_kind::failure);
+  CHECK(redo.result.error_type == "malformed_result");
+  CHECK_FALSE(redo.result.retryable);
+  batch.build();
+  batch.settle([&](std::int64_t id, int outcome) { done.emplace_back(id, outcome); });
+  CHECK(batch.empty());
+  CHECK(done.back() == std::pair<std::int64_t, int>{1, TK_OK});
 }

@@ -67,7 +67,7 @@ poller_state::~poller_state() {
                                 "the worker stopped before task " + std::to_string(id) + " ended"));
 }
 
-void poller_state::init(poller_actor::stateful_pointer<poller_state> self_ptr, core_ptr core_handle,
+void poller_state::init(poller_impl::stateful_pointer<poller_state> self_ptr, core_ptr core_handle,
                         poller_config cfg,
                         std::unordered_map<std::string, handler_route> handler_routes) {
   self = self_ptr;
@@ -81,10 +81,10 @@ void poller_state::init(poller_actor::stateful_pointer<poller_state> self_ptr, c
       obs.push_back(o.get());
   for (auto& ns : config.namespaces)
     namespace_ptrs.push_back(ns.c_str());
+  routing = dispatcher{config.max_in_flight, config.batch_size};
   for (auto& [handler, route] : handler_routes) {
     route_state rs;
-    rs.active.assign(route.instances.size(), 0);
-    rs.generation.assign(route.instances.size(), 0);
+    rs.lane = &routing.add(handler, route.instances.size());  // map nodes are stable
     rs.route = std::move(route);
     routes.emplace(handler, std::move(rs));
   }
@@ -131,27 +131,12 @@ void poller_state::listen_for_finished_tasks() {
   task_listener_set = true;
 }
 
-bool poller_state::worth_claiming(std::size_t freed) const {
+std::size_t poller_state::claim_size(std::size_t freed) const {
   if (!config.event_driven && !interval_tick)
-    return false;  // the interval baseline claims on its tick only
+    return 0;  // the interval baseline claims on its tick only
   if (!config.capacity_gated)
-    return true;  // the claim-then-drop baseline claims whenever it runs
-  const auto room = capacity() + freed;
-  if (room == 0)
-    return false;
-  if (room >= config.batch_size)
-    return true;
-  // A smaller claim only when some handler instance would otherwise idle:
-  // small claims cost a store transaction each (see docs/benchmarks.md).
-  for (const auto& [_, r] : routes)
-    if (r.queued.empty()
-        && std::find(r.active.begin(), r.active.end(), std::size_t{0}) != r.active.end())
-      return true;
-  return routes.empty();
-}
-
-std::size_t poller_state::capacity() const {
-  return load() >= config.max_in_flight ? 0 : config.max_in_flight - load();
+    return config.batch_size;  // the claim-then-drop baseline claims whenever it runs
+  return routing.claim_size(load(), freed);
 }
 
 void poller_state::pump() {
@@ -161,15 +146,16 @@ void poller_state::pump() {
   for (int round = 0; round < 8 && !store_paused(); ++round) {
     wake_flag = false;
     // Completing and claiming together costs one store transaction.
+    const bool draining = mode == poller_mode::draining;
     const bool combined =
-        !pending.empty() && !draining && worth_claiming(pending.size()) && cycle();
+        !completions.empty() && !draining && claim_size(completions.size()) > 0 && cycle();
     if (!combined)
       flush();
-    const bool exhausted = draining || (combined && core_dry) || !worth_claiming(0) || claim();
-    if (pending.empty() && (exhausted || !wake_flag))
+    const bool exhausted = draining || (combined && core_dry) || claim_size(0) == 0 || claim();
+    if (completions.empty() && (exhausted || !wake_flag))
       break;
   }
-  if (!drain_waiters.empty() && running.empty() && pending.empty()) {
+  if (!drain_waiters.empty() && running.empty() && completions.empty()) {
     for (auto& p : drain_waiters)
       p.deliver(true);
     drain_waiters.clear();
@@ -225,80 +211,97 @@ void poller_state::accept(const tk_step_event* events, std::size_t count, std::s
       ++steps_dropped;  // the baseline: claimed, never run; its lease lapses
       continue;
     }
-    in_flight f;
-    f.task_id = e.task_id;
-    f.token = e.fencing_token;
-    f.step_name.assign(e.step_name, e.step_name_len);
-    f.handler.assign(e.handler, e.handler_len);
-    f.attempt = e.attempt;
-    f.max_attempts = e.max_attempts;
-    if (!obs.empty())
-      observe_claimed(e.step_id, f, e.namespace_name);
-    auto route = routes.find(f.handler);
-    if (route == routes.end()) {
-      auto [it, _] = running.emplace(e.step_id, std::move(f));
-      on_result(e.step_id, it->second.token,
-                failure(step_error::handler_not_found, "no handler named \"" + it->second.handler
-                                                           + "\" is registered with worker "
-                                                           + config.worker_name));
-      continue;
-    }
+    auto [it, _] = running.emplace(e.step_id, in_flight{});
+    auto& f = it->second;
     auto& ev = f.event;
     ev.task_id = e.task_id;
     ev.step_id = e.step_id;
     ev.namespace_name = e.namespace_name;
-    ev.step_name = f.step_name;
-    ev.handler = f.handler;
-    ev.handler_config.assign(e.handler_config, e.handler_config_len);
-    ev.task_context.assign(e.task_context, e.task_context_len);
-    ev.dependency_results.assign(e.dependency_results, e.dependency_results_len);
+    ev.step_name.assign(e.step_name, e.step_name_len);
+    ev.handler.assign(e.handler, e.handler_len);
     ev.attempt = e.attempt;
     ev.max_attempts = e.max_attempts;
     ev.fencing_token = e.fencing_token;
     ev.timeout_ms = e.timeout_ms;
+    if (!obs.empty())
+      observe_claimed(e.step_id, f);
+    auto route = routes.find(ev.handler);
+    if (route == routes.end()) {
+      on_result(e.step_id, ev.fencing_token,
+                failure(step_error::handler_not_found, "no handler named \"" + ev.handler
+                                                           + "\" is registered with worker "
+                                                           + config.worker_name));
+      continue;
+    }
+    ev.handler_config.assign(e.handler_config, e.handler_config_len);
+    ev.task_context.assign(e.task_context, e.task_context_len);
+    ev.dependency_results.assign(e.dependency_results, e.dependency_results_len);
     ev.wait_token.assign(e.wait_token, e.wait_token_len);
     ev.signalled = e.signal_payload != nullptr;
     if (ev.signalled) {
       ev.signal_name.assign(e.signal_name, e.signal_name_len);
       ev.signal_payload.assign(e.signal_payload, e.signal_payload_len);
     }
-    running.emplace(e.step_id, std::move(f));
-    route->second.queued.push_back(e.step_id);
+    route->second.lane->queued.push_back(e.step_id);
   }
   for (auto& [_, route] : routes)
-    if (!route.queued.empty())
+    if (!route.lane->queued.empty())
       dispatch(route);
 }
 
+namespace {
+
+// The handler's copy of a claimed step: its payloads move, its ids and names
+// (short) are copied, so the poller's event keeps what the observers read.
+step_event take_for_handler(step_event& e) {
+  step_event out;
+  out.task_id = e.task_id;
+  out.step_id = e.step_id;
+  out.namespace_name = e.namespace_name;
+  out.step_name = e.step_name;
+  out.handler = e.handler;
+  out.handler_config = std::move(e.handler_config);
+  out.task_context = std::move(e.task_context);
+  out.dependency_results = std::move(e.dependency_results);
+  out.attempt = e.attempt;
+  out.max_attempts = e.max_attempts;
+  out.fencing_token = e.fencing_token;
+  out.timeout_ms = e.timeout_ms;
+  out.wait_token = std::move(e.wait_token);
+  out.signalled = e.signalled;
+  out.signal_name = std::move(e.signal_name);
+  out.signal_payload = std::move(e.signal_payload);
+  return out;
+}
+
+}  // namespace
+
 void poller_state::dispatch(route_state& route) {
-  while (!route.queued.empty()) {
-    auto free = std::find(route.active.begin(), route.active.end(), std::size_t{0});
-    if (free == route.active.end())
-      return;
-    const auto step_id = route.queued.front();
-    route.queued.pop_front();
+  while (auto a = dispatcher::next(*route.lane)) {
+    const auto step_id = a->step_id;
     auto it = running.find(step_id);
-    if (it == running.end())
+    if (it == running.end()) {
+      dispatcher::release(*route.lane, a->instance, a->generation);
       continue;
+    }
     auto& f = it->second;
-    f.instance = static_cast<std::size_t>(free - route.active.begin());
+    f.instance = a->instance;
     f.dispatched = true;
     f.started = now();
     if (!obs.empty())
       observe_started(step_id, f);
-    ++*free;
     const milliseconds timeout =
         f.event.timeout_ms > 0 ? milliseconds{f.event.timeout_ms} : route.route.timeout;
-    const auto token = f.token;
+    const auto token = f.event.fencing_token;
     if (timeout.count() > 0) {
       deadlines.push({f.started + timeout, step_id, token, timeout});
       arm_deadline(f.started + timeout);
     }
     auto* me = self;
     auto* rs = &route;  // map nodes are stable
-    const auto instance = f.instance;
-    const auto generation = route.generation[instance];
-    me->request(route.route.instances[instance], caf::infinite, std::move(f.event))
+    const auto instance = a->instance;
+    const auto generation = a->generation;
+    me->request(route.route.instances[instance], caf::infinite, take_for_handler(f.event))
         .then(
             [me, rs, instance, generation, step_id, token](step_result& r) {
               me->state.release_instance(*rs, instance, generation);
@@ -316,10 +319,8 @@ void poller_state::dispatch(route_state& route) {
 }
 
 void poller_state::release_instance(route_state& route, std::size_t i, std::uint64_t generation) {
-  if (route.generation[i] != generation || route.active[i] == 0)
-    return;  // a reply for an instance that was replaced since
-  --route.active[i];
-  dispatch(route);
+  if (dispatcher::release(*route.lane, i, generation))  // else: replaced since
+    dispatch(route);
 }
 
 void poller_state::arm_deadline(steady::time_point at) {
@@ -337,7 +338,8 @@ void poller_state::expire_deadlines() {
   while (!deadlines.empty()) {
     const auto d = deadlines.top();
     auto it = running.find(d.step_id);
-    const bool live = it != running.end() && it->second.token == d.token && !it->second.finished;
+    const bool live =
+        it != running.end() && it->second.event.fencing_token == d.token && !it->second.finished;
     if (live && d.at > current) {
       arm_deadline(d.at);
       return;
@@ -355,13 +357,13 @@ void poller_state::expire_deadlines() {
 void poller_state::on_result(std::int64_t step_id, std::int64_t token, step_result result,
                              bool timed_out) {
   auto it = running.find(step_id);
-  if (it == running.end() || it->second.token != token || it->second.finished)
+  if (it == running.end() || it->second.event.fencing_token != token || it->second.finished)
     return;
   auto& f = it->second;
   f.finished = true;
   if (!obs.empty())
     observe_finished(step_id, f, result, outcome_of(result.kind, timed_out));
-  pending.push_back(pending_result{step_id, token, std::move(result)});
+  completions.add(step_id, token, std::move(result));
   schedule_flush();
 }
 
@@ -375,52 +377,11 @@ void poller_state::schedule_flush() {
   }
 }
 
-void poller_state::build_batch() {
-  batch.clear();
-  for (const auto& p : pending) {
-    tk_step_result r{};
-    r.step_id = p.step_id;
-    r.fencing_token = p.token;
-    switch (p.result.kind) {
-      case step_kind::success:
-        r.kind = TK_RESULT_SUCCESS;
-        r.result_json = p.result.result_json.c_str();
-        break;
-      case step_kind::failure:
-        r.kind = TK_RESULT_FAILURE;
-        r.error_message = p.result.error_message.c_str();
-        r.error_type = p.result.error_type.c_str();
-        r.retryable = p.result.retryable ? 1 : 0;
-        r.retry_after_ms = p.result.retry_after_ms;
-        break;
-      case step_kind::wait:
-        r.kind = TK_RESULT_WAIT;
-        r.wait_signal = p.result.wait_signal.c_str();
-        r.wait_timeout_ms = p.result.wait_timeout_ms;
-        break;
-    }
-    batch.push_back(r);
-  }
-  outcomes.assign(batch.size(), TK_OK);
-}
-
 void poller_state::completed() {
-  std::vector<pending_result> redo;
-  for (std::size_t i = 0; i < pending.size(); ++i) {
-    const auto step_id = pending[i].step_id;
-    switch (outcomes[i]) {
+  completions.settle([this](std::int64_t step_id, int outcome) {
+    switch (outcome) {
       case TK_OK:
       case TK_DUPLICATE: break;
-      case TK_MALFORMED_JSON:
-      case TK_TOO_LARGE:
-        // The handler's result itself is bad: the step fails for good, so it
-        // still gets exactly one result.
-        redo.push_back(
-            {step_id, pending[i].token,
-             failure(step_error::malformed_result,
-                     outcomes[i] == TK_TOO_LARGE ? "the handler's result is over the size limit"
-                                                 : "the handler returned malformed JSON")});
-        continue;
       case TK_STALE:
         spdlog::warn("worker {}: step {} lost its lease before completing; its result was "
                      "discarded (the step runs again elsewhere)",
@@ -428,29 +389,28 @@ void poller_state::completed() {
         break;
       default:
         spdlog::error("worker {}: completing step {} was refused ({})", config.worker_name, step_id,
-                      outcomes[i]);
+                      outcome);
         break;
     }
     running.erase(step_id);
     ++steps_completed;
-  }
-  pending = std::move(redo);
+  });
 }
 
 void poller_state::flush() {
-  while (!pending.empty() && !store_paused()) {
-    build_batch();
+  while (!completions.empty() && !store_paused()) {
+    const auto* batch = completions.build();
+    const auto size = completions.size();
     tk_error err{};
     ++complete_calls;
     const auto t0 = !obs.empty() ? steady::now() : steady::time_point{};
-    const auto status = tk_complete(worker, batch.data(), batch.size(), outcomes.data(), &err);
+    const auto status = tk_complete(worker, batch, size, completions.outcomes(), &err);
     for (auto* o : obs)
-      o->on_complete_batch(
-          {core_call::complete, batch.size(), steady::now() - t0, status == TK_OK});
+      o->on_complete_batch({core_call::complete, size, steady::now() - t0, status == TK_OK});
     if (status != TK_OK) {
       // Keep the results: the pump after the backoff tries again while the
       // leases still hold (and if they lapse, the core answers "stale").
-      store_failed("completing " + std::to_string(batch.size()) + " step(s)", err.message);
+      store_failed("completing " + std::to_string(size) + " step(s)", err.message);
       return;
     }
     store_ok();
@@ -459,27 +419,26 @@ void poller_state::flush() {
 }
 
 bool poller_state::cycle() {
-  const std::size_t free_after = capacity() + pending.size();
-  const std::size_t want =
-      config.capacity_gated ? std::min(config.batch_size, free_after) : config.batch_size;
-  build_batch();
+  const std::size_t want = claim_size(completions.size());
+  const auto* batch = completions.build();
+  const auto size = completions.size();
   const tk_step_event* events = nullptr;
   std::size_t count = 0;
   tk_error err{};
   ++complete_calls;
   ++poll_calls;
   const auto t0 = !obs.empty() ? steady::now() : steady::time_point{};
-  const auto status = tk_complete_and_poll(worker, batch.data(), batch.size(), outcomes.data(),
+  const auto status = tk_complete_and_poll(worker, batch, size, completions.outcomes(),
                                            namespace_ptrs.empty() ? nullptr : namespace_ptrs.data(),
                                            namespace_ptrs.size(), want, config.lease.count(),
                                            &events, &count, &err);
   for (auto* o : obs) {
     const bool ok = status == TK_OK;
-    o->on_complete_batch({core_call::complete_and_poll, batch.size(), steady::now() - t0, ok});
+    o->on_complete_batch({core_call::complete_and_poll, size, steady::now() - t0, ok});
     o->on_poll({core_call::complete_and_poll, want, count, std::chrono::nanoseconds{0}, ok});
   }
   if (status != TK_OK) {
-    store_failed("completing " + std::to_string(batch.size()) + " step(s)", err.message);
+    store_failed("completing " + std::to_string(size) + " step(s)", err.message);
     return false;
   }
   store_ok();
@@ -494,7 +453,7 @@ void poller_state::heartbeat() {
   for (const auto& [id, f] : running)
     if (!f.finished) {
       ids.push_back(id);
-      tokens.push_back(f.token);
+      tokens.push_back(f.event.fencing_token);
     }
   if (ids.empty())
     return;
@@ -519,8 +478,6 @@ void poller_state::callback_target::remote(std::int64_t task_id, const char* tas
     std::lock_guard<std::mutex> g{mu};
     if (task_state)
       remote_finished.emplace_back(task_id, task_state);
-    else
-      remote_wake = true;
     send = !std::exchange(wake_sent, true);
   }
   if (send)
@@ -534,8 +491,7 @@ void poller_state::take_remote() {
   std::vector<std::pair<std::int64_t, std::string>> finished;
   {
     std::lock_guard<std::mutex> g{callbacks->mu};
-    callbacks->wake_sent = false;
-    callbacks->remote_wake = false;  // the pump below claims what there is
+    callbacks->wake_sent = false;  // the pump below claims what there is
     finished.swap(callbacks->remote_finished);
   }
   for (const auto& [id, st] : finished)
@@ -550,6 +506,8 @@ void poller_state::store_failed(const std::string& what, const char* message) {
   using namespace std::chrono;
   store_backoff = std::clamp(store_backoff * 2, milliseconds{100}, milliseconds{5000});
   store_retry_at = now() + store_backoff;
+  if (mode == poller_mode::running)
+    mode = poller_mode::backing_off;
   spdlog::error("worker {}: {} failed, retrying in {} ms: {}", config.worker_name, what,
                 store_backoff.count(), message);
   self->delayed_send(self, store_backoff, wake_atom_v);
@@ -560,10 +518,12 @@ void poller_state::store_ok() {
     return;
   spdlog::info("worker {}: the store answers again", config.worker_name);
   store_backoff = std::chrono::milliseconds{0};
+  if (mode == poller_mode::backing_off)
+    mode = poller_mode::running;
 }
 
 void poller_state::arm_timer() {
-  if (draining) {
+  if (mode == poller_mode::draining) {
     if (!drain_waiters.empty()) {
       auto left = duration_cast<milliseconds>(drain_deadline - now());
       self->delayed_send(self, std::max(left, milliseconds{1}), wake_atom_v);
@@ -590,7 +550,7 @@ void poller_state::arm_timer() {
 }
 
 bool poller_state::idle() const {
-  if (!running.empty() || !pending.empty())
+  if (!running.empty() || !completions.empty())
     return false;
   std::int64_t delay = -1;
   return tk_next_due(core.get(), namespace_ptrs.empty() ? nullptr : namespace_ptrs.data(),
@@ -611,7 +571,7 @@ tk_status poller_state::ping(tk_error& err) {
     std::snprintf(err.message, sizeof err.message, "%s", why);
     return status;
   };
-  if (draining)
+  if (mode == poller_mode::draining)
     return refuse(TK_UNSUPPORTED, "the worker is stopping");
   if (store_paused())
     return refuse(TK_STORE_ERROR, "the store failed recently; the worker waits before it retries");
@@ -628,10 +588,9 @@ void poller_state::instance_down(const caf::down_msg& dm) {
         continue;
       std::vector<std::pair<std::int64_t, std::int64_t>> lost;
       for (const auto& [id, f] : running)
-        if (f.dispatched && !f.finished && f.handler == handler && f.instance == i)
-          lost.emplace_back(id, f.token);
-      ++route.generation[i];  // its outstanding replies no longer count
-      route.active[i] = 0;
+        if (f.dispatched && !f.finished && f.event.handler == handler && f.instance == i)
+          lost.emplace_back(id, f.event.fencing_token);
+      dispatcher::replace(*route.lane, i);  // its outstanding replies no longer count
       if (route.route.respawn) {
         route.route.instances[i] = route.route.respawn();
         self->monitor(route.route.instances[i]);
@@ -644,6 +603,13 @@ void poller_state::instance_down(const caf::down_msg& dm) {
                           "the handler's actor died (" + self->system().render(dm.reason) + ")"));
       dispatch(route);
     }
+}
+
+void poller_state::drain(milliseconds within, caf::typed_response_promise<bool> promise) {
+  mode = poller_mode::draining;
+  drain_deadline = now() + within;
+  drain_waiters.push_back(std::move(promise));
+  pump();
 }
 
 void poller_state::check_waiters() {
@@ -668,36 +634,37 @@ void poller_state::task_finished(std::int64_t task_id, const char* state) {
   waiters.erase(it);
 }
 
-void poller_state::observe_claimed(std::int64_t step_id, in_flight& f,
-                                   std::string_view namespace_name) {
+void poller_state::observe_claimed(std::int64_t step_id, in_flight& f) {
   f.claimed_at = now();
-  f.namespace_name = namespace_name;
+  const auto& e = f.event;
   for (std::size_t i = 0; i < obs.size(); ++i)
     f.cookies[i] = obs[i]->on_step_claimed(
-        {f.task_id, step_id, f.namespace_name, f.step_name, f.handler, f.attempt, f.claimed_at});
+        {e.task_id, step_id, e.namespace_name, e.step_name, e.handler, e.attempt, f.claimed_at});
 }
 
 void poller_state::observe_started(std::int64_t step_id, const in_flight& f) {
+  const auto& e = f.event;
   for (std::size_t i = 0; i < obs.size(); ++i)
-    obs[i]->on_step_started({f.task_id, step_id, f.namespace_name, f.step_name, f.handler,
-                             f.attempt, f.claimed_at, f.started, f.cookies[i]});
+    obs[i]->on_step_started({e.task_id, step_id, e.namespace_name, e.step_name, e.handler,
+                             e.attempt, f.claimed_at, f.started, f.cookies[i]});
 }
 
 void poller_state::observe_finished(std::int64_t step_id, const in_flight& f, const step_result& r,
                                     step_outcome outcome) {
   const bool failed = r.kind == step_kind::failure;
   const auto finished_at = now();
+  const auto& e = f.event;
   for (std::size_t i = 0; i < obs.size(); ++i)
-    obs[i]->on_step_finished({f.task_id, step_id, f.namespace_name, f.step_name, f.handler,
-                              f.attempt, f.max_attempts, outcome,
+    obs[i]->on_step_finished({e.task_id, step_id, e.namespace_name, e.step_name, e.handler,
+                              e.attempt, e.max_attempts, outcome,
                               failed ? std::string_view{r.error_type} : std::string_view{},
                               f.dispatched, f.claimed_at, f.started, finished_at,
                               std::chrono::nanoseconds{r.cpu_time_ns}, f.cookies[i], &r});
 }
 
-poller_actor::behavior_type poller(poller_actor::stateful_pointer<poller_state> self, core_ptr core,
-                                   poller_config config,
-                                   std::unordered_map<std::string, handler_route> routes) {
+poller_impl::behavior_type poller(poller_impl::stateful_pointer<poller_state> self, core_ptr core,
+                                  poller_config config,
+                                  std::unordered_map<std::string, handler_route> routes) {
   auto& st = self->state;
   st.init(self, std::move(core), std::move(config), std::move(routes));
   // A handler actor that dies takes its steps' replies with it: fail those
@@ -839,12 +806,8 @@ poller_actor::behavior_type poller(poller_actor::stateful_pointer<poller_state> 
         return promise;
       },
       [self](drain_atom, std::int64_t deadline_ms) -> caf::result<bool> {
-        auto& s = self->state;
-        s.draining = true;
-        s.drain_deadline = s.now() + milliseconds{deadline_ms};
         auto promise = self->make_response_promise<bool>();
-        s.drain_waiters.push_back(promise);
-        s.pump();
+        self->state.drain(milliseconds{deadline_ms}, promise);
         return promise;
       },
   };

@@ -1,13 +1,14 @@
 // The poller actor: the only owner of the core handle. It claims steps up to
 // free capacity, hands each to its handler's actors, batches their results
 // into one tk_complete, heartbeats leases, and sleeps until the core, a
-// result, its one timer or the slow fallback poll wakes it.
+// result, its one timer or the slow fallback poll wakes it. What to claim and
+// where a step goes is decided by its dispatcher; what the core gets back is
+// kept in its completion batch (both plain values, tested without actors).
 #pragma once
 
 #include <array>
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -17,7 +18,6 @@
 #include <unordered_map>
 #include <vector>
 
-#include <caf/actor.hpp>
 #include <caf/actor_addr.hpp>
 #include <caf/atom.hpp>
 #include <caf/error.hpp>
@@ -25,7 +25,9 @@
 #include <caf/typed_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include <tasker/actors/completion_batch.hpp>
 #include <tasker/actors/core_error.hpp>
+#include <tasker/actors/dispatcher.hpp>
 #include <tasker/actors/observer.hpp>
 #include <tasker/actors/step_handler.hpp>
 #include <tasker/core.h>
@@ -33,11 +35,9 @@
 
 namespace tasker::actors {
 
-/// The poller's protocol. Clients use register/create/wait/status/idle/
-/// drain; the rest are the poller's own timers and wake-ups.
+/// The poller's public protocol: what the worker, its client and the HTTP
+/// actor ask of it.
 using poller_actor = caf::typed_actor<
-    caf::reacts_to<wake_atom>, caf::reacts_to<flush_atom>, caf::reacts_to<tick_atom, std::uint64_t>,
-    caf::reacts_to<deadline_atom>, caf::reacts_to<fallback_atom>, caf::reacts_to<heartbeat_atom>,
     caf::replies_to<register_atom, std::string>::with<bool>,
     caf::replies_to<create_atom, task_request>::with<std::int64_t>,
     caf::replies_to<create_atom, std::vector<task_request>>::with<std::vector<std::int64_t>>,
@@ -49,6 +49,13 @@ using poller_actor = caf::typed_actor<
     caf::replies_to<idle_atom>::with<bool>, caf::replies_to<drain_atom, std::int64_t>::with<bool>,
     caf::replies_to<submit_atom, task_request>::with<std::int64_t, bool>,
     caf::replies_to<ping_atom>::with<bool>>;
+
+/// The poller as it runs: the public protocol plus its own wake-ups and
+/// timers, which only it (and the core's callbacks) send.
+using poller_impl =
+    poller_actor::extend<caf::reacts_to<wake_atom>, caf::reacts_to<flush_atom>,
+                         caf::reacts_to<tick_atom, std::uint64_t>, caf::reacts_to<deadline_atom>,
+                         caf::reacts_to<fallback_atom>, caf::reacts_to<heartbeat_atom>>;
 
 /// Owns a tk_core (closed by tk_close). Shared only so it can travel through
 /// spawn's argument list; the poller holds the one reference.
@@ -88,6 +95,13 @@ struct poller_config {
   static constexpr std::size_t max_observers = 4;
 };
 
+/// What the poller is doing.
+enum class poller_mode : std::uint8_t {
+  running,      ///< claiming and completing
+  backing_off,  ///< a store call failed: nothing is tried before store_retry_at
+  draining,     ///< claiming nothing new; finishing what runs, up to drain_deadline
+};
+
 /// The poller's state. Decisions are member functions, so tests can drive
 /// them with CAF's test coordinator.
 struct poller_state {
@@ -95,20 +109,14 @@ struct poller_state {
 
   /// A claimed step, until the core has its result.
   struct in_flight {
-    std::int64_t task_id = 0;
-    std::int64_t token = 0;
-    std::string step_name;
-    std::string handler;
-    int attempt = 0;
-    int max_attempts = 0;
-    step_event event;  ///< held while queued; moved into the request at dispatch
+    /// The claimed step. Its payloads move into the handler's request at
+    /// dispatch; its ids and names stay for the observers.
+    step_event event;
+    std::chrono::steady_clock::time_point claimed_at{};
     std::chrono::steady_clock::time_point started{};
     bool dispatched = false;
-    bool finished = false;  ///< its result waits in `pending`
+    bool finished = false;  ///< its result waits in `completions`
     std::size_t instance = 0;
-    // For the observer only (left empty without one).
-    std::chrono::steady_clock::time_point claimed_at{};
-    std::string namespace_name;
     std::array<void*, poller_config::max_observers> cookies{};  ///< one per observer
   };
 
@@ -121,36 +129,25 @@ struct poller_state {
     bool operator>(const deadline& o) const { return at > o.at; }
   };
 
-  struct pending_result {
-    std::int64_t step_id;
-    std::int64_t token;
-    step_result result;
-  };
-
+  /// A handler's actors (the dispatcher keeps which are busy).
   struct route_state {
     handler_route route;
-    /// Steps per instance whose reply has not come back. A step that timed
-    /// out keeps its instance busy until the late reply: the instance is
-    /// still working on it.
-    std::vector<std::size_t> active;
-    std::vector<std::uint64_t> generation;  ///< bumped when an instance is replaced
-    std::deque<std::int64_t> queued;        ///< claimed steps waiting for a free instance
+    dispatcher::lane* lane = nullptr;
   };
 
-  poller_actor::stateful_pointer<poller_state> self = nullptr;
+  poller_impl::stateful_pointer<poller_state> self = nullptr;
   poller_config config;
   /// Where the core's callbacks go. Called on our thread (during our own
   /// store calls) they set flags; called from another thread (the PostgreSQL
-  /// store's LISTEN thread, reporting other processes' work) they queue what
-  /// happened and send us one wake_atom. Declared before `core`, so it
-  /// outlives the core and its threads.
+  /// store's LISTEN thread, reporting other processes' work; or a client
+  /// creating a task) they queue what happened and send us one wake_atom.
+  /// Declared before `core`, so it outlives the core and its threads.
   struct callback_target {
     poller_state* state = nullptr;
     std::thread::id owner;
     caf::actor_addr addr;
     std::mutex mu;
     bool wake_sent = false;
-    bool remote_wake = false;
     std::vector<std::pair<std::int64_t, std::string>> remote_finished;
     /// Called from another thread: remember, and send one wake_atom.
     void remote(std::int64_t task_id, const char* state);
@@ -158,18 +155,17 @@ struct poller_state {
   std::unique_ptr<callback_target> callbacks;
   core_ptr core{nullptr, tk_close};
   tk_worker* worker = nullptr;
+  dispatcher routing{0, 0};
   std::unordered_map<std::string, route_state> routes;
   std::unordered_map<std::int64_t, in_flight> running;  ///< by step id
-  std::vector<pending_result> pending;                  ///< to complete in the next flush
-  std::vector<tk_step_result> batch;                    ///< reused by flush
-  std::vector<int> outcomes;                            ///< reused by flush
+  completion_batch completions;                         ///< to complete in the next flush
   std::vector<const char*> namespace_ptrs;
+  poller_mode mode = poller_mode::running;
   bool flush_scheduled = false;
   bool wake_flag = false;           ///< set by the core's wake-up callback during our own calls
   bool interval_tick = false;       ///< pump() runs for the fallback poll (event_driven off)
   std::uint64_t steps_dropped = 0;  ///< claimed beyond capacity (capacity_gated off)
-  bool draining = false;
-  bool core_dry = true;  ///< the last claim got fewer steps than it asked for
+  bool core_dry = true;             ///< the last claim got fewer steps than it asked for
   /// After a failed store call: wait this long (doubling from 100 ms up to
   /// 5 s, reset by the next success) before calling the store again.
   std::chrono::milliseconds store_backoff{0};
@@ -197,7 +193,7 @@ struct poller_state {
   std::chrono::steady_clock::time_point now() const { return self->clock().now(); }
 
   /// Opens the worker handle and installs the core's callbacks.
-  void init(poller_actor::stateful_pointer<poller_state> self_ptr, core_ptr core_handle,
+  void init(poller_impl::stateful_pointer<poller_state> self_ptr, core_ptr core_handle,
             poller_config cfg, std::unordered_map<std::string, handler_route> handler_routes);
 
   /// Completes pending results, claims up to capacity, re-arms the timer,
@@ -205,10 +201,9 @@ struct poller_state {
   void pump();
   /// Claimed steps not yet completed (dispatched, queued or with a pending result).
   std::size_t load() const { return running.size(); }
-  std::size_t capacity() const;
-  /// Whether to claim now (after `freed` pending results complete): a full
-  /// batch fits, or a handler instance would otherwise idle.
-  bool worth_claiming(std::size_t freed) const;
+  std::size_t capacity() const { return routing.capacity(load()); }
+  /// How many steps to claim now (after `freed` pending results complete); 0: none.
+  std::size_t claim_size(std::size_t freed) const;
   /// Claims up to capacity; false when the core had fewer ready steps than asked.
   bool claim();
   void dispatch(route_state& route);
@@ -216,10 +211,9 @@ struct poller_state {
   void on_result(std::int64_t step_id, std::int64_t token, step_result result,
                  bool timed_out = false);
   void flush();
-  /// Completes `pending` and claims in one store call; false if it failed.
+  /// Completes pending results and claims in one store call; false if it failed.
   bool cycle();
-  void build_batch();
-  /// Applies `outcomes` of completing `pending`.
+  /// Applies the core's outcomes of completing the batch.
   void completed();
   /// Takes claimed events into `running` and dispatches them.
   void accept(const tk_step_event* events, std::size_t count, std::size_t wanted);
@@ -236,6 +230,9 @@ struct poller_state {
   void store_failed(const std::string& what, const char* message);
   void store_ok();
   bool idle() const;
+  /// Starts draining: claim nothing new, answer `promise` once what runs is
+  /// done (true) or the deadline passed (false).
+  void drain(std::chrono::milliseconds within, caf::typed_response_promise<bool> promise);
   void task_finished(std::int64_t task_id, const char* state);
   /// Answers waiters whose task ended elsewhere (another process); run by the fallback poll.
   void check_waiters();
@@ -250,8 +247,8 @@ struct poller_state {
   void instance_down(const caf::down_msg& dm);
   /// A reply (or error) from instance `i` of `route` came back.
   void release_instance(route_state& route, std::size_t i, std::uint64_t generation);
-  // Observer calls (only made when `obs` is set).
-  void observe_claimed(std::int64_t step_id, in_flight& f, std::string_view namespace_name);
+  // Observer calls (only made when there are observers).
+  void observe_claimed(std::int64_t step_id, in_flight& f);
   void observe_started(std::int64_t step_id, const in_flight& f);
   void observe_finished(std::int64_t step_id, const in_flight& f, const step_result& r,
                         step_outcome outcome);
@@ -259,8 +256,8 @@ struct poller_state {
 
 /// Spawns nothing: the behavior of a poller; spawn it detached in a worker
 /// (store calls block), or on the test coordinator in tests.
-poller_actor::behavior_type poller(poller_actor::stateful_pointer<poller_state> self, core_ptr core,
-                                   poller_config config,
-                                   std::unordered_map<std::string, handler_route> routes);
+poller_impl::behavior_type poller(poller_impl::stateful_pointer<poller_state> self, core_ptr core,
+                                  poller_config config,
+                                  std::unordered_map<std::string, handler_route> routes);
 
 }  // namespace tasker::actors
