@@ -569,3 +569,30 @@ TEST_CASE("the benchmark baselines still run every step: interval polling and cl
     CHECK_THROWS_AS(cfg.validate(), std::invalid_argument);
   }
 }
+
+TEST_CASE("a task the client creates on its own thread wakes the poller at once"
+          * doctest::timeout(30)) {
+  // The client calls the core directly, not through the poller: the core's
+  // wake-up callback must get the step claimed, long before the fallback poll.
+  auto cfg = memory_config();
+  cfg.fallback_poll_ms = 60000;
+  tasker::worker w{cfg};
+  w.handle("square", [](tasker::step_context& ctx) {
+    const auto n = ctx.input<std::int64_t>("n");
+    return tasker::success({{"value", n * n}});
+  });
+  auto p = one_step("woken", "square", attempts(1));
+  w.register_pipeline(p);
+  auto& c = w.client();
+  for (int i = 0; i < 3; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto t = c.create(p, {{"n", i}});
+    CHECK(c.wait(t, 20s) == "complete");
+    CHECK(std::chrono::steady_clock::now() - t0 < 10s);  // not the minute-long fallback
+    CHECK(c.result(t, "only") == json{{"value", i * i}});
+  }
+  tasker::pipeline later{"tests", "registered_later", "1"};  // after start: straight to the core
+  later.step("only", "square");
+  w.register_pipeline(later);
+  CHECK(c.wait(c.create(later, {{"n", 4}}), 20s) == "complete");
+}

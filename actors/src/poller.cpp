@@ -24,18 +24,6 @@ bool final_state(const char* state) {
   return s == "complete" || s == "error" || s == "cancelled";
 }
 
-// The core's view of a request; points into `r`.
-tk_task_spec to_spec(const task_request& r) {
-  tk_task_spec spec{};
-  spec.namespace_name = r.namespace_name.c_str();
-  spec.name = r.name.c_str();
-  spec.version = r.version.c_str();
-  spec.context_json = r.context_json.c_str();
-  spec.idempotency_key = r.idempotency_key.empty() ? nullptr : r.idempotency_key.c_str();
-  spec.priority = r.priority;
-  return spec;
-}
-
 // How a result counts for the observer, derived once from its kind.
 step_outcome outcome_of(step_kind kind, bool timed_out) {
   switch (kind) {
@@ -72,6 +60,7 @@ void poller_state::init(poller_impl::stateful_pointer<poller_state> self_ptr, co
                         std::unordered_map<std::string, handler_route> handler_routes) {
   self = self_ptr;
   core = std::move(core_handle);
+  tasks = task_service{core};
   config = std::move(cfg);
   if (config.observers.size() > poller_config::max_observers)
     throw std::invalid_argument("poller: more than " + std::to_string(poller_config::max_observers)
@@ -559,12 +548,6 @@ bool poller_state::idle() const {
          && delay < 0;
 }
 
-tk_status poller_state::create(const task_request& r, std::int64_t& id, tk_error& err,
-                               int* created) {
-  const auto spec = to_spec(r);
-  return tk_create_task(core.get(), &spec, &id, created, &err);
-}
-
 tk_status poller_state::ping(tk_error& err) {
   auto refuse = [&err](tk_status status, const char* why) {
     err.code = status;
@@ -706,35 +689,6 @@ poller_impl::behavior_type poller(poller_impl::stateful_pointer<poller_state> se
         self->state.heartbeat();
         self->delayed_send(self, self->state.config.heartbeat_interval, heartbeat_atom_v);
       },
-      [self](register_atom, const std::string& pipeline_json) -> caf::result<bool> {
-        tk_error err{};
-        if (tk_register_pipeline(self->state.core.get(), pipeline_json.c_str(), &err) != TK_OK)
-          return core_error(err);
-        return true;
-      },
-      [self](create_atom, const task_request& r) -> caf::result<std::int64_t> {
-        std::int64_t id = 0;
-        tk_error err{};
-        if (self->state.create(r, id, err) != TK_OK)
-          return core_error(err);
-        self->state.pump();
-        return id;
-      },
-      [self](create_atom,
-             const std::vector<task_request>& batch) -> caf::result<std::vector<std::int64_t>> {
-        std::vector<tk_task_spec> specs(batch.size());
-        for (std::size_t i = 0; i < batch.size(); ++i)
-          specs[i] = to_spec(batch[i]);
-        std::vector<std::int64_t> ids(batch.size());
-        tk_error err{};
-        if (tk_create_tasks(self->state.core.get(), specs.data(), specs.size(), ids.data(), nullptr,
-                            &err)
-            != TK_OK)
-          return core_error(static_cast<tk_status>(err.code),
-                            std::string(err.message) + " (no task of the batch was created)");
-        self->state.pump();
-        return ids;
-      },
       [self](wait_atom, std::int64_t task_id) -> caf::result<std::string> {
         self->state.listen_for_finished_tasks();  // first: then the state read misses nothing
         const char* state = nullptr;
@@ -747,50 +701,39 @@ poller_impl::behavior_type poller(poller_impl::stateful_pointer<poller_state> se
         self->state.waiters[task_id].push_back(promise);
         return promise;
       },
+      // The HTTP actor's task operations; the client calls the task service
+      // itself, from its own thread.
       [self](status_atom, std::int64_t task_id) -> caf::result<std::string> {
-        char* text = nullptr;
-        tk_error err{};
-        if (tk_task_status(self->state.core.get(), task_id, &text, &err) != TK_OK)
-          return core_error(err);
-        std::string out{text};
-        tk_free(text);
+        std::string out;
+        if (auto err = self->state.tasks.status(task_id, out))
+          return err;
         return out;
       },
       [self](cancel_atom, std::int64_t task_id) -> caf::result<bool> {
-        tk_error err{};
-        if (tk_cancel_task(self->state.core.get(), task_id, &err) != TK_OK)
-          return core_error(err);
+        if (auto err = self->state.tasks.cancel(task_id))
+          return err;
         return true;
       },
       [self](signal_atom, const std::string& token,
              const std::string& payload) -> caf::result<bool> {
-        tk_error err{};
-        if (tk_signal(self->state.core.get(), token.c_str(),
-                      payload.empty() ? nullptr : payload.c_str(), &err)
-            != TK_OK)
-          return core_error(err);
+        if (auto err = self->state.tasks.signal(token, payload))
+          return err;
         self->state.pump();
         return true;
       },
       [self](list_atom, const std::string& filter) -> caf::result<std::string> {
-        char* text = nullptr;
-        tk_error err{};
-        if (tk_list_tasks(self->state.core.get(), filter.empty() ? nullptr : filter.c_str(), &text,
-                          &err)
-            != TK_OK)
-          return core_error(err);
-        std::string out{text};
-        tk_free(text);
+        std::string out;
+        if (auto err = self->state.tasks.list(filter, out))
+          return err;
         return out;
       },
       [self](submit_atom, const task_request& r) -> caf::result<std::int64_t, bool> {
         std::int64_t id = 0;
-        int created = 0;
-        tk_error err{};
-        if (self->state.create(r, id, err, &created) != TK_OK)
-          return core_error(err);
+        bool created = false;
+        if (auto err = self->state.tasks.create(r, id, &created))
+          return err;
         self->state.pump();
-        return {id, created != 0};
+        return {id, created};
       },
       [self](ping_atom) -> caf::result<bool> {
         tk_error err{};

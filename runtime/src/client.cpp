@@ -41,7 +41,9 @@ std::int64_t client::create(const std::string& namespace_name, const std::string
   r.context_json = context.dump();
   r.idempotency_key = options.idempotency_key;
   r.priority = options.priority;
-  return impl_->ask<std::int64_t>(milliseconds{60000}, create_atom_v, std::move(r));
+  std::int64_t id = 0;
+  impl_->check(impl_->tasks.create(r, id));
+  return id;
 }
 
 std::int64_t client::create(const pipeline& p, const json& context, const create_options& options) {
@@ -64,8 +66,9 @@ std::vector<std::int64_t> client::create_many(const pipeline& p, const std::vect
     r.priority = priority;
     batch.push_back(std::move(r));
   }
-  return impl_->ask<std::vector<std::int64_t>>(milliseconds{600000}, create_atom_v,
-                                               std::move(batch));
+  std::vector<std::int64_t> ids;
+  impl_->check(impl_->tasks.create_many(batch, ids));
+  return ids;
 }
 
 std::string client::wait(std::int64_t task_id, milliseconds timeout) {
@@ -84,21 +87,25 @@ std::string client::wait(std::int64_t task_id, milliseconds timeout) {
 }
 
 json client::status(std::int64_t task_id) {
-  return json::parse(impl_->ask<std::string>(milliseconds{60000}, status_atom_v, task_id));
+  std::string text;
+  impl_->check(impl_->tasks.status(task_id, text));
+  return json::parse(text);
 }
 
 void client::cancel(std::int64_t task_id) {
-  impl_->ask<bool>(milliseconds{60000}, cancel_atom_v, task_id);
+  impl_->check(impl_->tasks.cancel(task_id));
 }
 
 void client::signal(const std::string& token, const json& payload) {
-  impl_->ask<bool>(milliseconds{60000}, signal_atom_v, token, payload.dump());
+  impl_->check(impl_->tasks.signal(token, payload.dump()));
 }
 
 json client::list(const json& filter) {
   if (!filter.is_object())
     throw client_error("a list filter must be a JSON object");
-  return json::parse(impl_->ask<std::string>(milliseconds{60000}, list_atom_v, filter.dump()));
+  std::string text;
+  impl_->check(impl_->tasks.list(filter.dump(), text));
+  return json::parse(text);
 }
 
 json client::result(std::int64_t task_id, const std::string& step) {

@@ -83,6 +83,8 @@ struct worker::impl {
   std::vector<step_handler_actor> instances;
   std::shared_ptr<tasker::profiler> prof;  // when cfg.profile
   actors::poller_actor poller;
+  std::unique_ptr<actors::task_service>
+      tasks;  // after start(): register_pipeline's way to the core
   std::unique_ptr<tasker::client> client_;
   std::unique_ptr<actors::http_server> http;  // when http_port >= 0
   bool started = false;
@@ -168,13 +170,10 @@ worker& worker::register_pipeline(const pipeline& p) {
     tk_error err{};
     if (tk_register_pipeline(impl_->core.get(), text.c_str(), &err) != TK_OK)
       throw pipeline_error(err.message);
-  } else {
-    caf::scoped_actor self{impl_->sys};
-    caf::error failed;
-    self->request(impl_->poller, milliseconds{60000}, register_atom_v, text)
-        .receive([](bool) {}, [&](caf::error& e) { failed = std::move(e); });
-    if (failed)
-      throw pipeline_error(detail::describe(impl_->sys, failed));
+  } else if (!impl_->tasks) {
+    throw pipeline_error("worker: register_pipeline after stop()");
+  } else if (auto failed = impl_->tasks->register_pipeline(text)) {
+    throw pipeline_error(detail::describe(impl_->sys, failed));
   }
   spdlog::info("registered pipeline {}/{}@{} ({} steps)", p.namespace_name(), p.name(), p.version(),
                p.steps().size());
@@ -240,9 +239,11 @@ void worker::start() {
   pc.observers.push_back(std::make_shared<step_logger>());
   if (d.prof)
     pc.observers.push_back(d.prof);
+  d.tasks = std::make_unique<actors::task_service>(d.core);  // shares the core
   d.poller = d.sys.spawn<caf::detached>(actors::poller, std::move(d.core), std::move(pc),
                                         std::move(routes));
-  d.client_ = std::make_unique<tasker::client>(std::make_unique<client::impl>(d.sys, d.poller));
+  d.client_ =
+      std::make_unique<tasker::client>(std::make_unique<client::impl>(d.sys, d.poller, *d.tasks));
   if (d.cfg.http_port >= 0) {
     actors::http_config hc;
     hc.bind = d.cfg.http_bind;
@@ -327,7 +328,8 @@ bool worker::stop() {
                                  detail::describe(d.sys, e));
                  });
   }
-  d.client_.reset();  // its scoped actor must go before the system awaits its actors
+  d.client_.reset();
+  d.tasks.reset();  // the poller closes the core as it quits
   caf::anon_send_exit(d.poller, caf::exit_reason::user_shutdown);
   for (auto& a : d.instances)
     caf::anon_send_exit(a, caf::exit_reason::user_shutdown);

@@ -3,7 +3,6 @@
 #pragma once
 
 #include <chrono>
-#include <mutex>
 #include <string>
 #include <utility>
 
@@ -11,6 +10,7 @@
 #include <caf/scoped_actor.hpp>
 
 #include <tasker/actors/poller.hpp>
+#include <tasker/actors/task_service.hpp>
 #include <tasker/runtime/client.hpp>
 
 namespace tasker {
@@ -22,25 +22,20 @@ std::string describe(caf::actor_system& sys, const caf::error& e);
 
 }  // namespace detail
 
+/// Task operations call the core directly through `tasks` (on the caller's
+/// thread); only waits go to the poller, which hears tasks end.
 struct client::impl {
   caf::actor_system& sys;
   actors::poller_actor poller;
-  std::mutex mu;  // one request at a time through the scoped actor
-  caf::scoped_actor self;
+  actors::task_service tasks;
 
-  impl(caf::actor_system& s, actors::poller_actor p) : sys(s), poller(std::move(p)), self(s) {}
+  impl(caf::actor_system& s, actors::poller_actor p, actors::task_service t)
+    : sys(s), poller(std::move(p)), tasks(std::move(t)) {}
 
-  template <class T, class... Ts>
-  T ask(std::chrono::milliseconds timeout, Ts&&... xs) {
-    std::lock_guard<std::mutex> g{mu};
-    T out{};
-    caf::error failed;
-    self->request(poller, timeout, std::forward<Ts>(xs)...)
-        .receive([&](T& value) { out = std::move(value); },
-                 [&](caf::error& e) { failed = std::move(e); });
-    if (failed)
-      throw client_error(detail::describe(sys, failed));
-    return out;
+  /// Throws the client_error for a failed task operation.
+  void check(const caf::error& e) const {
+    if (e)
+      throw client_error(detail::describe(sys, e));
   }
 };
 

@@ -30,25 +30,26 @@
 #include <tasker/actors/dispatcher.hpp>
 #include <tasker/actors/observer.hpp>
 #include <tasker/actors/step_handler.hpp>
+#include <tasker/actors/task_service.hpp>
 #include <tasker/core.h>
 #include <tasker/messages/messages.hpp>
 
 namespace tasker::actors {
 
 /// The poller's public protocol: what the worker, its client and the HTTP
-/// actor ask of it.
-using poller_actor = caf::typed_actor<
-    caf::replies_to<register_atom, std::string>::with<bool>,
-    caf::replies_to<create_atom, task_request>::with<std::int64_t>,
-    caf::replies_to<create_atom, std::vector<task_request>>::with<std::vector<std::int64_t>>,
-    caf::replies_to<wait_atom, std::int64_t>::with<std::string>,
-    caf::replies_to<status_atom, std::int64_t>::with<std::string>,
-    caf::replies_to<cancel_atom, std::int64_t>::with<bool>,
-    caf::replies_to<list_atom, std::string>::with<std::string>,
-    caf::replies_to<signal_atom, std::string, std::string>::with<bool>,
-    caf::replies_to<idle_atom>::with<bool>, caf::replies_to<drain_atom, std::int64_t>::with<bool>,
-    caf::replies_to<submit_atom, task_request>::with<std::int64_t, bool>,
-    caf::replies_to<ping_atom>::with<bool>>;
+/// actor ask of it. (Registering and creating go to a task_service, which
+/// calls the core directly; the HTTP actor's task operations still come
+/// here.)
+using poller_actor =
+    caf::typed_actor<caf::replies_to<wait_atom, std::int64_t>::with<std::string>,
+                     caf::replies_to<status_atom, std::int64_t>::with<std::string>,
+                     caf::replies_to<cancel_atom, std::int64_t>::with<bool>,
+                     caf::replies_to<list_atom, std::string>::with<std::string>,
+                     caf::replies_to<signal_atom, std::string, std::string>::with<bool>,
+                     caf::replies_to<idle_atom>::with<bool>,
+                     caf::replies_to<drain_atom, std::int64_t>::with<bool>,
+                     caf::replies_to<submit_atom, task_request>::with<std::int64_t, bool>,
+                     caf::replies_to<ping_atom>::with<bool>>;
 
 /// The poller as it runs: the public protocol plus its own wake-ups and
 /// timers, which only it (and the core's callbacks) send.
@@ -154,6 +155,7 @@ struct poller_state {
   };
   std::unique_ptr<callback_target> callbacks;
   core_ptr core{nullptr, tk_close};
+  task_service tasks{nullptr};  ///< the task operations the HTTP actor asks for
   tk_worker* worker = nullptr;
   dispatcher routing{0, 0};
   std::unordered_map<std::string, route_state> routes;
@@ -239,7 +241,6 @@ struct poller_state {
   /// Sets the core's task listener, at the first wait for a task.
   void listen_for_finished_tasks();
   bool task_listener_set = false;
-  tk_status create(const task_request& r, std::int64_t& id, tk_error& err, int* created = nullptr);
   /// One cheap store call (a one-task list): can the core answer now?
   tk_status ping(tk_error& err);
   /// A handler instance died: its running steps fail (retryable handler_error)
