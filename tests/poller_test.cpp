@@ -179,18 +179,82 @@ actors::poller_config config(std::size_t max_in_flight, std::size_t batch) {
 
 }  // namespace
 
+namespace {
+
+/// Writes down every observer call, in order.
+struct recording_observer : tasker::actors::observer {
+  struct entry {
+    std::string hook;  // claimed, started, finished
+    std::int64_t step_id = 0;
+    std::string handler;
+    std::string namespace_name;
+    std::chrono::milliseconds queue_wait{-1};  // started, finished (when started)
+    std::chrono::milliseconds run_time{-1};    // finished, when started
+    tasker::actors::step_outcome outcome{};
+    std::string error_type;
+    bool cookie_ok = false;
+  };
+  std::vector<entry> log;
+  static entry make(const char* hook, std::int64_t step_id, std::string_view handler,
+                    std::string_view namespace_name) {
+    entry x;
+    x.hook = hook;
+    x.step_id = step_id;
+    x.handler = handler;
+    x.namespace_name = namespace_name;
+    return x;
+  }
+  std::size_t polls = 0, claimed_by_polls = 0, batches = 0, completed_by_batches = 0;
+  int cookie_target = 0;
+
+  void* on_step_claimed(const tasker::actors::step_claimed_event& e) noexcept override {
+    log.push_back(make("claimed", e.step_id, e.handler, e.namespace_name));
+    return &cookie_target;
+  }
+  void on_step_started(const tasker::actors::step_started_event& e) noexcept override {
+    auto x = make("started", e.step_id, e.handler, e.namespace_name);
+    x.queue_wait =
+        std::chrono::duration_cast<std::chrono::milliseconds>(e.started_at - e.claimed_at);
+    x.cookie_ok = e.cookie == &cookie_target;
+    log.push_back(x);
+  }
+  void on_step_finished(const tasker::actors::step_finished_event& e) noexcept override {
+    auto x = make("finished", e.step_id, e.handler, e.namespace_name);
+    if (e.started)
+      x.run_time =
+          std::chrono::duration_cast<std::chrono::milliseconds>(e.finished_at - e.started_at);
+    x.outcome = e.outcome;
+    x.error_type = std::string(e.error_type);
+    x.cookie_ok = e.cookie == &cookie_target;
+    log.push_back(x);
+  }
+  void on_poll(const tasker::actors::poll_event& e) noexcept override {
+    ++polls;
+    claimed_by_polls += e.claimed;
+  }
+  void on_complete_batch(const tasker::actors::complete_batch_event& e) noexcept override {
+    ++batches;
+    if (e.ok)
+      completed_by_batches += e.size;
+  }
+};
+
+}  // namespace
+
 TEST_CASE_FIXTURE(fixture,
                   "the poller claims no more steps than it has room for" * doctest::timeout(10)) {
+  auto obs = std::make_shared<recording_observer>();
   auto h = spawn_recorder();
-  start(config(3, 2), {{"work", {{h}, 0ms}}}, {"work"});
+  auto pc = config(3, 2);
+  pc.observers = {obs};
+  start(pc, {{"work", {{h}, 0ms}}}, {"work"});
   std::vector<std::int64_t> tasks;
   for (int i = 0; i < 5; ++i)
     tasks.push_back(create("work"));
   wake();
   // One instance takes one step at a time; the rest wait in the poller,
   // claimed: three claimed in all, two polls (2 + 1).
-  CHECK(state().load() == 3);
-  CHECK(state().steps_claimed == 3);
+  CHECK(obs->claimed_by_polls == 3);
   CHECK(recorder_of(h).held.size() == 1);
   int running = 0, ready = 0;
   for (auto t : tasks) {
@@ -205,14 +269,14 @@ TEST_CASE_FIXTURE(fixture,
   release(h, 0, ok());
   sched.run();
   CHECK(recorder_of(h).held.size() == 2);
-  CHECK(state().steps_completed == 1);
+  CHECK(obs->completed_by_batches == 1);
   // One free place is less than a batch, and the handler still has a step
   // queued: no small claim (each claim is a store transaction).
-  CHECK(state().steps_claimed == 3);
+  CHECK(obs->claimed_by_polls == 3);
   release(h, 1, ok());
   sched.run();  // queue empty now: completed at once, and a full batch fits
-  CHECK(state().steps_completed == 2);
-  CHECK(state().steps_claimed == 5);
+  CHECK(obs->completed_by_batches == 2);
+  CHECK(obs->claimed_by_polls == 5);
   CHECK(recorder_of(h).held.size() == 3);
 }
 
@@ -221,20 +285,23 @@ TEST_CASE_FIXTURE(fixture,
   std::vector<recorder_actor> instances;
   for (int i = 0; i < 4; ++i)
     instances.push_back(spawn_recorder());
-  start(config(16, 16), {{"work", {{instances.begin(), instances.end()}, 0ms}}}, {"work"});
+  auto obs = std::make_shared<recording_observer>();
+  auto pc = config(16, 16);
+  pc.observers = {obs};
+  start(pc, {{"work", {{instances.begin(), instances.end()}, 0ms}}}, {"work"});
   std::vector<std::int64_t> tasks;
   for (int i = 0; i < 4; ++i)
     tasks.push_back(create("work"));
   wake();
-  CHECK(state().load() == 4);
-  const auto calls_before = state().complete_calls;
+  CHECK(obs->claimed_by_polls == 4);
+  const auto batches_before = obs->batches;
   for (auto& a : instances) {
     REQUIRE(recorder_of(a).held.size() == 1);
     release(a, 0, ok({{"n", 1}}));
   }
   sched.run();
-  CHECK(state().complete_calls == calls_before + 1);
-  CHECK(state().steps_completed == 4);
+  CHECK(obs->batches == batches_before + 1);  // one store call for all four
+  CHECK(obs->completed_by_batches == 4);
   for (auto t : tasks)
     CHECK(status(t).at("state") == "complete");
 }
@@ -407,68 +474,6 @@ TEST_CASE_FIXTURE(fixture,
   CHECK(status(second).at("steps")[0].at("state") == "ready");  // never claimed
   CHECK(recorder_of(h).held.size() == 1);
 }
-
-namespace {
-
-/// Writes down every observer call, in order.
-struct recording_observer : tasker::actors::observer {
-  struct entry {
-    std::string hook;  // claimed, started, finished
-    std::int64_t step_id = 0;
-    std::string handler;
-    std::string namespace_name;
-    std::chrono::milliseconds queue_wait{-1};  // started, finished (when started)
-    std::chrono::milliseconds run_time{-1};    // finished, when started
-    tasker::actors::step_outcome outcome{};
-    std::string error_type;
-    bool cookie_ok = false;
-  };
-  std::vector<entry> log;
-  static entry make(const char* hook, std::int64_t step_id, std::string_view handler,
-                    std::string_view namespace_name) {
-    entry x;
-    x.hook = hook;
-    x.step_id = step_id;
-    x.handler = handler;
-    x.namespace_name = namespace_name;
-    return x;
-  }
-  std::size_t polls = 0, claimed_by_polls = 0, batches = 0, completed_by_batches = 0;
-  int cookie_target = 0;
-
-  void* on_step_claimed(const tasker::actors::step_claimed_event& e) noexcept override {
-    log.push_back(make("claimed", e.step_id, e.handler, e.namespace_name));
-    return &cookie_target;
-  }
-  void on_step_started(const tasker::actors::step_started_event& e) noexcept override {
-    auto x = make("started", e.step_id, e.handler, e.namespace_name);
-    x.queue_wait =
-        std::chrono::duration_cast<std::chrono::milliseconds>(e.started_at - e.claimed_at);
-    x.cookie_ok = e.cookie == &cookie_target;
-    log.push_back(x);
-  }
-  void on_step_finished(const tasker::actors::step_finished_event& e) noexcept override {
-    auto x = make("finished", e.step_id, e.handler, e.namespace_name);
-    if (e.started)
-      x.run_time =
-          std::chrono::duration_cast<std::chrono::milliseconds>(e.finished_at - e.started_at);
-    x.outcome = e.outcome;
-    x.error_type = std::string(e.error_type);
-    x.cookie_ok = e.cookie == &cookie_target;
-    log.push_back(x);
-  }
-  void on_poll(const tasker::actors::poll_event& e) noexcept override {
-    ++polls;
-    claimed_by_polls += e.claimed;
-  }
-  void on_complete_batch(const tasker::actors::complete_batch_event& e) noexcept override {
-    ++batches;
-    if (e.ok)
-      completed_by_batches += e.size;
-  }
-};
-
-}  // namespace
 
 TEST_CASE_FIXTURE(fixture, "the observer hears of each step's claim, start and finish in order"
                                * doctest::timeout(10)) {
