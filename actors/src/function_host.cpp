@@ -4,9 +4,7 @@
 #include <exception>
 #include <string>
 
-#include <caf/event_based_actor.hpp>
-
-#include <tasker/actors/poller.hpp>
+#include <caf/typed_event_based_actor.hpp>
 
 namespace tasker::actors {
 
@@ -16,9 +14,9 @@ step_result call(const step_function& fn, const step_event& event) {
   try {
     return fn(event);
   } catch (const std::exception& e) {
-    return runtime_failure(std::string("the handler threw: ") + e.what(), "handler_error", true);
+    return failure(step_error::handler_error, std::string("the handler threw: ") + e.what());
   } catch (...) {
-    return runtime_failure("the handler threw a non-standard exception", "handler_error", true);
+    return failure(step_error::handler_error, "the handler threw a non-standard exception");
   }
 }
 
@@ -30,7 +28,7 @@ std::int64_t thread_cpu_ns() {
 
 }  // namespace
 
-caf::behavior function_host(caf::event_based_actor*, step_function fn, bool measure_cpu) {
+step_handler_behavior function_host(step_handler_pointer, step_function fn, bool measure_cpu) {
   return {
       [fn = std::move(fn), measure_cpu,
        sampler = cpu_sampler{}](const step_event& event) mutable -> step_result {

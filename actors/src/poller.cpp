@@ -24,43 +24,17 @@ bool final_state(const char* state) {
   return s == "complete" || s == "error" || s == "cancelled";
 }
 
-// The core's view of a request; points into `r`.
-tk_task_spec to_spec(const task_request& r) {
-  tk_task_spec spec{};
-  spec.namespace_name = r.namespace_name.c_str();
-  spec.name = r.name.c_str();
-  spec.version = r.version.c_str();
-  spec.context_json = r.context_json.c_str();
-  spec.idempotency_key = r.idempotency_key.empty() ? nullptr : r.idempotency_key.c_str();
-  spec.priority = r.priority;
-  return spec;
+// How a result counts for the observer, derived once from its kind.
+step_outcome outcome_of(step_kind kind, bool timed_out) {
+  switch (kind) {
+    case step_kind::success: return step_outcome::succeeded;
+    case step_kind::wait: return step_outcome::waited;
+    case step_kind::failure: break;
+  }
+  return timed_out ? step_outcome::timed_out : step_outcome::failed;
 }
 
 }  // namespace
-
-caf::error core_error(tk_status status, std::string message) {
-  return caf::error{static_cast<std::uint8_t>(status), core_error_category,
-                    caf::make_message(std::move(message))};
-}
-
-caf::error core_error(const tk_error& err) {
-  return core_error(err.code, std::string(err.message));
-}
-
-tk_status core_status(const caf::error& e) {
-  if (!e || e.category() != core_error_category)
-    return TK_OK;
-  return static_cast<tk_status>(e.code());
-}
-
-step_result runtime_failure(std::string message, std::string type, bool retryable) {
-  step_result r;
-  r.succeeded = false;
-  r.error_message = std::move(message);
-  r.error_type = std::move(type);
-  r.retryable = retryable;
-  return r;
-}
 
 poller_state::~poller_state() {
   if (worker)
@@ -81,19 +55,25 @@ poller_state::~poller_state() {
                                 "the worker stopped before task " + std::to_string(id) + " ended"));
 }
 
-void poller_state::init(poller_actor::stateful_pointer<poller_state> self_ptr, core_ptr core_handle,
+void poller_state::init(poller_impl::stateful_pointer<poller_state> self_ptr, core_ptr core_handle,
                         poller_config cfg,
                         std::unordered_map<std::string, handler_route> handler_routes) {
   self = self_ptr;
   core = std::move(core_handle);
+  tasks = task_service{core};
   config = std::move(cfg);
-  obs = config.observer.get();
+  if (config.observers.size() > poller_config::max_observers)
+    throw std::invalid_argument("poller: more than " + std::to_string(poller_config::max_observers)
+                                + " observers");
+  for (const auto& o : config.observers)
+    if (o)
+      obs.push_back(o.get());
   for (auto& ns : config.namespaces)
     namespace_ptrs.push_back(ns.c_str());
+  routing = dispatcher{config.max_in_flight, config.batch_size};
   for (auto& [handler, route] : handler_routes) {
     route_state rs;
-    rs.active.assign(route.instances.size(), 0);
-    rs.generation.assign(route.instances.size(), 0);
+    rs.lane = &routing.add(handler, route.instances.size());  // map nodes are stable
     rs.route = std::move(route);
     routes.emplace(handler, std::move(rs));
   }
@@ -145,27 +125,12 @@ void poller_state::listen_for_finished_tasks() {
   task_listener_set = true;
 }
 
-bool poller_state::worth_claiming(std::size_t freed) const {
+std::size_t poller_state::claim_size(std::size_t freed) const {
   if (!config.event_driven && !interval_tick)
-    return false;  // the interval baseline claims on its tick only
+    return 0;  // the interval baseline claims on its tick only
   if (!config.capacity_gated)
-    return true;  // the claim-then-drop baseline claims whenever it runs
-  const auto room = capacity() + freed;
-  if (room == 0)
-    return false;
-  if (room >= config.batch_size)
-    return true;
-  // A smaller claim only when some handler instance would otherwise idle:
-  // small claims cost a store transaction each (see docs/benchmarks.md).
-  for (const auto& [_, r] : routes)
-    if (r.queued.empty()
-        && std::find(r.active.begin(), r.active.end(), std::size_t{0}) != r.active.end())
-      return true;
-  return routes.empty();
-}
-
-std::size_t poller_state::capacity() const {
-  return load() >= config.max_in_flight ? 0 : config.max_in_flight - load();
+    return config.batch_size;  // the claim-then-drop baseline claims whenever it runs
+  return routing.claim_size(load(), freed);
 }
 
 void poller_state::pump() {
@@ -175,15 +140,16 @@ void poller_state::pump() {
   for (int round = 0; round < 8 && !store_paused(); ++round) {
     wake_flag = false;
     // Completing and claiming together costs one store transaction.
+    const bool draining = mode == poller_mode::draining;
     const bool combined =
-        !pending.empty() && !draining && worth_claiming(pending.size()) && cycle();
+        !completions.empty() && !draining && claim_size(completions.size()) > 0 && cycle();
     if (!combined)
       flush();
-    const bool exhausted = draining || (combined && core_dry) || !worth_claiming(0) || claim();
-    if (pending.empty() && (exhausted || !wake_flag))
+    const bool exhausted = draining || (combined && core_dry) || claim_size(0) == 0 || claim();
+    if (completions.empty() && (exhausted || !wake_flag))
       break;
   }
-  if (!drain_waiters.empty() && running.empty() && pending.empty()) {
+  if (!drain_waiters.empty() && running.empty() && completions.empty()) {
     for (auto& p : drain_waiters)
       p.deliver(true);
     drain_waiters.clear();
@@ -212,10 +178,10 @@ bool poller_state::claim() {
     std::size_t count = 0;
     tk_error err{};
     ++poll_calls;
-    const auto t0 = obs ? steady::now() : steady::time_point{};
+    const auto t0 = !obs.empty() ? steady::now() : steady::time_point{};
     const auto status = tk_poll(worker, want, &events, &count, &err);
-    if (obs)
-      obs->on_poll({core_call::poll, want, count, steady::now() - t0, status == TK_OK});
+    for (auto* o : obs)
+      o->on_poll({core_call::poll, want, count, steady::now() - t0, status == TK_OK});
     if (status != TK_OK) {
       store_failed("claiming steps", err.message);
       return true;
@@ -237,80 +203,97 @@ void poller_state::accept(const tk_step_event* events, std::size_t count, std::s
       ++steps_dropped;  // the baseline: claimed, never run; its lease lapses
       continue;
     }
-    in_flight f;
-    f.task_id = e.task_id;
-    f.token = e.fencing_token;
-    f.step_name.assign(e.step_name, e.step_name_len);
-    f.handler.assign(e.handler, e.handler_len);
-    f.attempt = e.attempt;
-    f.max_attempts = e.max_attempts;
-    if (obs)
-      observe_claimed(e.step_id, f, e.namespace_name);
-    auto route = routes.find(f.handler);
-    if (route == routes.end()) {
-      auto [it, _] = running.emplace(e.step_id, std::move(f));
-      on_result(e.step_id, it->second.token,
-                runtime_failure("no handler named \"" + it->second.handler
-                                    + "\" is registered with worker " + config.worker_name,
-                                "handler_not_found", false));
-      continue;
-    }
+    auto [it, _] = running.emplace(e.step_id, in_flight{});
+    auto& f = it->second;
     auto& ev = f.event;
     ev.task_id = e.task_id;
     ev.step_id = e.step_id;
     ev.namespace_name = e.namespace_name;
-    ev.step_name = f.step_name;
-    ev.handler = f.handler;
-    ev.handler_config.assign(e.handler_config, e.handler_config_len);
-    ev.task_context.assign(e.task_context, e.task_context_len);
-    ev.dependency_results.assign(e.dependency_results, e.dependency_results_len);
+    ev.step_name.assign(e.step_name, e.step_name_len);
+    ev.handler.assign(e.handler, e.handler_len);
     ev.attempt = e.attempt;
     ev.max_attempts = e.max_attempts;
     ev.fencing_token = e.fencing_token;
     ev.timeout_ms = e.timeout_ms;
+    if (!obs.empty())
+      observe_claimed(e.step_id, f);
+    auto route = routes.find(ev.handler);
+    if (route == routes.end()) {
+      on_result(e.step_id, ev.fencing_token,
+                failure(step_error::handler_not_found, "no handler named \"" + ev.handler
+                                                           + "\" is registered with worker "
+                                                           + config.worker_name));
+      continue;
+    }
+    ev.handler_config.assign(e.handler_config, e.handler_config_len);
+    ev.task_context.assign(e.task_context, e.task_context_len);
+    ev.dependency_results.assign(e.dependency_results, e.dependency_results_len);
     ev.wait_token.assign(e.wait_token, e.wait_token_len);
     ev.signalled = e.signal_payload != nullptr;
     if (ev.signalled) {
       ev.signal_name.assign(e.signal_name, e.signal_name_len);
       ev.signal_payload.assign(e.signal_payload, e.signal_payload_len);
     }
-    running.emplace(e.step_id, std::move(f));
-    route->second.queued.push_back(e.step_id);
+    route->second.lane->queued.push_back(e.step_id);
   }
   for (auto& [_, route] : routes)
-    if (!route.queued.empty())
+    if (!route.lane->queued.empty())
       dispatch(route);
 }
 
+namespace {
+
+// The handler's copy of a claimed step: its payloads move, its ids and names
+// (short) are copied, so the poller's event keeps what the observers read.
+step_event take_for_handler(step_event& e) {
+  step_event out;
+  out.task_id = e.task_id;
+  out.step_id = e.step_id;
+  out.namespace_name = e.namespace_name;
+  out.step_name = e.step_name;
+  out.handler = e.handler;
+  out.handler_config = std::move(e.handler_config);
+  out.task_context = std::move(e.task_context);
+  out.dependency_results = std::move(e.dependency_results);
+  out.attempt = e.attempt;
+  out.max_attempts = e.max_attempts;
+  out.fencing_token = e.fencing_token;
+  out.timeout_ms = e.timeout_ms;
+  out.wait_token = std::move(e.wait_token);
+  out.signalled = e.signalled;
+  out.signal_name = std::move(e.signal_name);
+  out.signal_payload = std::move(e.signal_payload);
+  return out;
+}
+
+}  // namespace
+
 void poller_state::dispatch(route_state& route) {
-  while (!route.queued.empty()) {
-    auto free = std::find(route.active.begin(), route.active.end(), std::size_t{0});
-    if (free == route.active.end())
-      return;
-    const auto step_id = route.queued.front();
-    route.queued.pop_front();
+  while (auto a = dispatcher::next(*route.lane)) {
+    const auto step_id = a->step_id;
     auto it = running.find(step_id);
-    if (it == running.end())
+    if (it == running.end()) {
+      dispatcher::release(*route.lane, a->instance, a->generation);
       continue;
+    }
     auto& f = it->second;
-    f.instance = static_cast<std::size_t>(free - route.active.begin());
+    f.instance = a->instance;
     f.dispatched = true;
     f.started = now();
-    if (obs)
+    if (!obs.empty())
       observe_started(step_id, f);
-    ++*free;
     const milliseconds timeout =
         f.event.timeout_ms > 0 ? milliseconds{f.event.timeout_ms} : route.route.timeout;
-    const auto token = f.token;
+    const auto token = f.event.fencing_token;
     if (timeout.count() > 0) {
       deadlines.push({f.started + timeout, step_id, token, timeout});
       arm_deadline(f.started + timeout);
     }
     auto* me = self;
     auto* rs = &route;  // map nodes are stable
-    const auto instance = f.instance;
-    const auto generation = route.generation[instance];
-    me->request(route.route.instances[instance], caf::infinite, std::move(f.event))
+    const auto instance = a->instance;
+    const auto generation = a->generation;
+    me->request(route.route.instances[instance], caf::infinite, take_for_handler(f.event))
         .then(
             [me, rs, instance, generation, step_id, token](step_result& r) {
               me->state.release_instance(*rs, instance, generation);
@@ -318,22 +301,18 @@ void poller_state::dispatch(route_state& route) {
             },
             [me, rs, instance, generation, step_id, token](caf::error& e) {
               me->state.release_instance(*rs, instance, generation);
-              step_result r;
-              if (e == caf::sec::request_receiver_down)
-                r = runtime_failure("the handler's actor is down", "handler_error", true);
-              else
-                r = runtime_failure("the handler failed: " + me->system().render(e),
-                                    "handler_error", true);
-              me->state.on_result(step_id, token, std::move(r));
+              me->state.on_result(step_id, token,
+                                  failure(step_error::handler_error,
+                                          e == caf::sec::request_receiver_down
+                                              ? std::string("the handler's actor is down")
+                                              : "the handler failed: " + me->system().render(e)));
             });
   }
 }
 
 void poller_state::release_instance(route_state& route, std::size_t i, std::uint64_t generation) {
-  if (route.generation[i] != generation || route.active[i] == 0)
-    return;  // a reply for an instance that was replaced since
-  --route.active[i];
-  dispatch(route);
+  if (dispatcher::release(*route.lane, i, generation))  // else: replaced since
+    dispatch(route);
 }
 
 void poller_state::arm_deadline(steady::time_point at) {
@@ -351,34 +330,32 @@ void poller_state::expire_deadlines() {
   while (!deadlines.empty()) {
     const auto d = deadlines.top();
     auto it = running.find(d.step_id);
-    const bool live = it != running.end() && it->second.token == d.token && !it->second.finished;
+    const bool live =
+        it != running.end() && it->second.event.fencing_token == d.token && !it->second.finished;
     if (live && d.at > current) {
       arm_deadline(d.at);
       return;
     }
     deadlines.pop();
     if (live)
-      on_result(d.step_id, d.token,
-                runtime_failure("the handler did not answer within "
-                                    + std::to_string(d.timeout.count()) + " ms",
-                                "handler_timeout", true));
+      on_result(
+          d.step_id, d.token,
+          failure(step_error::handler_timeout,
+                  "the handler did not answer within " + std::to_string(d.timeout.count()) + " ms"),
+          true);
   }
 }
 
-void poller_state::on_result(std::int64_t step_id, std::int64_t token, step_result result) {
+void poller_state::on_result(std::int64_t step_id, std::int64_t token, step_result result,
+                             bool timed_out) {
   auto it = running.find(step_id);
-  if (it == running.end() || it->second.token != token || it->second.finished)
+  if (it == running.end() || it->second.event.fencing_token != token || it->second.finished)
     return;
   auto& f = it->second;
   f.finished = true;
-  const auto run_time = f.dispatched ? duration_cast<std::chrono::microseconds>(now() - f.started)
-                                     : std::chrono::microseconds{0};
-  if (config.on_step)
-    config.on_step(step_report{f.task_id, step_id, f.step_name, f.handler, f.attempt,
-                               f.max_attempts, result, run_time});
-  if (obs)
-    observe_finished(step_id, f, result);
-  pending.push_back(pending_result{step_id, token, std::move(result)});
+  if (!obs.empty())
+    observe_finished(step_id, f, result, outcome_of(result.kind, timed_out));
+  completions.add(step_id, token, std::move(result));
   schedule_flush();
 }
 
@@ -392,48 +369,11 @@ void poller_state::schedule_flush() {
   }
 }
 
-void poller_state::build_batch() {
-  batch.clear();
-  for (const auto& p : pending) {
-    tk_step_result r{};
-    r.step_id = p.step_id;
-    r.fencing_token = p.token;
-    if (!p.result.wait_signal.empty()) {
-      r.kind = TK_RESULT_WAIT;
-      r.wait_signal = p.result.wait_signal.c_str();
-      r.wait_timeout_ms = p.result.wait_timeout_ms;
-    } else if (p.result.succeeded) {
-      r.kind = TK_RESULT_SUCCESS;
-      r.result_json = p.result.result_json.c_str();
-    } else {
-      r.kind = TK_RESULT_FAILURE;
-      r.error_message = p.result.error_message.c_str();
-      r.error_type = p.result.error_type.c_str();
-      r.retryable = p.result.retryable ? 1 : 0;
-      r.retry_after_ms = p.result.retry_after_ms;
-    }
-    batch.push_back(r);
-  }
-  outcomes.assign(batch.size(), TK_OK);
-}
-
 void poller_state::completed() {
-  std::vector<pending_result> redo;
-  for (std::size_t i = 0; i < pending.size(); ++i) {
-    const auto step_id = pending[i].step_id;
-    switch (outcomes[i]) {
+  completions.settle([this](std::int64_t step_id, int outcome) {
+    switch (outcome) {
       case TK_OK:
       case TK_DUPLICATE: break;
-      case TK_MALFORMED_JSON:
-      case TK_TOO_LARGE:
-        // The handler's result itself is bad: the step fails for good, so it
-        // still gets exactly one result.
-        redo.push_back({step_id, pending[i].token,
-                        runtime_failure(outcomes[i] == TK_TOO_LARGE
-                                            ? "the handler's result is over the size limit"
-                                            : "the handler returned malformed JSON",
-                                        "malformed_result", false)});
-        continue;
       case TK_STALE:
         spdlog::warn("worker {}: step {} lost its lease before completing; its result was "
                      "discarded (the step runs again elsewhere)",
@@ -441,29 +381,28 @@ void poller_state::completed() {
         break;
       default:
         spdlog::error("worker {}: completing step {} was refused ({})", config.worker_name, step_id,
-                      outcomes[i]);
+                      outcome);
         break;
     }
     running.erase(step_id);
     ++steps_completed;
-  }
-  pending = std::move(redo);
+  });
 }
 
 void poller_state::flush() {
-  while (!pending.empty() && !store_paused()) {
-    build_batch();
+  while (!completions.empty() && !store_paused()) {
+    const auto* batch = completions.build();
+    const auto size = completions.size();
     tk_error err{};
     ++complete_calls;
-    const auto t0 = obs ? steady::now() : steady::time_point{};
-    const auto status = tk_complete(worker, batch.data(), batch.size(), outcomes.data(), &err);
-    if (obs)
-      obs->on_complete_batch(
-          {core_call::complete, batch.size(), steady::now() - t0, status == TK_OK});
+    const auto t0 = !obs.empty() ? steady::now() : steady::time_point{};
+    const auto status = tk_complete(worker, batch, size, completions.outcomes(), &err);
+    for (auto* o : obs)
+      o->on_complete_batch({core_call::complete, size, steady::now() - t0, status == TK_OK});
     if (status != TK_OK) {
       // Keep the results: the pump after the backoff tries again while the
       // leases still hold (and if they lapse, the core answers "stale").
-      store_failed("completing " + std::to_string(batch.size()) + " step(s)", err.message);
+      store_failed("completing " + std::to_string(size) + " step(s)", err.message);
       return;
     }
     store_ok();
@@ -472,25 +411,24 @@ void poller_state::flush() {
 }
 
 bool poller_state::cycle() {
-  const std::size_t free_after = capacity() + pending.size();
-  const std::size_t want =
-      config.capacity_gated ? std::min(config.batch_size, free_after) : config.batch_size;
-  build_batch();
+  const std::size_t want = claim_size(completions.size());
+  const auto* batch = completions.build();
+  const auto size = completions.size();
   const tk_step_event* events = nullptr;
   std::size_t count = 0;
   tk_error err{};
   ++complete_calls;
   ++poll_calls;
-  const auto t0 = obs ? steady::now() : steady::time_point{};
-  const auto status = tk_complete_and_poll(worker, batch.data(), batch.size(), outcomes.data(),
-                                           want, &events, &count, &err);
-  if (obs) {
+  const auto t0 = !obs.empty() ? steady::now() : steady::time_point{};
+  const auto status = tk_complete_and_poll(worker, batch, size, completions.outcomes(), want,
+                                           &events, &count, &err);
+  for (auto* o : obs) {
     const bool ok = status == TK_OK;
-    obs->on_complete_batch({core_call::complete_and_poll, batch.size(), steady::now() - t0, ok});
-    obs->on_poll({core_call::complete_and_poll, want, count, std::chrono::nanoseconds{0}, ok});
+    o->on_complete_batch({core_call::complete_and_poll, size, steady::now() - t0, ok});
+    o->on_poll({core_call::complete_and_poll, want, count, std::chrono::nanoseconds{0}, ok});
   }
   if (status != TK_OK) {
-    store_failed("completing " + std::to_string(batch.size()) + " step(s)", err.message);
+    store_failed("completing " + std::to_string(size) + " step(s)", err.message);
     return false;
   }
   store_ok();
@@ -505,7 +443,7 @@ void poller_state::heartbeat() {
   for (const auto& [id, f] : running)
     if (!f.finished) {
       ids.push_back(id);
-      tokens.push_back(f.token);
+      tokens.push_back(f.event.fencing_token);
     }
   if (ids.empty())
     return;
@@ -528,8 +466,6 @@ void poller_state::callback_target::remote(std::int64_t task_id, const char* tas
     std::lock_guard<std::mutex> g{mu};
     if (task_state)
       remote_finished.emplace_back(task_id, task_state);
-    else
-      remote_wake = true;
     send = !std::exchange(wake_sent, true);
   }
   if (send)
@@ -543,8 +479,7 @@ void poller_state::take_remote() {
   std::vector<std::pair<std::int64_t, std::string>> finished;
   {
     std::lock_guard<std::mutex> g{callbacks->mu};
-    callbacks->wake_sent = false;
-    callbacks->remote_wake = false;  // the pump below claims what there is
+    callbacks->wake_sent = false;  // the pump below claims what there is
     finished.swap(callbacks->remote_finished);
   }
   for (const auto& [id, st] : finished)
@@ -559,6 +494,8 @@ void poller_state::store_failed(const std::string& what, const char* message) {
   using namespace std::chrono;
   store_backoff = std::clamp(store_backoff * 2, milliseconds{100}, milliseconds{5000});
   store_retry_at = now() + store_backoff;
+  if (mode == poller_mode::running)
+    mode = poller_mode::backing_off;
   spdlog::error("worker {}: {} failed, retrying in {} ms: {}", config.worker_name, what,
                 store_backoff.count(), message);
   self->delayed_send(self, store_backoff, wake_atom_v);
@@ -569,10 +506,12 @@ void poller_state::store_ok() {
     return;
   spdlog::info("worker {}: the store answers again", config.worker_name);
   store_backoff = std::chrono::milliseconds{0};
+  if (mode == poller_mode::backing_off)
+    mode = poller_mode::running;
 }
 
 void poller_state::arm_timer() {
-  if (draining) {
+  if (mode == poller_mode::draining) {
     if (!drain_waiters.empty()) {
       auto left = duration_cast<milliseconds>(drain_deadline - now());
       self->delayed_send(self, std::max(left, milliseconds{1}), wake_atom_v);
@@ -596,16 +535,10 @@ void poller_state::arm_timer() {
 }
 
 bool poller_state::idle() const {
-  if (!running.empty() || !pending.empty())
+  if (!running.empty() || !completions.empty())
     return false;
   std::int64_t delay = -1;
   return tk_next_due(worker, &delay, nullptr) == TK_OK && delay < 0;
-}
-
-tk_status poller_state::create(const task_request& r, std::int64_t& id, tk_error& err,
-                               int* created) {
-  const auto spec = to_spec(r);
-  return tk_create_task(core.get(), &spec, &id, created, &err);
 }
 
 tk_status poller_state::ping(tk_error& err) {
@@ -614,7 +547,7 @@ tk_status poller_state::ping(tk_error& err) {
     std::snprintf(err.message, sizeof err.message, "%s", why);
     return status;
   };
-  if (draining)
+  if (mode == poller_mode::draining)
     return refuse(TK_UNSUPPORTED, "the worker is stopping");
   if (store_paused())
     return refuse(TK_STORE_ERROR, "the store failed recently; the worker waits before it retries");
@@ -631,10 +564,9 @@ void poller_state::instance_down(const caf::down_msg& dm) {
         continue;
       std::vector<std::pair<std::int64_t, std::int64_t>> lost;
       for (const auto& [id, f] : running)
-        if (f.dispatched && !f.finished && f.handler == handler && f.instance == i)
-          lost.emplace_back(id, f.token);
-      ++route.generation[i];  // its outstanding replies no longer count
-      route.active[i] = 0;
+        if (f.dispatched && !f.finished && f.event.handler == handler && f.instance == i)
+          lost.emplace_back(id, f.event.fencing_token);
+      dispatcher::replace(*route.lane, i);  // its outstanding replies no longer count
       if (route.route.respawn) {
         route.route.instances[i] = route.route.respawn();
         self->monitor(route.route.instances[i]);
@@ -642,12 +574,18 @@ void poller_state::instance_down(const caf::down_msg& dm) {
                      config.worker_name, handler, self->system().render(dm.reason));
       }
       for (const auto& [id, token] : lost)
-        on_result(
-            id, token,
-            runtime_failure("the handler's actor died (" + self->system().render(dm.reason) + ")",
-                            "handler_error", true));
+        on_result(id, token,
+                  failure(step_error::handler_error,
+                          "the handler's actor died (" + self->system().render(dm.reason) + ")"));
       dispatch(route);
     }
+}
+
+void poller_state::drain(milliseconds within, caf::typed_response_promise<bool> promise) {
+  mode = poller_mode::draining;
+  drain_deadline = now() + within;
+  drain_waiters.push_back(std::move(promise));
+  pump();
 }
 
 void poller_state::check_waiters() {
@@ -672,34 +610,37 @@ void poller_state::task_finished(std::int64_t task_id, const char* state) {
   waiters.erase(it);
 }
 
-void poller_state::observe_claimed(std::int64_t step_id, in_flight& f,
-                                   std::string_view namespace_name) {
+void poller_state::observe_claimed(std::int64_t step_id, in_flight& f) {
   f.claimed_at = now();
-  f.namespace_name = namespace_name;
-  f.cookie = obs->on_step_claimed(
-      {f.task_id, step_id, f.namespace_name, f.step_name, f.handler, f.attempt, f.claimed_at});
+  const auto& e = f.event;
+  for (std::size_t i = 0; i < obs.size(); ++i)
+    f.cookies[i] = obs[i]->on_step_claimed(
+        {e.task_id, step_id, e.namespace_name, e.step_name, e.handler, e.attempt, f.claimed_at});
 }
 
 void poller_state::observe_started(std::int64_t step_id, const in_flight& f) {
-  obs->on_step_started({f.task_id, step_id, f.namespace_name, f.step_name, f.handler, f.attempt,
-                        f.claimed_at, f.started, f.cookie});
+  const auto& e = f.event;
+  for (std::size_t i = 0; i < obs.size(); ++i)
+    obs[i]->on_step_started({e.task_id, step_id, e.namespace_name, e.step_name, e.handler,
+                             e.attempt, f.claimed_at, f.started, f.cookies[i]});
 }
 
-void poller_state::observe_finished(std::int64_t step_id, const in_flight& f,
-                                    const step_result& r) {
-  const auto outcome = !r.wait_signal.empty()              ? step_outcome::waited
-                       : r.succeeded                       ? step_outcome::succeeded
-                       : r.error_type == "handler_timeout" ? step_outcome::timed_out
-                                                           : step_outcome::failed;
-  obs->on_step_finished(
-      {f.task_id, step_id, f.namespace_name, f.step_name, f.handler, f.attempt, f.max_attempts,
-       outcome, r.succeeded ? std::string_view{} : std::string_view{r.error_type}, f.dispatched,
-       f.claimed_at, f.started, now(), std::chrono::nanoseconds{r.cpu_time_ns}, f.cookie});
+void poller_state::observe_finished(std::int64_t step_id, const in_flight& f, const step_result& r,
+                                    step_outcome outcome) {
+  const bool failed = r.kind == step_kind::failure;
+  const auto finished_at = now();
+  const auto& e = f.event;
+  for (std::size_t i = 0; i < obs.size(); ++i)
+    obs[i]->on_step_finished({e.task_id, step_id, e.namespace_name, e.step_name, e.handler,
+                              e.attempt, e.max_attempts, outcome,
+                              failed ? std::string_view{r.error_type} : std::string_view{},
+                              f.dispatched, f.claimed_at, f.started, finished_at,
+                              std::chrono::nanoseconds{r.cpu_time_ns}, f.cookies[i], &r});
 }
 
-poller_actor::behavior_type poller(poller_actor::stateful_pointer<poller_state> self, core_ptr core,
-                                   poller_config config,
-                                   std::unordered_map<std::string, handler_route> routes) {
+poller_impl::behavior_type poller(poller_impl::stateful_pointer<poller_state> self, core_ptr core,
+                                  poller_config config,
+                                  std::unordered_map<std::string, handler_route> routes) {
   auto& st = self->state;
   st.init(self, std::move(core), std::move(config), std::move(routes));
   // A handler actor that dies takes its steps' replies with it: fail those
@@ -741,35 +682,6 @@ poller_actor::behavior_type poller(poller_actor::stateful_pointer<poller_state> 
         self->state.heartbeat();
         self->delayed_send(self, self->state.config.heartbeat_interval, heartbeat_atom_v);
       },
-      [self](register_atom, const std::string& pipeline_json) -> caf::result<bool> {
-        tk_error err{};
-        if (tk_register_pipeline(self->state.core.get(), pipeline_json.c_str(), &err) != TK_OK)
-          return core_error(err);
-        return true;
-      },
-      [self](create_atom, const task_request& r) -> caf::result<std::int64_t> {
-        std::int64_t id = 0;
-        tk_error err{};
-        if (self->state.create(r, id, err) != TK_OK)
-          return core_error(err);
-        self->state.pump();
-        return id;
-      },
-      [self](create_atom,
-             const std::vector<task_request>& batch) -> caf::result<std::vector<std::int64_t>> {
-        std::vector<tk_task_spec> specs(batch.size());
-        for (std::size_t i = 0; i < batch.size(); ++i)
-          specs[i] = to_spec(batch[i]);
-        std::vector<std::int64_t> ids(batch.size());
-        tk_error err{};
-        if (tk_create_tasks(self->state.core.get(), specs.data(), specs.size(), ids.data(), nullptr,
-                            &err)
-            != TK_OK)
-          return core_error(err.code,
-                            std::string(err.message) + " (no task of the batch was created)");
-        self->state.pump();
-        return ids;
-      },
       [self](wait_atom, std::int64_t task_id) -> caf::result<std::string> {
         self->state.listen_for_finished_tasks();  // first: then the state read misses nothing
         const char* state = nullptr;
@@ -782,50 +694,39 @@ poller_actor::behavior_type poller(poller_actor::stateful_pointer<poller_state> 
         self->state.waiters[task_id].push_back(promise);
         return promise;
       },
+      // The HTTP actor's task operations; the client calls the task service
+      // itself, from its own thread.
       [self](status_atom, std::int64_t task_id) -> caf::result<std::string> {
-        char* text = nullptr;
-        tk_error err{};
-        if (tk_task_status(self->state.core.get(), task_id, &text, &err) != TK_OK)
-          return core_error(err);
-        std::string out{text};
-        tk_free(text);
+        std::string out;
+        if (auto err = self->state.tasks.status(task_id, out))
+          return err;
         return out;
       },
       [self](cancel_atom, std::int64_t task_id) -> caf::result<bool> {
-        tk_error err{};
-        if (tk_cancel_task(self->state.core.get(), task_id, &err) != TK_OK)
-          return core_error(err);
+        if (auto err = self->state.tasks.cancel(task_id))
+          return err;
         return true;
       },
       [self](signal_atom, const std::string& token,
              const std::string& payload) -> caf::result<bool> {
-        tk_error err{};
-        if (tk_signal(self->state.core.get(), token.c_str(),
-                      payload.empty() ? nullptr : payload.c_str(), &err)
-            != TK_OK)
-          return core_error(err);
+        if (auto err = self->state.tasks.signal(token, payload))
+          return err;
         self->state.pump();
         return true;
       },
       [self](list_atom, const std::string& filter) -> caf::result<std::string> {
-        char* text = nullptr;
-        tk_error err{};
-        if (tk_list_tasks(self->state.core.get(), filter.empty() ? nullptr : filter.c_str(), &text,
-                          &err)
-            != TK_OK)
-          return core_error(err);
-        std::string out{text};
-        tk_free(text);
+        std::string out;
+        if (auto err = self->state.tasks.list(filter, out))
+          return err;
         return out;
       },
       [self](submit_atom, const task_request& r) -> caf::result<std::int64_t, bool> {
         std::int64_t id = 0;
-        int created = 0;
-        tk_error err{};
-        if (self->state.create(r, id, err, &created) != TK_OK)
-          return core_error(err);
+        bool created = false;
+        if (auto err = self->state.tasks.create(r, id, &created))
+          return err;
         self->state.pump();
-        return {id, created != 0};
+        return {id, created};
       },
       [self](ping_atom) -> caf::result<bool> {
         tk_error err{};
@@ -841,12 +742,8 @@ poller_actor::behavior_type poller(poller_actor::stateful_pointer<poller_state> 
         return promise;
       },
       [self](drain_atom, std::int64_t deadline_ms) -> caf::result<bool> {
-        auto& s = self->state;
-        s.draining = true;
-        s.drain_deadline = s.now() + milliseconds{deadline_ms};
         auto promise = self->make_response_promise<bool>();
-        s.drain_waiters.push_back(promise);
-        s.pump();
+        self->state.drain(milliseconds{deadline_ms}, promise);
         return promise;
       },
   };

@@ -1,11 +1,12 @@
 #include <tasker/runtime/logging.hpp>
 
+#include <chrono>
 #include <mutex>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include <tasker/actors/poller.hpp>
+#include <tasker/messages/step_result.hpp>
 
 namespace tasker {
 
@@ -19,23 +20,32 @@ void setup_logging(const std::string& level) {
   spdlog::set_level(spdlog::level::from_str(level));
 }
 
-void log_step(const actors::step_report& r) {
-  if (r.result.succeeded) {
-    spdlog::debug("task={} step={} name={} handler={} attempt={}/{} ok in {} us", r.task_id,
-                  r.step_id, r.step_name, r.handler, r.attempt, r.max_attempts, r.run_time.count());
-    return;
+void step_logger::on_step_finished(const actors::step_finished_event& e) noexcept {
+  using std::chrono::duration_cast;
+  using std::chrono::microseconds;
+  const auto run_us =
+      e.started ? duration_cast<microseconds>(e.finished_at - e.started_at).count() : 0;
+  try {
+    const auto& r = *e.result;
+    switch (r.kind) {
+      case step_kind::success:
+        spdlog::debug("task={} step={} name={} handler={} attempt={}/{} ok in {} us", e.task_id,
+                      e.step_id, e.step_name, e.handler, e.attempt, e.max_attempts, run_us);
+        return;
+      case step_kind::wait:
+        spdlog::info("task={} step={} name={} handler={} attempt={}/{} waits for signal \"{}\" "
+                     "(up to {} ms)",
+                     e.task_id, e.step_id, e.step_name, e.handler, e.attempt, e.max_attempts,
+                     r.wait_signal, r.wait_timeout_ms);
+        return;
+      case step_kind::failure:
+        spdlog::warn("task={} step={} name={} handler={} attempt={}/{} failed in {} us: {} ({}{})",
+                     e.task_id, e.step_id, e.step_name, e.handler, e.attempt, e.max_attempts,
+                     run_us, r.error_message, r.error_type, r.retryable ? ", retryable" : "");
+        return;
+    }
+  } catch (...) {  // a log line is not worth a step
   }
-  if (!r.result.wait_signal.empty()) {
-    spdlog::info("task={} step={} name={} handler={} attempt={}/{} waits for signal \"{}\" "
-                 "(up to {} ms)",
-                 r.task_id, r.step_id, r.step_name, r.handler, r.attempt, r.max_attempts,
-                 r.result.wait_signal, r.result.wait_timeout_ms);
-    return;
-  }
-  spdlog::warn("task={} step={} name={} handler={} attempt={}/{} failed in {} us: {} ({}{})",
-               r.task_id, r.step_id, r.step_name, r.handler, r.attempt, r.max_attempts,
-               r.run_time.count(), r.result.error_message, r.result.error_type,
-               r.result.retryable ? ", retryable" : "");
 }
 
 }  // namespace tasker

@@ -14,6 +14,7 @@
 #include <caf/exit_reason.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
+#include <caf/typed_event_based_actor.hpp>
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -23,6 +24,8 @@
 #include <tasker/actors/poller.hpp>
 #include <tasker/runtime/logging.hpp>
 #include <tasker/runtime/profiler.hpp>
+
+#include "detail/client_impl.hpp"
 
 namespace tasker {
 
@@ -56,16 +59,6 @@ std::string default_worker_name() {
   return std::string(host) + ":" + std::to_string(getpid());
 }
 
-// The readable part of an error a poller sent (its context string), or CAF's rendering.
-std::string describe(caf::actor_system& sys, const caf::error& e) {
-  if (e == caf::sec::request_timeout)
-    return "the worker did not answer in time";
-  const auto& ctx = e.context();
-  if (ctx.size() == 1 && ctx.match_element<std::string>(0))
-    return ctx.get_as<std::string>(0);
-  return sys.render(e);
-}
-
 worker_config& prepared(worker_config& cfg) {
   cfg.validate();
   cfg.apply_scheduler_settings();
@@ -73,116 +66,6 @@ worker_config& prepared(worker_config& cfg) {
 }
 
 }  // namespace
-
-// ---- client -----------------------------------------------------------------
-
-struct client::impl {
-  caf::actor_system& sys;
-  actors::poller_actor poller;
-  std::mutex mu;  // one request at a time through the scoped actor
-  caf::scoped_actor self;
-
-  impl(caf::actor_system& s, actors::poller_actor p) : sys(s), poller(std::move(p)), self(s) {}
-
-  template <class T, class... Ts>
-  T ask(milliseconds timeout, Ts&&... xs) {
-    std::lock_guard<std::mutex> g{mu};
-    T out{};
-    caf::error failed;
-    self->request(poller, timeout, std::forward<Ts>(xs)...)
-        .receive([&](T& value) { out = std::move(value); },
-                 [&](caf::error& e) { failed = std::move(e); });
-    if (failed)
-      throw client_error(describe(sys, failed));
-    return out;
-  }
-};
-
-client::client(std::unique_ptr<impl> p) : impl_(std::move(p)) {
-}
-client::~client() = default;
-
-std::int64_t client::create(const std::string& namespace_name, const std::string& name,
-                            const std::string& version, const json& context,
-                            const create_options& options) {
-  if (!context.is_object())
-    throw client_error("a task's context must be a JSON object");
-  task_request r;
-  r.namespace_name = namespace_name;
-  r.name = name;
-  r.version = version;
-  r.context_json = context.dump();
-  r.idempotency_key = options.idempotency_key;
-  r.priority = options.priority;
-  return impl_->ask<std::int64_t>(milliseconds{60000}, create_atom_v, std::move(r));
-}
-
-std::int64_t client::create(const pipeline& p, const json& context, const create_options& options) {
-  return create(p.namespace_name(), p.name(), p.version(), context, options);
-}
-
-std::vector<std::int64_t> client::create_many(const pipeline& p, const std::vector<json>& contexts,
-                                              std::int32_t priority) {
-  std::vector<task_request> batch;
-  batch.reserve(contexts.size());
-  for (const auto& c : contexts) {
-    if (!c.is_object())
-      throw client_error("a task's context must be a JSON object (item "
-                         + std::to_string(batch.size() + 1) + ")");
-    task_request r;
-    r.namespace_name = p.namespace_name();
-    r.name = p.name();
-    r.version = p.version();
-    r.context_json = c.dump();
-    r.priority = priority;
-    batch.push_back(std::move(r));
-  }
-  return impl_->ask<std::vector<std::int64_t>>(milliseconds{600000}, create_atom_v,
-                                               std::move(batch));
-}
-
-std::string client::wait(std::int64_t task_id, milliseconds timeout) {
-  // A wait may be long: it gets its own scoped actor, so other threads'
-  // calls (and other waits) do not queue behind it.
-  caf::scoped_actor self{impl_->sys};
-  std::string state;
-  caf::error failed;
-  self->request(impl_->poller, timeout, wait_atom_v, task_id)
-      .receive([&](std::string& s) { state = std::move(s); },
-               [&](caf::error& e) { failed = std::move(e); });
-  if (failed)
-    throw client_error("waiting for task " + std::to_string(task_id) + ": "
-                       + describe(impl_->sys, failed));
-  return state;
-}
-
-json client::status(std::int64_t task_id) {
-  return json::parse(impl_->ask<std::string>(milliseconds{60000}, status_atom_v, task_id));
-}
-
-void client::cancel(std::int64_t task_id) {
-  impl_->ask<bool>(milliseconds{60000}, cancel_atom_v, task_id);
-}
-
-void client::signal(const std::string& token, const json& payload) {
-  impl_->ask<bool>(milliseconds{60000}, signal_atom_v, token, payload.dump());
-}
-
-json client::list(const json& filter) {
-  if (!filter.is_object())
-    throw client_error("a list filter must be a JSON object");
-  return json::parse(impl_->ask<std::string>(milliseconds{60000}, list_atom_v, filter.dump()));
-}
-
-json client::result(std::int64_t task_id, const std::string& step) {
-  const json st = status(task_id);  // outlives the loop (a temporary would not)
-  for (const auto& s : st.at("steps"))
-    if (s.at("name") == step)
-      return s.at("result");
-  throw client_error("task " + std::to_string(task_id) + " has no step \"" + step + "\"");
-}
-
-// ---- worker -----------------------------------------------------------------
 
 struct worker::impl {
   struct handler_entry {
@@ -197,9 +80,11 @@ struct worker::impl {
   signals_blocked no_signals_in_caf_threads;
   caf::actor_system sys;
   std::vector<handler_entry> handlers;
-  std::vector<caf::actor> instances;
+  std::vector<step_handler_actor> instances;
   std::shared_ptr<tasker::profiler> prof;  // when cfg.profile
   actors::poller_actor poller;
+  std::unique_ptr<actors::task_service>
+      tasks;  // after start(): register_pipeline's way to the core
   std::unique_ptr<tasker::client> client_;
   std::unique_ptr<actors::http_server> http;  // when http_port >= 0
   bool started = false;
@@ -229,9 +114,9 @@ namespace {
 // One instance of a handler. An actor handler's factory travels as a spawn
 // argument: CAF 0.17.6 binds a reference to a null argument tuple when a
 // function actor is spawned with none, which UBSan reports.
-caf::actor spawn_instance(caf::actor_system& sys, const worker::impl::handler_entry& h,
-                          bool measure_cpu) {
-  auto from_factory = [](caf::event_based_actor* self, const actor_factory& make) {
+step_handler_actor spawn_instance(caf::actor_system& sys, const worker::impl::handler_entry& h,
+                                  bool measure_cpu) {
+  auto from_factory = [](step_handler_pointer self, const actor_factory& make) {
     return make(self);
   };
   if (h.options.isolated) {  // a thread of its own, for as long as the worker runs
@@ -265,7 +150,7 @@ worker& worker::handle(std::string name, handler_fn fn, handler_options options)
     try {
       return fn(ctx);
     } catch (const step_input_error& e) {
-      return failure(e.what(), "validation_error", false);
+      return failure(step_error::validation_error, e.what());
     }
   };
   impl_->handlers.push_back({std::move(name), std::move(wrapped), nullptr, options});
@@ -285,13 +170,10 @@ worker& worker::register_pipeline(const pipeline& p) {
     tk_error err{};
     if (tk_register_pipeline(impl_->core.get(), text.c_str(), &err) != TK_OK)
       throw pipeline_error(err.message);
-  } else {
-    caf::scoped_actor self{impl_->sys};
-    caf::error failed;
-    self->request(impl_->poller, milliseconds{60000}, register_atom_v, text)
-        .receive([](bool) {}, [&](caf::error& e) { failed = std::move(e); });
-    if (failed)
-      throw pipeline_error(describe(impl_->sys, failed));
+  } else if (!impl_->tasks) {
+    throw pipeline_error("worker: register_pipeline after stop()");
+  } else if (auto failed = impl_->tasks->register_pipeline(text)) {
+    throw pipeline_error(detail::describe(impl_->sys, failed));
   }
   spdlog::info("registered pipeline {}/{}@{} ({} steps)", p.namespace_name(), p.name(), p.version(),
                p.steps().size());
@@ -339,7 +221,7 @@ void worker::start() {
                        ? std::max<std::size_t>(1, std::thread::hardware_concurrency())
                        : d.default_concurrency();
     for (std::size_t i = 0; i < n; ++i) {
-      caf::actor a = spawn_instance(d.sys, h, measure_cpu);
+      auto a = spawn_instance(d.sys, h, measure_cpu);
       route.instances.push_back(a);
       d.instances.push_back(a);
     }
@@ -354,11 +236,14 @@ void worker::start() {
   pc.fallback_poll = milliseconds{d.cfg.fallback_poll_ms};
   pc.event_driven = d.cfg.wakeup == "callback";
   pc.capacity_gated = d.cfg.claim_mode == "capacity";
-  pc.on_step = log_step;
-  pc.observer = d.prof;
+  pc.observers.push_back(std::make_shared<step_logger>());
+  if (d.prof)
+    pc.observers.push_back(d.prof);
+  d.tasks = std::make_unique<actors::task_service>(d.core);  // shares the core
   d.poller = d.sys.spawn<caf::detached>(actors::poller, std::move(d.core), std::move(pc),
                                         std::move(routes));
-  d.client_ = std::make_unique<tasker::client>(std::make_unique<client::impl>(d.sys, d.poller));
+  d.client_ =
+      std::make_unique<tasker::client>(std::make_unique<client::impl>(d.sys, d.poller, *d.tasks));
   if (d.cfg.http_port >= 0) {
     actors::http_config hc;
     hc.bind = d.cfg.http_bind;
@@ -439,10 +324,12 @@ bool worker::stop() {
     self->request(d.poller, milliseconds{d.cfg.drain_ms + 60000}, drain_atom_v, d.cfg.drain_ms)
         .receive([&](bool b) { clean = b; },
                  [&](caf::error& e) {
-                   spdlog::error("worker {}: drain failed: {}", d.cfg.name, describe(d.sys, e));
+                   spdlog::error("worker {}: drain failed: {}", d.cfg.name,
+                                 detail::describe(d.sys, e));
                  });
   }
-  d.client_.reset();  // its scoped actor must go before the system awaits its actors
+  d.client_.reset();
+  d.tasks.reset();  // the poller closes the core as it quits
   caf::anon_send_exit(d.poller, caf::exit_reason::user_shutdown);
   for (auto& a : d.instances)
     caf::anon_send_exit(a, caf::exit_reason::user_shutdown);

@@ -8,11 +8,20 @@
 
 #include <unistd.h>
 
+#include <tasker/actors/core_error.hpp>
 #include <tasker/runtime/dogstatsd.hpp>
 
 namespace tasker {
 
 worker_config::worker_config() {
+  // A failed core call renders as "tk_core: not_found (<message>)".
+  add_error_category(caf::atom("tk_core"),
+                     [](std::uint8_t code, caf::atom_value, const caf::message& context) {
+                       auto text = "tk_core: " + to_string(static_cast<actors::core_errc>(code));
+                       if (context.match_elements<std::string>())
+                         text += " (" + context.get_as<std::string>(0) + ")";
+                       return text;
+                     });
   opt_group{custom_options_, "global"}
       .add(store, "store,s",
            "store URL: memory: | sqlite:PATH | postgresql://USER@HOST:PORT/DB[?schema=NAME] (env "

@@ -12,6 +12,7 @@
 #include <caf/scheduler/test_coordinator.hpp>
 #include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
@@ -31,20 +32,24 @@ namespace {
 /// answers only when the test delivers the step's promise.
 struct held_step {
   step_event event;
-  caf::response_promise promise;
+  caf::typed_response_promise<step_result> promise;
 };
 struct recorder_state {
   std::vector<held_step> held;
 };
 using release_atom = caf::atom_constant<caf::atom("release")>;
+/// A handler (the step protocol) that the test can also tell to answer.
+using recorder_actor =
+    actors::step_handler_actor::extend<caf::reacts_to<release_atom, std::size_t, step_result>>;
 // (The unused name is a spawn argument: CAF 0.17.6 dereferences a null
 // argument tuple for actors spawned with none, which UBSan reports.)
-caf::behavior recorder(caf::stateful_actor<recorder_state>* self, const std::string&) {
+recorder_actor::behavior_type recorder(recorder_actor::stateful_pointer<recorder_state> self,
+                                       const std::string&) {
   return {
       [self](step_event& e) -> caf::result<step_result> {
-        auto rp = self->make_response_promise();
+        auto rp = self->make_response_promise<step_result>();
         self->state.held.push_back({e, rp});
-        return caf::delegated<step_result>();
+        return rp;
       },
       // A promise is delivered from its actor's own context.
       [self](release_atom, std::size_t index, step_result& r) {
@@ -65,13 +70,13 @@ struct fixture {
   caf::scheduler::test_coordinator& sched;
   std::int64_t now_ms = 1'700'000'000'000;
   tk_core* core = nullptr;  // owned by the poller; the test only reads through it
-  actors::poller_actor poller;
+  actors::poller_impl poller;
 
   fixture()
     : sys{cfg.set("scheduler.policy", caf::atom("testing"))},
       sched{dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())} {}
 
-  std::vector<caf::actor> handlers;  // every recorder, stopped with the fixture
+  std::vector<recorder_actor> handlers;  // every recorder, stopped with the fixture
 
   ~fixture() {
     if (poller)
@@ -81,7 +86,7 @@ struct fixture {
     sched.run();
   }
 
-  caf::actor spawn_recorder() {
+  recorder_actor spawn_recorder() {
     handlers.push_back(sys.spawn(recorder, std::string("recorder")));
     return handlers.back();
   }
@@ -147,19 +152,18 @@ struct fixture {
 
   actors::poller_state& state() {
     auto* ptr = caf::actor_cast<caf::abstract_actor*>(poller);
-    return dynamic_cast<caf::stateful_actor<actors::poller_state, actors::poller_actor::base>&>(
-               *ptr)
+    return dynamic_cast<caf::stateful_actor<actors::poller_state, actors::poller_impl::base>&>(*ptr)
         .state;
   }
 
   /// Makes handler `a` answer the index-th step it holds with `r`.
-  void release(const caf::actor& a, std::size_t index, step_result r) {
+  void release(const recorder_actor& a, std::size_t index, step_result r) {
     caf::anon_send(a, release_atom::value, index, std::move(r));
   }
 
-  recorder_state& recorder_of(const caf::actor& a) {
+  recorder_state& recorder_of(const recorder_actor& a) {
     auto* ptr = caf::actor_cast<caf::abstract_actor*>(a);
-    return dynamic_cast<caf::stateful_actor<recorder_state>&>(*ptr).state;
+    return dynamic_cast<caf::stateful_actor<recorder_state, recorder_actor::base>&>(*ptr).state;
   }
 };
 
@@ -176,18 +180,82 @@ actors::poller_config config(std::size_t max_in_flight, std::size_t batch) {
 
 }  // namespace
 
+namespace {
+
+/// Writes down every observer call, in order.
+struct recording_observer : tasker::actors::observer {
+  struct entry {
+    std::string hook;  // claimed, started, finished
+    std::int64_t step_id = 0;
+    std::string handler;
+    std::string namespace_name;
+    std::chrono::milliseconds queue_wait{-1};  // started, finished (when started)
+    std::chrono::milliseconds run_time{-1};    // finished, when started
+    tasker::actors::step_outcome outcome{};
+    std::string error_type;
+    bool cookie_ok = false;
+  };
+  std::vector<entry> log;
+  static entry make(const char* hook, std::int64_t step_id, std::string_view handler,
+                    std::string_view namespace_name) {
+    entry x;
+    x.hook = hook;
+    x.step_id = step_id;
+    x.handler = handler;
+    x.namespace_name = namespace_name;
+    return x;
+  }
+  std::size_t polls = 0, claimed_by_polls = 0, batches = 0, completed_by_batches = 0;
+  int cookie_target = 0;
+
+  void* on_step_claimed(const tasker::actors::step_claimed_event& e) noexcept override {
+    log.push_back(make("claimed", e.step_id, e.handler, e.namespace_name));
+    return &cookie_target;
+  }
+  void on_step_started(const tasker::actors::step_started_event& e) noexcept override {
+    auto x = make("started", e.step_id, e.handler, e.namespace_name);
+    x.queue_wait =
+        std::chrono::duration_cast<std::chrono::milliseconds>(e.started_at - e.claimed_at);
+    x.cookie_ok = e.cookie == &cookie_target;
+    log.push_back(x);
+  }
+  void on_step_finished(const tasker::actors::step_finished_event& e) noexcept override {
+    auto x = make("finished", e.step_id, e.handler, e.namespace_name);
+    if (e.started)
+      x.run_time =
+          std::chrono::duration_cast<std::chrono::milliseconds>(e.finished_at - e.started_at);
+    x.outcome = e.outcome;
+    x.error_type = std::string(e.error_type);
+    x.cookie_ok = e.cookie == &cookie_target;
+    log.push_back(x);
+  }
+  void on_poll(const tasker::actors::poll_event& e) noexcept override {
+    ++polls;
+    claimed_by_polls += e.claimed;
+  }
+  void on_complete_batch(const tasker::actors::complete_batch_event& e) noexcept override {
+    ++batches;
+    if (e.ok)
+      completed_by_batches += e.size;
+  }
+};
+
+}  // namespace
+
 TEST_CASE_FIXTURE(fixture,
                   "the poller claims no more steps than it has room for" * doctest::timeout(10)) {
+  auto obs = std::make_shared<recording_observer>();
   auto h = spawn_recorder();
-  start(config(3, 2), {{"work", {{h}, 0ms}}}, {"work"});
+  auto pc = config(3, 2);
+  pc.observers = {obs};
+  start(pc, {{"work", {{h}, 0ms}}}, {"work"});
   std::vector<std::int64_t> tasks;
   for (int i = 0; i < 5; ++i)
     tasks.push_back(create("work"));
   wake();
   // One instance takes one step at a time; the rest wait in the poller,
   // claimed: three claimed in all, two polls (2 + 1).
-  CHECK(state().load() == 3);
-  CHECK(state().steps_claimed == 3);
+  CHECK(obs->claimed_by_polls == 3);
   CHECK(recorder_of(h).held.size() == 1);
   int running = 0, ready = 0;
   for (auto t : tasks) {
@@ -202,36 +270,39 @@ TEST_CASE_FIXTURE(fixture,
   release(h, 0, ok());
   sched.run();
   CHECK(recorder_of(h).held.size() == 2);
-  CHECK(state().steps_completed == 1);
+  CHECK(obs->completed_by_batches == 1);
   // One free place is less than a batch, and the handler still has a step
   // queued: no small claim (each claim is a store transaction).
-  CHECK(state().steps_claimed == 3);
+  CHECK(obs->claimed_by_polls == 3);
   release(h, 1, ok());
   sched.run();  // queue empty now: completed at once, and a full batch fits
-  CHECK(state().steps_completed == 2);
-  CHECK(state().steps_claimed == 5);
+  CHECK(obs->completed_by_batches == 2);
+  CHECK(obs->claimed_by_polls == 5);
   CHECK(recorder_of(h).held.size() == 3);
 }
 
 TEST_CASE_FIXTURE(fixture,
                   "results that arrive together are completed in one call" * doctest::timeout(10)) {
-  std::vector<caf::actor> instances;
+  std::vector<recorder_actor> instances;
   for (int i = 0; i < 4; ++i)
     instances.push_back(spawn_recorder());
-  start(config(16, 16), {{"work", {instances, 0ms}}}, {"work"});
+  auto obs = std::make_shared<recording_observer>();
+  auto pc = config(16, 16);
+  pc.observers = {obs};
+  start(pc, {{"work", {{instances.begin(), instances.end()}, 0ms}}}, {"work"});
   std::vector<std::int64_t> tasks;
   for (int i = 0; i < 4; ++i)
     tasks.push_back(create("work"));
   wake();
-  CHECK(state().load() == 4);
-  const auto calls_before = state().complete_calls;
+  CHECK(obs->claimed_by_polls == 4);
+  const auto batches_before = obs->batches;
   for (auto& a : instances) {
     REQUIRE(recorder_of(a).held.size() == 1);
     release(a, 0, ok({{"n", 1}}));
   }
   sched.run();
-  CHECK(state().complete_calls == calls_before + 1);
-  CHECK(state().steps_completed == 4);
+  CHECK(obs->batches == batches_before + 1);  // one store call for all four
+  CHECK(obs->completed_by_batches == 4);
   for (auto t : tasks)
     CHECK(status(t).at("state") == "complete");
 }
@@ -368,10 +439,7 @@ TEST_CASE_FIXTURE(fixture, "a retry due later wakes the poller through its one t
   auto t = create("work");
   wake();
   REQUIRE(recorder_of(h).held.size() == 1);
-  step_result failed;
-  failed.succeeded = false;
-  failed.error_message = "flaky";
-  failed.error_type = "retryable_error";
+  const auto failed = tasker::failure("flaky", "retryable_error");
   release(h, 0, failed);
   sched.run();
   CHECK(status(t).at("steps")[0].at("state") == "waiting_for_retry");
@@ -408,74 +476,12 @@ TEST_CASE_FIXTURE(fixture,
   CHECK(recorder_of(h).held.size() == 1);
 }
 
-namespace {
-
-/// Writes down every observer call, in order.
-struct recording_observer : tasker::actors::observer {
-  struct entry {
-    std::string hook;  // claimed, started, finished
-    std::int64_t step_id = 0;
-    std::string handler;
-    std::string namespace_name;
-    std::chrono::milliseconds queue_wait{-1};  // started, finished (when started)
-    std::chrono::milliseconds run_time{-1};    // finished, when started
-    tasker::actors::step_outcome outcome{};
-    std::string error_type;
-    bool cookie_ok = false;
-  };
-  std::vector<entry> log;
-  static entry make(const char* hook, std::int64_t step_id, std::string_view handler,
-                    std::string_view namespace_name) {
-    entry x;
-    x.hook = hook;
-    x.step_id = step_id;
-    x.handler = handler;
-    x.namespace_name = namespace_name;
-    return x;
-  }
-  std::size_t polls = 0, claimed_by_polls = 0, batches = 0, completed_by_batches = 0;
-  int cookie_target = 0;
-
-  void* on_step_claimed(const tasker::actors::step_claimed_event& e) noexcept override {
-    log.push_back(make("claimed", e.step_id, e.handler, e.namespace_name));
-    return &cookie_target;
-  }
-  void on_step_started(const tasker::actors::step_started_event& e) noexcept override {
-    auto x = make("started", e.step_id, e.handler, e.namespace_name);
-    x.queue_wait =
-        std::chrono::duration_cast<std::chrono::milliseconds>(e.started_at - e.claimed_at);
-    x.cookie_ok = e.cookie == &cookie_target;
-    log.push_back(x);
-  }
-  void on_step_finished(const tasker::actors::step_finished_event& e) noexcept override {
-    auto x = make("finished", e.step_id, e.handler, e.namespace_name);
-    if (e.started)
-      x.run_time =
-          std::chrono::duration_cast<std::chrono::milliseconds>(e.finished_at - e.started_at);
-    x.outcome = e.outcome;
-    x.error_type = std::string(e.error_type);
-    x.cookie_ok = e.cookie == &cookie_target;
-    log.push_back(x);
-  }
-  void on_poll(const tasker::actors::poll_event& e) noexcept override {
-    ++polls;
-    claimed_by_polls += e.claimed;
-  }
-  void on_complete_batch(const tasker::actors::complete_batch_event& e) noexcept override {
-    ++batches;
-    if (e.ok)
-      completed_by_batches += e.size;
-  }
-};
-
-}  // namespace
-
 TEST_CASE_FIXTURE(fixture, "the observer hears of each step's claim, start and finish in order"
                                * doctest::timeout(10)) {
   auto obs = std::make_shared<recording_observer>();
   auto h = spawn_recorder();
   auto pc = config(8, 8);
-  pc.observer = obs;
+  pc.observers = {obs};
   start(pc, {{"work", {{h}, 0ms}}}, {"work"});
   create("work");
   create("work");
@@ -494,10 +500,7 @@ TEST_CASE_FIXTURE(fixture, "the observer hears of each step's claim, start and f
   release(h, 0, ok());
   sched.run();
   advance(5ms);
-  step_result failed;
-  failed.succeeded = false;
-  failed.error_type = "card_declined";
-  failed.retryable = false;
+  const auto failed = tasker::failure("", "card_declined", false);
   release(h, 1, failed);
   sched.run();
   REQUIRE(obs->log.size() == 6);
@@ -526,7 +529,7 @@ TEST_CASE_FIXTURE(fixture, "the observer hears of timeouts and of steps that nev
   auto obs = std::make_shared<recording_observer>();
   auto h = spawn_recorder();
   auto pc = config(8, 8);
-  pc.observer = obs;
+  pc.observers = {obs};
   start(pc, {{"work", {{h}, 500ms}}}, {"work", "missing"});
   create("missing");
   wake();
@@ -552,4 +555,108 @@ TEST_CASE_FIXTURE(fixture, "the observer hears of timeouts and of steps that nev
   CHECK(obs->log[3].hook == "claimed");
   CHECK(obs->log[4].hook == "started");
   CHECK(obs->log[4].queue_wait == 0ms);
+}
+
+// ---- the dispatcher and the completion batch: plain values, no actors -----
+
+TEST_CASE("the dispatcher gives each instance one step and queues the rest"
+          * doctest::timeout(10)) {
+  actors::dispatcher d{8, 4};
+  auto& lane = d.add("work", 2);
+  CHECK(d.find("work") == &lane);
+  CHECK(d.find("missing") == nullptr);
+  for (std::int64_t id : {1, 2, 3})
+    lane.queued.push_back(id);
+  auto a = actors::dispatcher::next(lane);
+  auto b = actors::dispatcher::next(lane);
+  REQUIRE(a);
+  REQUIRE(b);
+  CHECK(a->step_id == 1);
+  CHECK(b->step_id == 2);
+  CHECK(a->instance != b->instance);
+  CHECK_FALSE(actors::dispatcher::next(lane));  // both busy: step 3 waits
+  CHECK(lane.queued.size() == 1);
+  CHECK(actors::dispatcher::release(lane, a->instance, a->generation));
+  auto c = actors::dispatcher::next(lane);
+  REQUIRE(c);
+  CHECK(c->step_id == 3);
+  CHECK(c->instance == a->instance);
+}
+
+TEST_CASE("a reply of a replaced instance does not free its successor" * doctest::timeout(10)) {
+  actors::dispatcher d{8, 4};
+  auto& lane = d.add("work", 1);
+  lane.queued.push_back(1);
+  auto a = actors::dispatcher::next(lane);
+  REQUIRE(a);
+  actors::dispatcher::replace(lane, a->instance);  // it died; a new one took its place
+  lane.queued.push_back(2);
+  auto b = actors::dispatcher::next(lane);
+  REQUIRE(b);
+  CHECK(b->generation != a->generation);
+  CHECK_FALSE(actors::dispatcher::release(lane, a->instance, a->generation));  // the old reply
+  CHECK(lane.active[b->instance] == 1);
+  CHECK(actors::dispatcher::release(lane, b->instance, b->generation));
+}
+
+TEST_CASE("the dispatcher claims a whole batch, or less only for an idle instance"
+          * doctest::timeout(10)) {
+  actors::dispatcher d{10, 4};
+  CHECK(d.claim_size(0) == 4);  // no handlers at all: claim (the steps fail as not found)
+  auto& lane = d.add("work", 1);
+  CHECK(d.capacity(7) == 3);
+  CHECK(d.capacity(12) == 0);
+  CHECK(d.claim_size(10) == 0);     // full
+  CHECK(d.claim_size(10, 2) == 2);  // two results about to complete, and the instance idles
+  lane.active[0] = 1;               // the instance is busy
+  CHECK(d.claim_size(8) == 0);      // two places: less than a batch, nobody idles
+  CHECK(d.claim_size(6) == 4);      // a batch fits
+  CHECK(d.claim_size(8, 2) == 4);   // ... once the pending results complete
+}
+
+TEST_CASE("the completion batch hands the core one entry per result, of its kind"
+          * doctest::timeout(10)) {
+  actors::completion_batch batch;
+  batch.add(1, 11, tasker::success_raw(R"({"v":1})"));
+  batch.add(2, 12, tasker::failure("boom", "card_declined", false, 5ms));
+  batch.add(3, 13, tasker::wait_for("approval", 1000ms));
+  const auto* r = batch.build();
+  REQUIRE(batch.size() == 3);
+  CHECK(r[0].kind == TK_RESULT_SUCCESS);
+  CHECK(r[0].step_id == 1);
+  CHECK(r[0].fencing_token == 11);
+  CHECK(std::string(r[0].result_json) == R"({"v":1})");
+  CHECK(r[1].kind == TK_RESULT_FAILURE);
+  CHECK(std::string(r[1].error_type) == "card_declined");
+  CHECK(r[1].retryable == 0);
+  CHECK(r[1].retry_after_ms == 5);
+  CHECK(r[2].kind == TK_RESULT_WAIT);
+  CHECK(std::string(r[2].wait_signal) == "approval");
+  CHECK(r[2].wait_timeout_ms == 1000);
+  CHECK(batch.outcomes()[0] == TK_OK);
+}
+
+TEST_CASE("a result the core refuses as malformed becomes a permanent failure, once"
+          * doctest::timeout(10)) {
+  actors::completion_batch batch;
+  batch.add(1, 11, tasker::success_raw("{not json"));
+  batch.add(2, 12, tasker::success_raw("{}"));
+  batch.add(3, 13, tasker::success_raw("{}"));
+  batch.build();
+  batch.outcomes()[0] = TK_MALFORMED_JSON;
+  batch.outcomes()[2] = TK_STALE;
+  std::vector<std::pair<std::int64_t, int>> done;
+  batch.settle([&](std::int64_t id, int outcome) { done.emplace_back(id, outcome); });
+  CHECK(done == std::vector<std::pair<std::int64_t, int>>{{2, TK_OK}, {3, TK_STALE}});
+  REQUIRE(batch.size() == 1);  // step 1 still needs its one result
+  const auto& redo = batch.pending()[0];
+  CHECK(redo.step_id == 1);
+  CHECK(redo.token == 11);
+  CHECK(redo.result.kind == tasker::step_kind::failure);
+  CHECK(redo.result.error_type == "malformed_result");
+  CHECK_FALSE(redo.result.retryable);
+  batch.build();
+  batch.settle([&](std::int64_t id, int outcome) { done.emplace_back(id, outcome); });
+  CHECK(batch.empty());
+  CHECK(done.back() == std::pair<std::int64_t, int>{1, TK_OK});
 }

@@ -510,17 +510,17 @@ TEST_CASE("all_dependency_results keeps the ancestors whose name has the prefix"
 
 TEST_CASE("success and failure build the step result the core expects" * doctest::timeout(10)) {
   const auto ok = tasker::success({{"value", 36}});
-  CHECK(ok.succeeded);
+  CHECK(ok.kind == tasker::step_kind::success);
   CHECK(json::parse(ok.result_json) == json{{"value", 36}});
   CHECK(tasker::success().result_json == "{}");
   CHECK(tasker::success(nullptr).result_json == "null");
 
   const auto raw = tasker::success_raw(R"({"already":"text"})");
-  CHECK(raw.succeeded);
+  CHECK(raw.kind == tasker::step_kind::success);
   CHECK(raw.result_json == R"({"already":"text"})");
 
   const auto plain = tasker::failure("boom");
-  CHECK_FALSE(plain.succeeded);
+  CHECK(plain.kind == tasker::step_kind::failure);
   CHECK(plain.error_message == "boom");
   CHECK(plain.error_type == "handler_error");
   CHECK(plain.retryable);
@@ -532,6 +532,28 @@ TEST_CASE("success and failure build the step result the core expects" * doctest
   const auto permanent = tasker::failure("declined", "permanent_error", false, -5ms);
   CHECK_FALSE(permanent.retryable);
   CHECK(permanent.retry_after_ms == 0);  // a negative hint is no hint
+
+  const auto parked = tasker::wait_for("approval", 5s);
+  CHECK(parked.kind == tasker::step_kind::wait);
+  CHECK(parked.wait_signal == "approval");
+  CHECK(parked.wait_timeout_ms == 5000);
+}
+
+TEST_CASE("the runtime's own failures are one enum with names and retry rules"
+          * doctest::timeout(10)) {
+  using tasker::step_error;
+  CHECK(tasker::to_string(step_error::handler_error) == "handler_error");
+  CHECK(tasker::to_string(step_error::handler_timeout) == "handler_timeout");
+  CHECK(tasker::to_string(step_error::handler_not_found) == "handler_not_found");
+  CHECK(tasker::to_string(step_error::malformed_result) == "malformed_result");
+  CHECK(tasker::to_string(step_error::validation_error) == "validation_error");
+  const auto timeout = tasker::failure(step_error::handler_timeout, "late");
+  CHECK(timeout.kind == tasker::step_kind::failure);
+  CHECK(timeout.error_type == "handler_timeout");
+  CHECK(timeout.retryable);
+  const auto missing = tasker::failure(step_error::handler_not_found, "who?");
+  CHECK(missing.error_type == "handler_not_found");
+  CHECK_FALSE(missing.retryable);
 }
 
 // ---- YAML templates -------------------------------------------------------

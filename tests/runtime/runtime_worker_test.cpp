@@ -14,6 +14,7 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
 #include <doctest/doctest.h>
 
 #include <tasker/runtime/worker.hpp>
@@ -147,15 +148,17 @@ TEST_CASE("an actor handler can answer later through a response promise" * docte
         return {[factor](std::int64_t x) { return factor * x; }};
       },
       std::int64_t{2});
-  w.handle_actor("double", [doubler](caf::event_based_actor* self) -> caf::behavior {
-    return {[self, doubler](const tasker::step_event& e) -> caf::result<tasker::step_result> {
-      auto rp = self->make_response_promise<tasker::step_result>();
-      const auto n = json::parse(e.task_context).at("n").get<std::int64_t>();
-      self->request(doubler, std::chrono::seconds(5), n).then([rp](std::int64_t y) mutable {
-        rp.deliver(tasker::success({{"doubled", y}}));
-      });
-      return rp;
-    }};
+  w.handle_actor("double", [doubler](tasker::step_handler_pointer self) {
+    // A typed behavior: answering anything but a step_result does not compile.
+    return tasker::step_handler_behavior{
+        [self, doubler](const tasker::step_event& e) -> caf::result<tasker::step_result> {
+          auto rp = self->make_response_promise<tasker::step_result>();
+          const auto n = json::parse(e.task_context).at("n").get<std::int64_t>();
+          self->request(doubler, std::chrono::seconds(5), n).then([rp](std::int64_t y) mutable {
+            rp.deliver(tasker::success({{"doubled", y}}));
+          });
+          return rp;
+        }};
   });
   auto p = one_step("actor", "double", attempts(1));
   w.register_pipeline(p);
@@ -550,4 +553,31 @@ TEST_CASE("the benchmark baselines still run every step: interval polling and cl
     cfg.claim_mode = "greedy";
     CHECK_THROWS_AS(cfg.validate(), std::invalid_argument);
   }
+}
+
+TEST_CASE("a task the client creates on its own thread wakes the poller at once"
+          * doctest::timeout(30)) {
+  // The client calls the core directly, not through the poller: the core's
+  // wake-up callback must get the step claimed, long before the fallback poll.
+  auto cfg = memory_config();
+  cfg.fallback_poll_ms = 60000;
+  tasker::worker w{cfg};
+  w.handle("square", [](tasker::step_context& ctx) {
+    const auto n = ctx.input<std::int64_t>("n");
+    return tasker::success({{"value", n * n}});
+  });
+  auto p = one_step("woken", "square", attempts(1));
+  w.register_pipeline(p);
+  auto& c = w.client();
+  for (int i = 0; i < 3; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto t = c.create(p, {{"n", i}});
+    CHECK(c.wait(t, 20s) == "complete");
+    CHECK(std::chrono::steady_clock::now() - t0 < 10s);  // not the minute-long fallback
+    CHECK(c.result(t, "only") == json{{"value", i * i}});
+  }
+  tasker::pipeline later{"tests", "registered_later", "1"};  // after start: straight to the core
+  later.step("only", "square");
+  w.register_pipeline(later);
+  CHECK(c.wait(c.create(later, {{"n", 4}}), 20s) == "complete");
 }

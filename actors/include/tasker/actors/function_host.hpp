@@ -5,10 +5,7 @@
 #include <cstdint>
 #include <functional>
 
-#include <caf/fwd.hpp>
-
-#include <tasker/messages/step_event.hpp>
-#include <tasker/messages/step_result.hpp>
+#include <tasker/actors/step_handler.hpp>
 
 namespace tasker::actors {
 
@@ -43,7 +40,7 @@ private:
 /// function lets escape becomes a retryable `handler_error` failure. With
 /// `measure_cpu`, results carry the thread CPU time of the call
 /// (step_result::cpu_time_ns) when a cpu_sampler picks them.
-caf::behavior function_host(caf::event_based_actor* self, step_function fn,
-                            bool measure_cpu = false);
+step_handler_behavior function_host(step_handler_pointer self, step_function fn,
+                                    bool measure_cpu = false);
 
 }  // namespace tasker::actors

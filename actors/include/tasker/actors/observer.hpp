@@ -8,6 +8,10 @@
 #include <cstdint>
 #include <string_view>
 
+namespace tasker {
+struct step_result;
+}  // namespace tasker
+
 namespace tasker::actors {
 
 /// The clock of every timestamp in an event: the poller's actor clock (the
@@ -72,6 +76,9 @@ struct step_finished_event {
   /// when the worker measures it); negative: not measured.
   std::chrono::nanoseconds cpu_time;
   void* cookie;  ///< what on_step_claimed returned for this step
+  /// The result that goes to the core (set by the poller; null only in
+  /// events a test or benchmark makes up).
+  const step_result* result = nullptr;
 };
 
 /// A call that claims steps returned.
@@ -91,8 +98,9 @@ struct complete_batch_event {
   bool ok;                            ///< false: the store call failed (the results are kept)
 };
 
-/// Told of every step and store call of a poller. Every hook runs on the
-/// poller's thread, one at a time; per step the order is claimed, started
+/// Told of every step and store call of a poller (a poller may have several:
+/// the logger, the profiler…; each gets its own cookies). Every hook runs on
+/// the poller's thread, one at a time; per step the order is claimed, started
 /// (unless it never ran), finished. Hooks must be quick and must not throw:
 /// the poller waits for them. The string views live only during the call.
 class observer {

@@ -1,12 +1,14 @@
 // The poller actor: the only owner of the core handle. It claims steps up to
 // free capacity, hands each to its handler's actors, batches their results
 // into one tk_complete, heartbeats leases, and sleeps until the core, a
-// result, its one timer or the slow fallback poll wakes it.
+// result, its one timer or the slow fallback poll wakes it. What to claim and
+// where a step goes is decided by its dispatcher; what the core gets back is
+// kept in its completion batch (both plain values, tested without actors).
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -16,7 +18,6 @@
 #include <unordered_map>
 #include <vector>
 
-#include <caf/actor.hpp>
 #include <caf/actor_addr.hpp>
 #include <caf/atom.hpp>
 #include <caf/error.hpp>
@@ -24,40 +25,38 @@
 #include <caf/typed_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
-#include <tasker/messages/messages.hpp>
+#include <tasker/actors/completion_batch.hpp>
+#include <tasker/actors/core_error.hpp>
+#include <tasker/actors/dispatcher.hpp>
 #include <tasker/actors/observer.hpp>
+#include <tasker/actors/step_handler.hpp>
+#include <tasker/actors/task_service.hpp>
 #include <tasker/core.h>
+#include <tasker/messages/messages.hpp>
 
 namespace tasker::actors {
 
-/// The poller's protocol. Clients use register/create/wait/status/idle/
-/// drain; the rest are the poller's own timers and wake-ups.
-using poller_actor = caf::typed_actor<
-    caf::reacts_to<wake_atom>, caf::reacts_to<flush_atom>, caf::reacts_to<tick_atom, std::uint64_t>,
-    caf::reacts_to<deadline_atom>, caf::reacts_to<fallback_atom>, caf::reacts_to<heartbeat_atom>,
-    caf::replies_to<register_atom, std::string>::with<bool>,
-    caf::replies_to<create_atom, task_request>::with<std::int64_t>,
-    caf::replies_to<create_atom, std::vector<task_request>>::with<std::vector<std::int64_t>>,
-    caf::replies_to<wait_atom, std::int64_t>::with<std::string>,
-    caf::replies_to<status_atom, std::int64_t>::with<std::string>,
-    caf::replies_to<cancel_atom, std::int64_t>::with<bool>,
-    caf::replies_to<list_atom, std::string>::with<std::string>,
-    caf::replies_to<signal_atom, std::string, std::string>::with<bool>,
-    caf::replies_to<idle_atom>::with<bool>, caf::replies_to<drain_atom, std::int64_t>::with<bool>,
-    caf::replies_to<submit_atom, task_request>::with<std::int64_t, bool>,
-    caf::replies_to<ping_atom>::with<bool>>;
+/// The poller's public protocol: what the worker, its client and the HTTP
+/// actor ask of it. (Registering and creating go to a task_service, which
+/// calls the core directly; the HTTP actor's task operations still come
+/// here.)
+using poller_actor =
+    caf::typed_actor<caf::replies_to<wait_atom, std::int64_t>::with<std::string>,
+                     caf::replies_to<status_atom, std::int64_t>::with<std::string>,
+                     caf::replies_to<cancel_atom, std::int64_t>::with<bool>,
+                     caf::replies_to<list_atom, std::string>::with<std::string>,
+                     caf::replies_to<signal_atom, std::string, std::string>::with<bool>,
+                     caf::replies_to<idle_atom>::with<bool>,
+                     caf::replies_to<drain_atom, std::int64_t>::with<bool>,
+                     caf::replies_to<submit_atom, task_request>::with<std::int64_t, bool>,
+                     caf::replies_to<ping_atom>::with<bool>>;
 
-/// The category of the errors the poller answers with when a core call
-/// fails: the error's code is the tk_status, its context the core's message.
-constexpr caf::atom_value core_error_category = caf::atom("tk_core");
-
-/// An error carrying a failed core call's status and message.
-caf::error core_error(const tk_error& err);
-caf::error core_error(tk_status status, std::string message);
-
-/// The tk_status a core_error carries; TK_OK for any other error (a timeout,
-/// a dead actor...).
-tk_status core_status(const caf::error& e);
+/// The poller as it runs: the public protocol plus its own wake-ups and
+/// timers, which only it (and the core's callbacks) send.
+using poller_impl =
+    poller_actor::extend<caf::reacts_to<wake_atom>, caf::reacts_to<flush_atom>,
+                         caf::reacts_to<tick_atom, std::uint64_t>, caf::reacts_to<deadline_atom>,
+                         caf::reacts_to<fallback_atom>, caf::reacts_to<heartbeat_atom>>;
 
 /// Owns a tk_core (closed by tk_close). Shared only so it can travel through
 /// spawn's argument list; the poller holds the one reference.
@@ -65,23 +64,11 @@ using core_ptr = std::shared_ptr<tk_core>;
 
 /// Where the steps of one handler name go.
 struct handler_route {
-  std::vector<caf::actor> instances;         ///< its actors; one step each at a time
-  std::chrono::milliseconds timeout{30000};  ///< when the step has none of its own
+  std::vector<step_handler_actor> instances;  ///< its actors; one step each at a time
+  std::chrono::milliseconds timeout{30000};   ///< when the step has none of its own
   /// Makes a replacement for an instance that died (empty: none is made, and
   /// steps sent to the dead instance fail until the worker restarts).
-  std::function<caf::actor()> respawn = nullptr;
-};
-
-/// Told of every step the poller finishes, for logging and metrics.
-struct step_report {
-  std::int64_t task_id;
-  std::int64_t step_id;
-  const std::string& step_name;
-  const std::string& handler;
-  int attempt;
-  int max_attempts;
-  const step_result& result;           ///< what goes to the core
-  std::chrono::microseconds run_time;  ///< dispatch to result (0 if never dispatched)
+  std::function<step_handler_actor()> respawn = nullptr;
 };
 
 struct poller_config {
@@ -102,10 +89,18 @@ struct poller_config {
   /// bench/ffi_bench, "claim then drop": every poll asks for a whole batch
   /// and steps beyond max_in_flight are dropped, left to their leases.
   bool capacity_gated = true;
-  std::function<void(const step_report&)> on_step;  ///< optional
-  /// Told of every claim, start, finish and store call (optional; without
-  /// one the poller pays a null check per hook).
-  std::shared_ptr<actors::observer> observer;
+  /// Told of every claim, start, finish and store call, in this order (the
+  /// worker's: its logger, and its profiler when it profiles); at most
+  /// max_observers. Without any the poller pays one check per hook.
+  std::vector<std::shared_ptr<actors::observer>> observers;
+  static constexpr std::size_t max_observers = 4;
+};
+
+/// What the poller is doing.
+enum class poller_mode : std::uint8_t {
+  running,      ///< claiming and completing
+  backing_off,  ///< a store call failed: nothing is tried before store_retry_at
+  draining,     ///< claiming nothing new; finishing what runs, up to drain_deadline
 };
 
 /// The poller's state. Decisions are member functions, so tests can drive
@@ -115,21 +110,15 @@ struct poller_state {
 
   /// A claimed step, until the core has its result.
   struct in_flight {
-    std::int64_t task_id = 0;
-    std::int64_t token = 0;
-    std::string step_name;
-    std::string handler;
-    int attempt = 0;
-    int max_attempts = 0;
-    step_event event;  ///< held while queued; moved into the request at dispatch
+    /// The claimed step. Its payloads move into the handler's request at
+    /// dispatch; its ids and names stay for the observers.
+    step_event event;
+    std::chrono::steady_clock::time_point claimed_at{};
     std::chrono::steady_clock::time_point started{};
     bool dispatched = false;
-    bool finished = false;  ///< its result waits in `pending`
+    bool finished = false;  ///< its result waits in `completions`
     std::size_t instance = 0;
-    // For the observer only (left empty without one).
-    std::chrono::steady_clock::time_point claimed_at{};
-    std::string namespace_name;
-    void* cookie = nullptr;
+    std::array<void*, poller_config::max_observers> cookies{};  ///< one per observer
   };
 
   /// When a dispatched step's handler must have answered.
@@ -141,55 +130,44 @@ struct poller_state {
     bool operator>(const deadline& o) const { return at > o.at; }
   };
 
-  struct pending_result {
-    std::int64_t step_id;
-    std::int64_t token;
-    step_result result;
-  };
-
+  /// A handler's actors (the dispatcher keeps which are busy).
   struct route_state {
     handler_route route;
-    /// Steps per instance whose reply has not come back. A step that timed
-    /// out keeps its instance busy until the late reply: the instance is
-    /// still working on it.
-    std::vector<std::size_t> active;
-    std::vector<std::uint64_t> generation;  ///< bumped when an instance is replaced
-    std::deque<std::int64_t> queued;        ///< claimed steps waiting for a free instance
+    dispatcher::lane* lane = nullptr;
   };
 
-  poller_actor::stateful_pointer<poller_state> self = nullptr;
+  poller_impl::stateful_pointer<poller_state> self = nullptr;
   poller_config config;
   /// Where the core's callbacks go. Called on our thread (during our own
   /// store calls) they set flags; called from another thread (the PostgreSQL
-  /// store's LISTEN thread, reporting other processes' work) they queue what
-  /// happened and send us one wake_atom. Declared before `core`, so it
-  /// outlives the core and its threads.
+  /// store's LISTEN thread, reporting other processes' work; or a client
+  /// creating a task) they queue what happened and send us one wake_atom.
+  /// Declared before `core`, so it outlives the core and its threads.
   struct callback_target {
     poller_state* state = nullptr;
     std::thread::id owner;
     caf::actor_addr addr;
     std::mutex mu;
     bool wake_sent = false;
-    bool remote_wake = false;
     std::vector<std::pair<std::int64_t, std::string>> remote_finished;
     /// Called from another thread: remember, and send one wake_atom.
     void remote(std::int64_t task_id, const char* state);
   };
   std::unique_ptr<callback_target> callbacks;
   core_ptr core{nullptr, tk_close};
+  task_service tasks{nullptr};  ///< the task operations the HTTP actor asks for
   tk_worker* worker = nullptr;
+  dispatcher routing{0, 0};
   std::unordered_map<std::string, route_state> routes;
   std::unordered_map<std::int64_t, in_flight> running;  ///< by step id
-  std::vector<pending_result> pending;                  ///< to complete in the next flush
-  std::vector<tk_step_result> batch;                    ///< reused by flush
-  std::vector<int> outcomes;                            ///< reused by flush
+  completion_batch completions;                         ///< to complete in the next flush
   std::vector<const char*> namespace_ptrs;
+  poller_mode mode = poller_mode::running;
   bool flush_scheduled = false;
   bool wake_flag = false;           ///< set by the core's wake-up callback during our own calls
   bool interval_tick = false;       ///< pump() runs for the fallback poll (event_driven off)
   std::uint64_t steps_dropped = 0;  ///< claimed beyond capacity (capacity_gated off)
-  bool draining = false;
-  bool core_dry = true;  ///< the last claim got fewer steps than it asked for
+  bool core_dry = true;             ///< the last claim got fewer steps than it asked for
   /// After a failed store call: wait this long (doubling from 100 ms up to
   /// 5 s, reset by the next success) before calling the store again.
   std::chrono::milliseconds store_backoff{0};
@@ -208,7 +186,7 @@ struct poller_state {
   std::vector<caf::typed_response_promise<bool>> drain_waiters;
   std::uint64_t steps_claimed = 0, steps_completed = 0;
   std::uint64_t poll_calls = 0, complete_calls = 0, heartbeat_calls = 0;
-  actors::observer* obs = nullptr;  ///< config.observer, or null
+  std::vector<actors::observer*> obs;  ///< config.observers
 
   ~poller_state();
 
@@ -217,7 +195,7 @@ struct poller_state {
   std::chrono::steady_clock::time_point now() const { return self->clock().now(); }
 
   /// Opens the worker handle and installs the core's callbacks.
-  void init(poller_actor::stateful_pointer<poller_state> self_ptr, core_ptr core_handle,
+  void init(poller_impl::stateful_pointer<poller_state> self_ptr, core_ptr core_handle,
             poller_config cfg, std::unordered_map<std::string, handler_route> handler_routes);
 
   /// Completes pending results, claims up to capacity, re-arms the timer,
@@ -225,19 +203,19 @@ struct poller_state {
   void pump();
   /// Claimed steps not yet completed (dispatched, queued or with a pending result).
   std::size_t load() const { return running.size(); }
-  std::size_t capacity() const;
-  /// Whether to claim now (after `freed` pending results complete): a full
-  /// batch fits, or a handler instance would otherwise idle.
-  bool worth_claiming(std::size_t freed) const;
+  std::size_t capacity() const { return routing.capacity(load()); }
+  /// How many steps to claim now (after `freed` pending results complete); 0: none.
+  std::size_t claim_size(std::size_t freed) const;
   /// Claims up to capacity; false when the core had fewer ready steps than asked.
   bool claim();
   void dispatch(route_state& route);
-  void on_result(std::int64_t step_id, std::int64_t token, step_result result);
+  /// A step's result came (`timed_out`: the poller's own timeout made it).
+  void on_result(std::int64_t step_id, std::int64_t token, step_result result,
+                 bool timed_out = false);
   void flush();
-  /// Completes `pending` and claims in one store call; false if it failed.
+  /// Completes pending results and claims in one store call; false if it failed.
   bool cycle();
-  void build_batch();
-  /// Applies `outcomes` of completing `pending`.
+  /// Applies the core's outcomes of completing the batch.
   void completed();
   /// Takes claimed events into `running` and dispatches them.
   void accept(const tk_step_event* events, std::size_t count, std::size_t wanted);
@@ -254,13 +232,15 @@ struct poller_state {
   void store_failed(const std::string& what, const char* message);
   void store_ok();
   bool idle() const;
+  /// Starts draining: claim nothing new, answer `promise` once what runs is
+  /// done (true) or the deadline passed (false).
+  void drain(std::chrono::milliseconds within, caf::typed_response_promise<bool> promise);
   void task_finished(std::int64_t task_id, const char* state);
   /// Answers waiters whose task ended elsewhere (another process); run by the fallback poll.
   void check_waiters();
   /// Sets the core's task listener, at the first wait for a task.
   void listen_for_finished_tasks();
   bool task_listener_set = false;
-  tk_status create(const task_request& r, std::int64_t& id, tk_error& err, int* created = nullptr);
   /// One cheap store call (a one-task list): can the core answer now?
   tk_status ping(tk_error& err);
   /// A handler instance died: its running steps fail (retryable handler_error)
@@ -268,19 +248,17 @@ struct poller_state {
   void instance_down(const caf::down_msg& dm);
   /// A reply (or error) from instance `i` of `route` came back.
   void release_instance(route_state& route, std::size_t i, std::uint64_t generation);
-  // Observer calls (only made when `obs` is set).
-  void observe_claimed(std::int64_t step_id, in_flight& f, std::string_view namespace_name);
+  // Observer calls (only made when there are observers).
+  void observe_claimed(std::int64_t step_id, in_flight& f);
   void observe_started(std::int64_t step_id, const in_flight& f);
-  void observe_finished(std::int64_t step_id, const in_flight& f, const step_result& r);
+  void observe_finished(std::int64_t step_id, const in_flight& f, const step_result& r,
+                        step_outcome outcome);
 };
 
 /// Spawns nothing: the behavior of a poller; spawn it detached in a worker
 /// (store calls block), or on the test coordinator in tests.
-poller_actor::behavior_type poller(poller_actor::stateful_pointer<poller_state> self, core_ptr core,
-                                   poller_config config,
-                                   std::unordered_map<std::string, handler_route> routes);
-
-/// A failure result made by the runtime itself (timeouts, dead handlers…).
-step_result runtime_failure(std::string message, std::string type, bool retryable);
+poller_impl::behavior_type poller(poller_impl::stateful_pointer<poller_state> self, core_ptr core,
+                                  poller_config config,
+                                  std::unordered_map<std::string, handler_route> routes);
 
 }  // namespace tasker::actors

@@ -12,9 +12,9 @@
 //       .then([](tasker::process_result& r) { /* r.exit_code, r.stdout_data… */ });
 //
 // The actor itself only routes messages, on a thread of its own (detached),
-// so that blocking clients on CAF's pool can never starve it. One I/O thread per actor does everything else: posix_spawn, one
-// epoll set over every child's pipes and pidfd, timers, and wait4 once a
-// child has exited, so no CAF thread ever waits for a child.
+// so that blocking clients on CAF's pool can never starve it. One I/O thread per actor does
+// everything else: posix_spawn, one epoll set over every child's pipes and pidfd, timers, and wait4
+// once a child has exited, so no CAF thread ever waits for a child.
 #pragma once
 
 #include <chrono>

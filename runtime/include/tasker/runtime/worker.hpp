@@ -18,6 +18,7 @@
 
 #include <caf/fwd.hpp>
 
+#include <tasker/actors/step_handler.hpp>
 #include <tasker/runtime/client.hpp>
 #include <tasker/runtime/pipeline.hpp>
 #include <tasker/runtime/step_context.hpp>
@@ -55,10 +56,16 @@ struct handler_options {
 /// A function handler.
 using handler_fn = std::function<step_result(step_context&)>;
 
-/// Makes one instance of an actor handler: a behavior that answers a
+/// The handler protocol (step_event → step_result) as a typed actor; a
+/// behavior that answers anything else does not compile.
+using step_handler_actor = actors::step_handler_actor;
+using step_handler_behavior = actors::step_handler_behavior;
+using step_handler_pointer = actors::step_handler_pointer;
+
+/// Makes one instance of an actor handler: a typed behavior that answers a
 /// tasker::step_event with a tasker::step_result (directly, or later through
-/// a response promise).
-using actor_factory = std::function<caf::behavior(caf::event_based_actor*)>;
+/// a response promise). Include <caf/typed_event_based_actor.hpp> to write one.
+using actor_factory = std::function<step_handler_behavior(step_handler_pointer)>;
 
 class worker {
 public:

@@ -1,0 +1,42 @@
+// The client's insides, shared by client.cpp and worker.cpp (which makes
+// the client when it starts the poller). Private to the runtime.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <utility>
+
+#include <caf/actor_system.hpp>
+#include <caf/scoped_actor.hpp>
+
+#include <tasker/actors/poller.hpp>
+#include <tasker/actors/task_service.hpp>
+#include <tasker/runtime/client.hpp>
+
+namespace tasker {
+
+namespace detail {
+
+/// The readable part of an error a poller sent (its context string), or CAF's rendering.
+std::string describe(caf::actor_system& sys, const caf::error& e);
+
+}  // namespace detail
+
+/// Task operations call the core directly through `tasks` (on the caller's
+/// thread); only waits go to the poller, which hears tasks end.
+struct client::impl {
+  caf::actor_system& sys;
+  actors::poller_actor poller;
+  actors::task_service tasks;
+
+  impl(caf::actor_system& s, actors::poller_actor p, actors::task_service t)
+    : sys(s), poller(std::move(p)), tasks(std::move(t)) {}
+
+  /// Throws the client_error for a failed task operation.
+  void check(const caf::error& e) const {
+    if (e)
+      throw client_error(detail::describe(sys, e));
+  }
+};
+
+}  // namespace tasker
