@@ -449,7 +449,8 @@ int main(int argc, char** argv) {
     if (base.empty() || base == "none")
       die("no PostgreSQL server binary: install the postgresql package");
   }
-  std::printf("PostgreSQL store, worker processes of tests/runtime/pg_worker.cpp, durable commits\n");
+  std::printf(
+      "PostgreSQL store, worker processes of tests/runtime/pg_worker.cpp, durable commits\n");
   std::fflush(stdout);
 
   if (o.latency_only) {

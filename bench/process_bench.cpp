@@ -31,9 +31,9 @@
 #include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
 
-#include <tasker/actors/process_actor.hpp>
 #include "stats.hpp"
 #include "table.hpp"
+#include <tasker/actors/process_actor.hpp>
 
 namespace {
 

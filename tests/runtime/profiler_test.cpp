@@ -16,9 +16,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <tasker/test/metrics.hpp>
 #include <tasker/runtime/dogstatsd.hpp>
 #include <tasker/runtime/profiler.hpp>
+#include <tasker/test/metrics.hpp>
 
 using namespace std::chrono_literals;
 using tasker::duration_buckets;

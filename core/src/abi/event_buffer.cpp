@@ -66,8 +66,8 @@ const tk_step_event* event_buffer::finish() {
     if (!pooled_) {
       const char** strings[5] = {&e.task_context, &e.dependency_results, &e.wait_token,
                                  &e.signal_name, &e.signal_payload};
-      const std::size_t sizes[5] = {e.task_context_len, e.dependency_results_len,
-                                    e.wait_token_len, e.signal_name_len, e.signal_payload_len};
+      const std::size_t sizes[5] = {e.task_context_len, e.dependency_results_len, e.wait_token_len,
+                                    e.signal_name_len, e.signal_payload_len};
       for (int k = 0; k < 5; ++k) {
         if (!*strings[k])
           continue;

@@ -8,8 +8,8 @@
 #include <string_view>
 #include <vector>
 
-#include <tasker/core.h>
 #include "model/wait_token.hpp"
+#include <tasker/core.h>
 
 namespace tasker::core {
 

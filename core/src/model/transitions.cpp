@@ -140,8 +140,8 @@ bool apply_signal(step_row& s, const task_row& t, std::int64_t seq, std::string_
                   millis now) {
   const std::string step = "step " + std::to_string(s.id);
   if (!s.signal.empty() && s.signal_seq == seq)
-    fail(TK_CONFLICT, "this token was signalled already (" + step + " is " + to_string(s.state)
-                          + ")");
+    fail(TK_CONFLICT,
+         "this token was signalled already (" + step + " is " + to_string(s.state) + ")");
   if (seq != s.claim_seq || (s.state != step_state::waiting && s.state != step_state::running)
       || !task_active(t))
     fail(TK_CONFLICT, "the wait of this token is over: " + step + " is " + to_string(s.state)

@@ -17,8 +17,8 @@
 
 #include "abi/event_buffer.hpp"
 #include "model/pipeline.hpp"
-#include <tasker/core.h>
 #include "model/wait_token.hpp"
+#include <tasker/core.h>
 
 namespace tasker::core {
 

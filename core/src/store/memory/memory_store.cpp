@@ -7,8 +7,8 @@
 #include <unordered_map>
 
 #include "abi/error.hpp"
-#include "util/json.hpp"
 #include "model/transitions.hpp"
+#include "util/json.hpp"
 
 namespace tasker::core {
 

@@ -13,9 +13,9 @@
 #include <nlohmann/json.hpp>
 
 #include <tasker/core.hpp>
+#include <tasker/core_testing.h>
 #include <tasker/test/manual_clock.hpp>
 #include <tasker/test/temp_dir.hpp>
-#include <tasker/core_testing.h>
 
 namespace tasker::test {
 
