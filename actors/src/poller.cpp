@@ -68,8 +68,6 @@ void poller_state::init(poller_impl::stateful_pointer<poller_state> self_ptr, co
   for (const auto& o : config.observers)
     if (o)
       obs.push_back(o.get());
-  for (auto& ns : config.namespaces)
-    namespace_ptrs.push_back(ns.c_str());
   routing = dispatcher{config.max_in_flight, config.batch_size};
   for (auto& [handler, route] : handler_routes) {
     route_state rs;
@@ -77,6 +75,10 @@ void poller_state::init(poller_impl::stateful_pointer<poller_state> self_ptr, co
     rs.route = std::move(route);
     routes.emplace(handler, std::move(rs));
   }
+  // The core keeps its own copy of the namespaces: these pointers serve the open only.
+  std::vector<const char*> namespace_ptrs;
+  for (const auto& ns : config.namespaces)
+    namespace_ptrs.push_back(ns.c_str());
   tk_error err{};
   tk_worker_options wo{};
   wo.name = config.worker_name.c_str();

@@ -161,7 +161,6 @@ struct poller_state {
   std::unordered_map<std::string, route_state> routes;
   std::unordered_map<std::int64_t, in_flight> running;  ///< by step id
   completion_batch completions;                         ///< to complete in the next flush
-  std::vector<const char*> namespace_ptrs;
   poller_mode mode = poller_mode::running;
   bool flush_scheduled = false;
   bool wake_flag = false;           ///< set by the core's wake-up callback during our own calls
