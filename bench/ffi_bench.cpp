@@ -9,6 +9,10 @@
 //             their dropped claims lapsed), late steps (run again after a
 //             lapse) and P50/P99 of the time until each task ended.
 //
+// The optimized side is a tasker::worker; each baseline is a naive worker
+// over the same C ABI (naive_worker.hpp), so the runtime keeps no benchmark
+// mode in its claim path.
+//
 //   ffi_bench [--store memory|sqlite] [--tasks N] [--burst N] [--quick]
 #include <algorithm>
 #include <chrono>
@@ -19,6 +23,7 @@
 #include <vector>
 
 #include "args.hpp"
+#include "naive_worker.hpp"
 #include "stats.hpp"
 #include "table.hpp"
 #include <tasker/runtime/worker.hpp>
@@ -50,12 +55,49 @@ struct latency {
   double p50_ms = 0, p99_ms = 0;
 };
 
-latency wakeup_run(bool callback, const options& o, const tasker::test::temp_dir& dir) {
-  auto cfg = base_config(o.store, dir, callback ? "wake-callback.db" : "wake-interval.db");
-  if (!callback) {
-    cfg.wakeup = "interval";
-    cfg.fallback_poll_ms = 10;
+// The linear 4-step pipeline, as core JSON (for the naive worker).
+const char* linear_json = R"({"namespace":"bench","name":"linear","version":"1","steps":[
+  {"name":"a","handler":"noop"},
+  {"name":"b","handler":"noop","dependencies":["a"]},
+  {"name":"c","handler":"noop","dependencies":["b"]},
+  {"name":"d","handler":"noop","dependencies":["c"]}]})";
+
+std::string store_url(const std::string& store, const tasker::test::temp_dir& dir,
+                      const char* file) {
+  return store == "memory" ? "memory:" : "sqlite:" + (dir.path() / file).string();
+}
+
+// Runs `o.tasks` linear tasks one at a time (after 5 to warm up): create
+// returns a task id, wait its final state.
+template <class Create, class Wait>
+latency linear_latency(const char* label, const options& o, Create create, Wait wait) {
+  std::vector<double> ms;
+  for (int i = 0; i < o.tasks + 5; ++i) {  // the first 5 warm up
+    const auto t0 = clock_type::now();
+    if (wait(create()) != "complete") {
+      std::fprintf(stderr, "ffi_bench: a linear task did not complete\n");
+      std::exit(1);
+    }
+    if (i >= 5)
+      ms.push_back(std::chrono::duration<double, std::milli>(clock_type::now() - t0).count());
   }
+  latency l{bench::percentile(ms, 0.5), bench::percentile(ms, 0.99)};
+  std::printf("wakeup %-9s linear 4-step: P50 %7.2f ms  P99 %7.2f ms  (%d tasks, %s)\n", label,
+              l.p50_ms, l.p99_ms, o.tasks, o.store.c_str());
+  return l;
+}
+
+latency wakeup_run(bool callback, const options& o, const tasker::test::temp_dir& dir) {
+  if (!callback) {  // the baseline: a worker that polls every 10 ms
+    bench::naive_options no;
+    no.how = bench::naive_options::mode::interval;
+    no.interval = 10ms;
+    bench::naive_worker naive{store_url(o.store, dir, "wake-interval.db"), linear_json, no};
+    return linear_latency(
+        "10ms-poll", o, [&] { return naive.create("bench", "linear", "1", 1).at(0); },
+        [&](std::int64_t id) { return naive.wait(id, 60s); });
+  }
+  auto cfg = base_config(o.store, dir, "wake-callback.db");
   tasker::worker w{cfg};
   w.handle("noop", [](tasker::step_context&) { return tasker::success(); });
   tasker::pipeline linear{"bench", "linear", "1"};
@@ -65,21 +107,9 @@ latency wakeup_run(bool callback, const options& o, const tasker::test::temp_dir
       .step("d", "noop", tasker::after("c"));
   w.register_pipeline(linear);
   auto& c = w.client();
-  std::vector<double> ms;
-  for (int i = 0; i < o.tasks + 5; ++i) {  // the first 5 warm up
-    const auto t0 = clock_type::now();
-    const auto id = c.create(linear);
-    if (c.wait(id, 60s) != "complete") {
-      std::fprintf(stderr, "ffi_bench: a linear task did not complete\n");
-      std::exit(1);
-    }
-    if (i >= 5)
-      ms.push_back(std::chrono::duration<double, std::milli>(clock_type::now() - t0).count());
-  }
-  latency l{bench::percentile(ms, 0.5), bench::percentile(ms, 0.99)};
-  std::printf("wakeup %-9s linear 4-step: P50 %7.2f ms  P99 %7.2f ms  (%d tasks, %s)\n",
-              callback ? "callback" : "10ms-poll", l.p50_ms, l.p99_ms, o.tasks, o.store.c_str());
-  return l;
+  return linear_latency(
+      "callback", o, [&] { return c.create(linear); },
+      [&](std::int64_t id) { return c.wait(id, 60s); });
 }
 
 struct overload_figures {
@@ -90,37 +120,21 @@ struct overload_figures {
   double seconds = 0;  ///< until every task ended
 };
 
-overload_figures overload_run(bool gated, const options& o, const tasker::test::temp_dir& dir) {
-  auto cfg = base_config(o.store, dir, gated ? "gated.db" : "drop.db");
-  cfg.claim_mode = gated ? "capacity" : "drop";
-  cfg.max_in_flight = 16;
-  cfg.batch_size = 64;
-  cfg.lease_ms = 500;  // dropped claims lapse soon
-  tasker::worker w{cfg};
-  tasker::handler_options ho;
-  ho.concurrency = 8;
-  w.handle(
-      "work",
-      [](tasker::step_context&) {
-        std::this_thread::sleep_for(1ms);  // a quick I/O-bound step
-        return tasker::success();
-      },
-      ho);
-  tasker::pipeline one{"bench", "one", "1"};
-  tasker::retry_policy retry;
-  retry.max_attempts = 2;
-  retry.backoff = "none";
-  one.step("work", "work", tasker::step_options{}.retry(retry));
-  w.register_pipeline(one);
-  auto& c = w.client();
-  const auto start = clock_type::now();
-  const auto ids =
-      c.create_many(one, std::vector<json>(static_cast<std::size_t>(o.burst), json::object()));
+// What every step of the overload run does: a quick I/O-bound step.
+void quick_step() {
+  std::this_thread::sleep_for(1ms);
+}
+
+// Waits for every task of the burst and reads what became of it.
+template <class Wait, class Status>
+overload_figures burst_figures(const char* label, const options& o,
+                               const std::vector<std::int64_t>& ids, clock_type::time_point start,
+                               Wait wait, Status status_of) {
   overload_figures f;
   std::vector<double> ms;
   for (auto id : ids) {
-    const auto state = c.wait(id, 5min);
-    const auto status = c.status(id);
+    const auto state = wait(id);
+    const json status = status_of(id);
     if (state != "complete")
       ++f.lost;
     const auto& step = status.at("steps")[0];
@@ -135,9 +149,58 @@ overload_figures overload_run(bool gated, const options& o, const tasker::test::
   f.p99_ms = bench::percentile(ms, 0.99);
   std::printf("overload %-9s %d tasks, 16 in flight: lost %d, late %d, P50 %.0f ms, P99 %.0f ms, "
               "all ended in %.2f s (%s)\n",
-              gated ? "gated" : "drop", o.burst, f.lost, f.late, f.p50_ms, f.p99_ms, f.seconds,
-              o.store.c_str());
+              label, o.burst, f.lost, f.late, f.p50_ms, f.p99_ms, f.seconds, o.store.c_str());
   return f;
+}
+
+overload_figures overload_run(bool gated, const options& o, const tasker::test::temp_dir& dir) {
+  const auto burst = static_cast<std::size_t>(o.burst);
+  if (!gated) {  // the baseline: claim whole batches, drop what does not fit
+    bench::naive_options no;
+    no.how = bench::naive_options::mode::drop;
+    no.interval = 10ms;
+    no.max_in_flight = 16;
+    no.batch = 64;
+    no.threads = 8;
+    no.lease_ms = 500;  // dropped claims lapse soon
+    no.work = quick_step;
+    bench::naive_worker naive{
+        store_url(o.store, dir, "drop.db"),
+        R"({"namespace":"bench","name":"one","version":"1","steps":[{"name":"work",
+            "handler":"work","retry":{"max_attempts":2,"backoff":"none"}}]})",
+        no};
+    const auto start = clock_type::now();
+    const auto ids = naive.create("bench", "one", "1", burst);
+    return burst_figures(
+        "drop", o, ids, start, [&](std::int64_t id) { return naive.wait(id, 5min); },
+        [&](std::int64_t id) { return naive.status(id); });
+  }
+  auto cfg = base_config(o.store, dir, "gated.db");
+  cfg.max_in_flight = 16;
+  cfg.batch_size = 64;
+  cfg.lease_ms = 500;
+  tasker::worker w{cfg};
+  tasker::handler_options ho;
+  ho.concurrency = 8;
+  w.handle(
+      "work",
+      [](tasker::step_context&) {
+        quick_step();
+        return tasker::success();
+      },
+      ho);
+  tasker::pipeline one{"bench", "one", "1"};
+  tasker::retry_policy retry;
+  retry.max_attempts = 2;
+  retry.backoff = "none";
+  one.step("work", "work", tasker::step_options{}.retry(retry));
+  w.register_pipeline(one);
+  auto& c = w.client();
+  const auto start = clock_type::now();
+  const auto ids = c.create_many(one, std::vector<json>(burst, json::object()));
+  return burst_figures(
+      "gated", o, ids, start, [&](std::int64_t id) { return c.wait(id, 5min); },
+      [&](std::int64_t id) { return c.status(id); });
 }
 
 }  // namespace

@@ -3,8 +3,9 @@
 // Threads: every session, the acceptor and the counters live on the I/O
 // thread. A request that needs the core goes as an http_call to the bridge
 // actor (detached, so blocking handlers on the scheduler cannot starve it),
-// which asks the poller and posts the answer back through the `gate`; the
-// gate drops it once the server has stopped. Sessions are owned by the
+// which calls the task service (the core, directly) or, for readiness, asks
+// the poller, and posts the answer back through the `gate`; the gate drops it
+// once the server has stopped. Sessions are owned by the
 // server's registry and their pending Asio handlers only; the actors hold
 // weak pointers, so no socket outlives the io_context on another thread.
 #include <tasker/actors/http_actor.hpp>
@@ -81,8 +82,10 @@ struct gate {
 };
 
 // The bridge: one long-lived actor on a thread of its own (detached), so
-// that requests reach the poller even while blocking handlers hold every
-// scheduler thread. It only sends requests and forwards answers.
+// that requests reach the core even while blocking handlers hold every
+// scheduler thread, and the I/O thread never waits for the store. It makes
+// the task service's calls (which block for one store call each) and asks
+// the poller whether it is ready.
 // (The port is only there because CAF 0.17.6 binds a reference to a null
 // argument tuple when a function actor is spawned without arguments, which
 // UBSan reports.)
@@ -104,7 +107,8 @@ class session;
 
 struct http_server::impl {
   caf::actor_system& sys;
-  poller_actor poller;
+  const task_service& tasks;
+  poller_actor poller;  ///< may be null: readiness is then the store's
   http_config cfg;
   caf::actor bridge_actor;
   asio::io_context ioc{1};
@@ -126,7 +130,7 @@ struct http_server::impl {
   bool stopped = false;
   bool clean = true;
 
-  impl(caf::actor_system& s, poller_actor p, http_config c);
+  impl(caf::actor_system& s, const task_service& t, poller_actor p, http_config c);
   void accept();
   void begin_stop();
   void session_ended(std::uint64_t id);
@@ -450,8 +454,8 @@ private:
 
 }  // namespace
 
-http_server::impl::impl(caf::actor_system& s, poller_actor p, http_config c)
-  : sys(s), poller(std::move(p)), cfg(std::move(c)) {
+http_server::impl::impl(caf::actor_system& s, const task_service& t, poller_actor p, http_config c)
+  : sys(s), tasks(t), poller(std::move(p)), cfg(std::move(c)) {
   cfg.max_pipelined = std::max<std::size_t>(cfg.max_pipelined, 1);
   beast::error_code ec;
   const auto address = asio::ip::make_address(cfg.bind, ec);
@@ -550,66 +554,75 @@ void http_server::impl::ask(plan& p, std::function<void(answer)> deliver) {
     g->post([deliver, a = std::move(a)]() mutable { deliver(std::move(a)); });
   };
   const auto what = p.what;
-  const auto timeout = p.by == responder::ping ? cfg.ready_timeout : cfg.core_timeout;
-  auto failed = [reply, what, timeout](caf::error& e) { reply(from_error(e, what, timeout)); };
+  const auto timeout = cfg.ready_timeout;
+  auto failed = [reply, what, timeout](const caf::error& e) {
+    reply(from_error(e, what, timeout));
+  };
   // The core's JSON as it is, 200.
-  auto json_text = [reply](std::string& text) {
+  auto json_text = [reply](std::string text) {
     answer a;
     a.body = std::move(text);
     reply(std::move(a));
   };
+  const auto* service = &tasks;  // outlives the bridge (see http_server)
   std::function<void(caf::event_based_actor*)> call;
   switch (p.by) {
     case responder::submit:
-      call = [=, task = std::move(p.task), target = poller](caf::event_based_actor* self) {
-        self->request(target, timeout, submit_atom_v, task)
-            .then(
-                [reply](std::int64_t id, bool created) {
-                  reply(json_answer(created ? 201 : 200, {{"id", id}, {"created", created}}));
-                },
-                failed);
+      call = [=, task = std::move(p.task)](caf::event_based_actor*) {
+        std::int64_t id = 0;
+        bool created = false;
+        if (auto e = service->create(task, id, &created))
+          return failed(e);
+        reply(json_answer(created ? 201 : 200, {{"id", id}, {"created", created}}));
       };
       break;
     case responder::status:
-      call = [=, id = p.id, target = poller](caf::event_based_actor* self) {
-        self->request(target, timeout, status_atom_v, id).then(json_text, failed);
+      call = [=, id = p.id](caf::event_based_actor*) {
+        std::string out;
+        if (auto e = service->status(id, out))
+          return failed(e);
+        json_text(std::move(out));
       };
       break;
     case responder::list:
-      call = [=, filter = std::move(p.text), target = poller](caf::event_based_actor* self) {
-        self->request(target, timeout, list_atom_v, filter).then(json_text, failed);
+      call = [=, filter = std::move(p.text)](caf::event_based_actor*) {
+        std::string out;
+        if (auto e = service->list(filter, out))
+          return failed(e);
+        json_text(std::move(out));
       };
       break;
     case responder::cancel:
-      call = [=, id = p.id, target = poller](caf::event_based_actor* self) {
-        self->request(target, timeout, cancel_atom_v, id)
-            .then(
-                [reply, id](bool) {
-                  reply(json_answer(200, {{"id", id}, {"state", "cancelled"}}));
-                },
-                failed);
+      call = [=, id = p.id](caf::event_based_actor*) {
+        if (auto e = service->cancel(id))
+          return failed(e);
+        reply(json_answer(200, {{"id", id}, {"state", "cancelled"}}));
       };
       break;
     case responder::ping:
-      call = [=, target = poller](caf::event_based_actor* self) {
-        self->request(target, timeout, ping_atom_v)
-            .then(
-                [reply](bool) {
-                  reply(json_answer(200, {{"status", "ready"}}));
-                },
-                failed);
-      };
-      break;
-    case responder::signal:
-      if (!cfg.signal) {  // the usual way: tk_signal, through the poller
-        call = [=, token = std::move(p.text), body = std::move(p.body),
-                target = poller](caf::event_based_actor* self) {
-          self->request(target, timeout, signal_atom_v, token, body)
+      if (poller) {  // ready: the claim loop answers, and its store does
+        call = [=, target = poller](caf::event_based_actor* self) {
+          self->request(target, timeout, ping_atom_v)
               .then(
                   [reply](bool) {
-                    reply(json_answer(200, {{"signalled", true}}));
+                    reply(json_answer(200, {{"status", "ready"}}));
                   },
-                  failed);
+                  [failed](caf::error& e) { failed(e); });
+        };
+      } else {  // no claim loop here: the store alone
+        call = [=](caf::event_based_actor*) {
+          if (auto e = service->ping())
+            return failed(e);
+          reply(json_answer(200, {{"status", "ready"}}));
+        };
+      }
+      break;
+    case responder::signal:
+      if (!cfg.signal) {  // the usual way: tk_signal
+        call = [=, token = std::move(p.text), body = std::move(p.body)](caf::event_based_actor*) {
+          if (auto e = service->signal(token, body))
+            return failed(e);
+          reply(json_answer(200, {{"signalled", true}}));
         };
         break;
       }
@@ -633,8 +646,9 @@ void http_server::impl::ask(plan& p, std::function<void(answer)> deliver) {
   caf::anon_send(bridge_actor, http_call{std::move(call)});
 }
 
-http_server::http_server(caf::actor_system& sys, poller_actor poller, http_config config)
-  : impl_(std::make_shared<impl>(sys, std::move(poller), std::move(config))) {
+http_server::http_server(caf::actor_system& sys, const task_service& tasks, poller_actor poller,
+                         http_config config)
+  : impl_(std::make_shared<impl>(sys, tasks, std::move(poller), std::move(config))) {
   auto& d = *impl_;
   d.accept();
   d.work.emplace(d.ioc.get_executor());

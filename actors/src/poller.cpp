@@ -19,11 +19,6 @@ using std::chrono::duration_cast;
 using std::chrono::milliseconds;
 using steady = std::chrono::steady_clock;
 
-bool final_state(const char* state) {
-  std::string_view s{state};
-  return s == "complete" || s == "error" || s == "cancelled";
-}
-
 // How a result counts for the observer, derived once from its kind.
 step_outcome outcome_of(step_kind kind, bool timed_out) {
   switch (kind) {
@@ -38,29 +33,19 @@ step_outcome outcome_of(step_kind kind, bool timed_out) {
 
 poller_state::~poller_state() {
   if (worker)
-    spdlog::info(
-        "worker {}: {} steps claimed in {} polls, {} completed in {} calls, {} heartbeats{}",
-        config.worker_name, steps_claimed, poll_calls, steps_completed, complete_calls,
-        heartbeat_calls,
-        steps_dropped ? ", " + std::to_string(steps_dropped) + " dropped (claim then drop)"
-                      : std::string());
-  if (core) {
-    tk_set_wakeup(core.get(), nullptr, nullptr, nullptr);
-    tk_set_task_listener(core.get(), nullptr, nullptr, nullptr);
-  }
-  tk_worker_close(worker);  // before the core closes with `core`
-  for (auto& [id, list] : waiters)
-    for (auto& p : list)
-      p.deliver(caf::make_error(caf::sec::runtime_error,
-                                "the worker stopped before task " + std::to_string(id) + " ended"));
+    spdlog::info("worker {}: {} steps claimed in {} polls, {} completed in {} calls, {} heartbeats",
+                 config.worker_name, steps_claimed, poll_calls, steps_completed, complete_calls,
+                 heartbeat_calls);
+  if (core)
+    tk_set_wakeup(core, nullptr, nullptr, nullptr);
+  tk_worker_close(worker);  // before the core's owner closes it
 }
 
-void poller_state::init(poller_impl::stateful_pointer<poller_state> self_ptr, core_ptr core_handle,
-                        poller_config cfg,
+void poller_state::init(poller_impl::stateful_pointer<poller_state> self_ptr,
+                        tk_core* borrowed_core, poller_config cfg,
                         std::unordered_map<std::string, handler_route> handler_routes) {
   self = self_ptr;
-  core = std::move(core_handle);
-  tasks = task_service{core};
+  core = borrowed_core;
   config = std::move(cfg);
   if (config.observers.size() > poller_config::max_observers)
     throw std::invalid_argument("poller: more than " + std::to_string(poller_config::max_observers)
@@ -85,53 +70,29 @@ void poller_state::init(poller_impl::stateful_pointer<poller_state> self_ptr, co
   wo.namespaces = namespace_ptrs.empty() ? nullptr : namespace_ptrs.data();
   wo.namespace_count = namespace_ptrs.size();
   wo.lease_ms = config.lease.count();
-  worker = tk_worker_open(core.get(), &wo, &err);
+  worker = tk_worker_open(core, &wo, &err);
   if (!worker)
     throw std::runtime_error(std::string("poller: ") + err.message);
-  // The callbacks run on this actor's thread during its own store calls, or
-  // on the store's thread when another process made work (PostgreSQL).
+  // The callback runs on this actor's thread during its own store calls, or
+  // on another thread: the store's when another process made work
+  // (PostgreSQL), a client's when it made a task.
   callbacks = std::make_unique<callback_target>();
   callbacks->state = this;
   callbacks->owner = std::this_thread::get_id();
   callbacks->addr = self->address();
-  if (config.event_driven)
-    tk_set_wakeup(
-        core.get(),
-        [](void* user) {
-          auto* t = static_cast<callback_target*>(user);
-          if (std::this_thread::get_id() == t->owner)
-            t->state->wake_flag = true;
-          else
-            t->remote(0, nullptr);
-        },
-        callbacks.get(), nullptr);
-}
-
-void poller_state::listen_for_finished_tasks() {
-  if (task_listener_set)
-    return;
-  // Only once somebody waits for a task: a store shared between processes
-  // then hears of every task any of them ends, which costs a worker without
-  // waiters for nothing. Returns once the store hears them (PostgreSQL: its
-  // LISTEN is in place), so a state read after this misses no ending.
-  tk_set_task_listener(
-      core.get(),
-      [](void* user, std::int64_t task_id, const char* state) {
+  tk_set_wakeup(
+      core,
+      [](void* user) {
         auto* t = static_cast<callback_target*>(user);
         if (std::this_thread::get_id() == t->owner)
-          t->state->task_finished(task_id, state);
+          t->state->wake_flag = true;
         else
-          t->remote(task_id, state);
+          t->remote();
       },
       callbacks.get(), nullptr);
-  task_listener_set = true;
 }
 
 std::size_t poller_state::claim_size(std::size_t freed) const {
-  if (!config.event_driven && !interval_tick)
-    return 0;  // the interval baseline claims on its tick only
-  if (!config.capacity_gated)
-    return config.batch_size;  // the claim-then-drop baseline claims whenever it runs
   return routing.claim_size(load(), freed);
 }
 
@@ -173,9 +134,8 @@ void poller_state::pump() {
 }
 
 bool poller_state::claim() {
-  while (capacity() > 0 || !config.capacity_gated) {
-    const std::size_t want =
-        config.capacity_gated ? std::min(config.batch_size, capacity()) : config.batch_size;
+  while (capacity() > 0) {
+    const std::size_t want = std::min(config.batch_size, capacity());
     const tk_step_event* events = nullptr;
     std::size_t count = 0;
     tk_error err{};
@@ -190,7 +150,7 @@ bool poller_state::claim() {
     }
     store_ok();
     accept(events, count, want);
-    if (core_dry || !config.capacity_gated)
+    if (core_dry)
       return true;
   }
   return false;
@@ -201,10 +161,6 @@ void poller_state::accept(const tk_step_event* events, std::size_t count, std::s
   core_dry = count < wanted;
   for (std::size_t i = 0; i < count; ++i) {
     const auto& e = events[i];
-    if (!config.capacity_gated && load() >= config.max_in_flight) {
-      ++steps_dropped;  // the baseline: claimed, never run; its lease lapses
-      continue;
-    }
     auto [it, _] = running.emplace(e.step_id, in_flight{});
     auto& f = it->second;
     auto& ev = f.event;
@@ -462,30 +418,15 @@ void poller_state::heartbeat() {
                    config.worker_name, ids[i]);
 }
 
-void poller_state::callback_target::remote(std::int64_t task_id, const char* task_state) {
-  bool send = false;
-  {
-    std::lock_guard<std::mutex> g{mu};
-    if (task_state)
-      remote_finished.emplace_back(task_id, task_state);
-    send = !std::exchange(wake_sent, true);
-  }
-  if (send)
+void poller_state::callback_target::remote() {
+  if (!wake_sent.exchange(true))
     if (auto a = caf::actor_cast<caf::actor>(addr))
       caf::anon_send(a, wake_atom_v);
 }
 
 void poller_state::take_remote() {
-  if (!callbacks)
-    return;
-  std::vector<std::pair<std::int64_t, std::string>> finished;
-  {
-    std::lock_guard<std::mutex> g{callbacks->mu};
-    callbacks->wake_sent = false;  // the pump below claims what there is
-    finished.swap(callbacks->remote_finished);
-  }
-  for (const auto& [id, st] : finished)
-    task_finished(id, st.c_str());
+  if (callbacks)
+    callbacks->wake_sent = false;  // the pump that follows claims what there is
 }
 
 bool poller_state::store_paused() const {
@@ -520,8 +461,6 @@ void poller_state::arm_timer() {
     }
     return;
   }
-  if (!config.event_driven)
-    return;  // the interval baseline: the fallback poll is the only timer
   if (capacity() == 0 || !core_dry)
     return;  // a result will wake us, and the core still had ready steps
   std::int64_t delay = -1;
@@ -554,7 +493,7 @@ tk_status poller_state::ping(tk_error& err) {
   if (store_paused())
     return refuse(TK_STORE_ERROR, "the store failed recently; the worker waits before it retries");
   char* text = nullptr;
-  const auto status = tk_list_tasks(core.get(), "{\"limit\":1}", &text, &err);
+  const auto status = tk_list_tasks(core, "{\"limit\":1}", &text, &err);
   tk_free(text);
   return status;
 }
@@ -590,28 +529,6 @@ void poller_state::drain(milliseconds within, caf::typed_response_promise<bool> 
   pump();
 }
 
-void poller_state::check_waiters() {
-  // Tasks finished by another process sharing the store are not reported by
-  // our core's listener: look at the few tasks somebody waits for.
-  std::vector<std::pair<std::int64_t, std::string>> ended;
-  for (const auto& [id, _] : waiters) {
-    const char* state = nullptr;
-    if (tk_task_state(core.get(), id, &state, nullptr) == TK_OK && final_state(state))
-      ended.emplace_back(id, state);
-  }
-  for (const auto& [id, state] : ended)
-    task_finished(id, state.c_str());
-}
-
-void poller_state::task_finished(std::int64_t task_id, const char* state) {
-  auto it = waiters.find(task_id);
-  if (it == waiters.end())
-    return;
-  for (auto& p : it->second)
-    p.deliver(std::string(state));
-  waiters.erase(it);
-}
-
 void poller_state::observe_claimed(std::int64_t step_id, in_flight& f) {
   f.claimed_at = now();
   const auto& e = f.event;
@@ -640,11 +557,11 @@ void poller_state::observe_finished(std::int64_t step_id, const in_flight& f, co
                               std::chrono::nanoseconds{r.cpu_time_ns}, f.cookies[i], &r});
 }
 
-poller_impl::behavior_type poller(poller_impl::stateful_pointer<poller_state> self, core_ptr core,
+poller_impl::behavior_type poller(poller_impl::stateful_pointer<poller_state> self, core_ref core,
                                   poller_config config,
                                   std::unordered_map<std::string, handler_route> routes) {
   auto& st = self->state;
-  st.init(self, std::move(core), std::move(config), std::move(routes));
+  st.init(self, core.core, std::move(config), std::move(routes));
   // A handler actor that dies takes its steps' replies with it: fail those
   // steps now instead of waiting for their timeouts.
   for (auto& [_, route] : st.routes)
@@ -674,61 +591,12 @@ poller_impl::behavior_type poller(poller_impl::stateful_pointer<poller_state> se
         self->state.pump();
       },
       [self](fallback_atom) {
-        self->state.check_waiters();
-        self->state.interval_tick = true;
         self->state.pump();
-        self->state.interval_tick = false;
         self->delayed_send(self, self->state.config.fallback_poll, fallback_atom_v);
       },
       [self](heartbeat_atom) {
         self->state.heartbeat();
         self->delayed_send(self, self->state.config.heartbeat_interval, heartbeat_atom_v);
-      },
-      [self](wait_atom, std::int64_t task_id) -> caf::result<std::string> {
-        self->state.listen_for_finished_tasks();  // first: then the state read misses nothing
-        const char* state = nullptr;
-        tk_error err{};
-        if (tk_task_state(self->state.core.get(), task_id, &state, &err) != TK_OK)
-          return core_error(err);
-        if (final_state(state))
-          return std::string(state);
-        auto promise = self->make_response_promise<std::string>();
-        self->state.waiters[task_id].push_back(promise);
-        return promise;
-      },
-      // The HTTP actor's task operations; the client calls the task service
-      // itself, from its own thread.
-      [self](status_atom, std::int64_t task_id) -> caf::result<std::string> {
-        std::string out;
-        if (auto err = self->state.tasks.status(task_id, out))
-          return err;
-        return out;
-      },
-      [self](cancel_atom, std::int64_t task_id) -> caf::result<bool> {
-        if (auto err = self->state.tasks.cancel(task_id))
-          return err;
-        return true;
-      },
-      [self](signal_atom, const std::string& token,
-             const std::string& payload) -> caf::result<bool> {
-        if (auto err = self->state.tasks.signal(token, payload))
-          return err;
-        self->state.pump();
-        return true;
-      },
-      [self](list_atom, const std::string& filter) -> caf::result<std::string> {
-        std::string out;
-        if (auto err = self->state.tasks.list(filter, out))
-          return err;
-        return out;
-      },
-      [self](submit_atom, const task_request& r) -> caf::result<std::int64_t, bool> {
-        std::int64_t id = 0;
-        bool created = false;
-        if (auto err = self->state.tasks.create(r, id, &created))
-          return err;
-        self->state.pump();
-        return {id, created};
       },
       [self](ping_atom) -> caf::result<bool> {
         tk_error err{};

@@ -15,8 +15,6 @@ using std::chrono::milliseconds;
 namespace detail {
 
 std::string describe(caf::actor_system& sys, const caf::error& e) {
-  if (e == caf::sec::request_timeout)
-    return "the worker did not answer in time";
   const auto& ctx = e.context();
   if (ctx.size() == 1 && ctx.match_element<std::string>(0))
     return ctx.get_as<std::string>(0);
@@ -72,15 +70,8 @@ std::vector<std::int64_t> client::create_many(const pipeline& p, const std::vect
 }
 
 std::string client::wait(std::int64_t task_id, milliseconds timeout) {
-  // A wait may be long: it gets its own scoped actor, so other threads'
-  // calls (and other waits) do not queue behind it.
-  caf::scoped_actor self{impl_->sys};
   std::string state;
-  caf::error failed;
-  self->request(impl_->poller, timeout, wait_atom_v, task_id)
-      .receive([&](std::string& s) { state = std::move(s); },
-               [&](caf::error& e) { failed = std::move(e); });
-  if (failed)
+  if (auto failed = impl_->tasks.wait(task_id, timeout, state))
     throw client_error("waiting for task " + std::to_string(task_id) + ": "
                        + detail::describe(impl_->sys, failed));
   return state;

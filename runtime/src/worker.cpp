@@ -76,32 +76,32 @@ struct worker::impl {
   };
 
   worker_config& cfg;
-  std::shared_ptr<tk_core> core;  // handed to the poller at start
+  /// Owns the core. Declared before the actor system, so the core closes
+  /// only after every actor (the poller, the HTTP bridge) is gone.
+  actors::task_service tasks;
   signals_blocked no_signals_in_caf_threads;
   caf::actor_system sys;
   std::vector<handler_entry> handlers;
   std::vector<step_handler_actor> instances;
   std::shared_ptr<tasker::profiler> prof;  // when cfg.profile
   actors::poller_actor poller;
-  std::unique_ptr<actors::task_service>
-      tasks;  // after start(): register_pipeline's way to the core
   std::unique_ptr<tasker::client> client_;
   std::unique_ptr<actors::http_server> http;  // when http_port >= 0
   bool started = false;
   bool stopped = false;
 
-  explicit impl(worker_config& c) : cfg(prepared(c)), core(open_core(c)), sys(c) {
+  explicit impl(worker_config& c) : cfg(prepared(c)), tasks(open_core(c)), sys(c) {
     if (cfg.name.empty())
       cfg.name = default_worker_name();
   }
 
-  static std::shared_ptr<tk_core> open_core(const worker_config& c) {
+  static core_handle open_core(const worker_config& c) {
     setup_logging(c.log_level);
     tk_error err{};
-    tk_core* raw = tk_open(c.store.c_str(), nullptr, &err);
-    if (!raw)
+    auto core = core_handle::open(c.store.c_str(), err);
+    if (!core)
       throw std::runtime_error("cannot open store " + c.store + ": " + err.message);
-    return std::shared_ptr<tk_core>(raw, tk_close);
+    return core;
   }
 
   std::size_t default_concurrency() {
@@ -166,15 +166,10 @@ worker& worker::handle_actor(std::string name, actor_factory factory, handler_op
 
 worker& worker::register_pipeline(const pipeline& p) {
   const auto text = p.to_core_json();  // validates
-  if (!impl_->started) {
-    tk_error err{};
-    if (tk_register_pipeline(impl_->core.get(), text.c_str(), &err) != TK_OK)
-      throw pipeline_error(err.message);
-  } else if (!impl_->tasks) {
+  if (impl_->stopped)
     throw pipeline_error("worker: register_pipeline after stop()");
-  } else if (auto failed = impl_->tasks->register_pipeline(text)) {
+  if (auto failed = impl_->tasks.register_pipeline(text))
     throw pipeline_error(detail::describe(impl_->sys, failed));
-  }
   spdlog::info("registered pipeline {}/{}@{} ({} steps)", p.namespace_name(), p.name(), p.version(),
                p.steps().size());
   return *this;
@@ -234,16 +229,12 @@ void worker::start() {
   pc.lease = milliseconds{d.cfg.lease_ms};
   pc.heartbeat_interval = milliseconds{std::max<std::int64_t>(d.cfg.lease_ms / 3, 1)};
   pc.fallback_poll = milliseconds{d.cfg.fallback_poll_ms};
-  pc.event_driven = d.cfg.wakeup == "callback";
-  pc.capacity_gated = d.cfg.claim_mode == "capacity";
   pc.observers.push_back(std::make_shared<step_logger>());
   if (d.prof)
     pc.observers.push_back(d.prof);
-  d.tasks = std::make_unique<actors::task_service>(d.core);  // shares the core
-  d.poller = d.sys.spawn<caf::detached>(actors::poller, std::move(d.core), std::move(pc),
-                                        std::move(routes));
-  d.client_ =
-      std::make_unique<tasker::client>(std::make_unique<client::impl>(d.sys, d.poller, *d.tasks));
+  d.poller = d.sys.spawn<caf::detached>(actors::poller, actors::core_ref{d.tasks.core()},
+                                        std::move(pc), std::move(routes));
+  d.client_ = std::make_unique<tasker::client>(std::make_unique<client::impl>(d.sys, d.tasks));
   if (d.cfg.http_port >= 0) {
     actors::http_config hc;
     hc.bind = d.cfg.http_bind;
@@ -256,7 +247,7 @@ void worker::start() {
     if (d.prof)
       hc.metrics = [prof = d.prof] { return prof->prometheus_text(); };
     try {
-      d.http = std::make_unique<actors::http_server>(d.sys, d.poller, std::move(hc));
+      d.http = std::make_unique<actors::http_server>(d.sys, d.tasks, d.poller, std::move(hc));
     } catch (const std::exception&) {
       d.started = true;
       stop();  // the poller and handlers are running: stop them before failing
@@ -314,7 +305,7 @@ bool worker::stop() {
   }
   d.stopped = true;
   if (d.http) {
-    // Before the drain: answers still owed need the poller.
+    // Before the drain: it stops taking requests that would make work.
     d.http->stop(milliseconds{std::min<std::int64_t>(d.cfg.drain_ms, 5000)});
     d.http.reset();
   }
@@ -328,8 +319,8 @@ bool worker::stop() {
                                  detail::describe(d.sys, e));
                  });
   }
+  d.tasks.stop_waits();  // a thread still waiting hears that the worker stopped
   d.client_.reset();
-  d.tasks.reset();  // the poller closes the core as it quits
   caf::anon_send_exit(d.poller, caf::exit_reason::user_shutdown);
   for (auto& a : d.instances)
     caf::anon_send_exit(a, caf::exit_reason::user_shutdown);

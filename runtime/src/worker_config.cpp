@@ -35,12 +35,6 @@ worker_config::worker_config() {
       .add(lease_ms, "lease-ms", "lease of a claimed step, in ms (heartbeated at a third)")
       .add(fallback_poll_ms, "fallback-poll-ms", "safety-net poll interval, in ms")
       .add(drain_ms, "drain-ms", "at shutdown, how long running steps may finish, in ms")
-      .add(wakeup, "wakeup",
-           "callback (default): the core says when to claim; interval: claim on the fallback "
-           "poll only (a benchmark baseline)")
-      .add(claim_mode, "claim-mode",
-           "capacity (default): claim up to free capacity; drop: claim whole batches, drop "
-           "the excess (a benchmark baseline)")
       .add(templates, "templates", "directory of Tasker YAML templates to load")
       .add(http_port, "http-port", "serve the HTTP API on this port; -1: off, 0: any free port")
       .add(http_bind, "http-bind", "address of the HTTP API")
@@ -130,8 +124,6 @@ bool worker_config::parse_args(int argc, char** argv, int* exit_code) {
     from_env(lease_ms, "lease-ms", 0, argc, argv);
     from_env(fallback_poll_ms, "fallback-poll-ms", 0, argc, argv);
     from_env(drain_ms, "drain-ms", 0, argc, argv);
-    from_env(wakeup, "wakeup", 0, argc, argv);
-    from_env(claim_mode, "claim-mode", 0, argc, argv);
     from_env(templates, "templates", 0, argc, argv);
     from_env(http_port, "http-port", 0, argc, argv);
     from_env(http_bind, "http-bind", 0, argc, argv);
@@ -183,8 +175,6 @@ void worker_config::validate() const {
   require(lease_ms >= 100, "lease-ms must be at least 100");
   require(fallback_poll_ms >= 10, "fallback-poll-ms must be at least 10");
   require(drain_ms >= 0, "drain-ms must not be negative");
-  require(wakeup == "callback" || wakeup == "interval", "wakeup must be callback or interval");
-  require(claim_mode == "capacity" || claim_mode == "drop", "claim-mode must be capacity or drop");
   require(http_port >= -1 && http_port <= 65535,
           "http-port must be -1 (off), 0 (any free port) or a port up to 65535");
   require(!http_bind.empty(), "http-bind must not be empty (e.g. 127.0.0.1)");

@@ -454,28 +454,37 @@ TEST_CASE("Connection: close is honoured" * doctest::timeout(30)) {
 namespace {
 
 /// A poller on the memory: store and an HTTP server configured by hand.
+/// The task service (the core's owner) is declared first: it outlives the
+/// actor system, so the core closes after every actor is gone.
 struct bare_server {
+  std::unique_ptr<tasker::actors::task_service> tasks;
   caf::actor_system_config cfg;
   std::unique_ptr<caf::actor_system> sys;
   tasker::actors::poller_actor poller;
   std::unique_ptr<tasker::actors::http_server> http;
 
-  explicit bare_server(tasker::actors::http_config hc) {
+  explicit bare_server(tasker::actors::http_config hc, bool with_poller = true) {
     cfg.set("scheduler.max-threads", 2);
     cfg.set("logger.verbosity", caf::atom("quiet"));
     sys = std::make_unique<caf::actor_system>(cfg);
     tk_error err{};
-    tasker::actors::core_ptr core{tk_open("memory:", nullptr, &err), tk_close};
-    REQUIRE(core != nullptr);
-    tasker::actors::poller_config pc;
-    poller =
-        sys->spawn<caf::detached>(tasker::actors::poller, core, pc,
-                                  std::unordered_map<std::string, tasker::actors::handler_route>{});
-    http = std::make_unique<tasker::actors::http_server>(*sys, poller, std::move(hc));
+    auto core = tasker::core_handle::open("memory:", err);
+    REQUIRE(core);
+    tasks = std::make_unique<tasker::actors::task_service>(std::move(core));
+    if (with_poller) {
+      tasker::actors::poller_config pc;
+      poller = sys->spawn<caf::detached>(
+          tasker::actors::poller, tasker::actors::core_ref{tasks->core()}, pc,
+          std::unordered_map<std::string, tasker::actors::handler_route>{});
+    }
+    http = std::make_unique<tasker::actors::http_server>(*sys, *tasks, poller, std::move(hc));
   }
   ~bare_server() {
     http.reset();
-    caf::anon_send_exit(poller, caf::exit_reason::user_shutdown);
+    if (poller)
+      caf::anon_send_exit(poller, caf::exit_reason::user_shutdown);
+    poller = nullptr;  // a detached actor's thread ends only once its last handle is gone
+    sys.reset();       // joins every actor before the task service closes the core
   }
 };
 
@@ -543,4 +552,30 @@ TEST_CASE("readiness fails with 503 when the poller is gone" * doctest::timeout(
   CHECK(r.status == 503);
   CHECK(r.body_json().at("error") == "unavailable");
   CHECK(call(s.http->port(), "GET", "/health").status == 200);  // the server itself lives
+}
+
+TEST_CASE("a server with no poller beside it serves tasks and is ready while its store answers"
+          * doctest::timeout(30)) {
+  tasker::actors::http_config hc;
+  bare_server s{hc, false};
+  const auto port = s.http->port();
+  CHECK(call(port, "GET", "/health/ready").status == 200);
+  json pipeline{{"namespace", "ns"},
+                {"name", "p"},
+                {"version", "1"},
+                {"steps", {{{"name", "a"}, {"handler", "h"}}}}};
+  REQUIRE_FALSE(s.tasks->register_pipeline(pipeline.dump()));
+  auto created =
+      call(port, "POST", "/v1/tasks",
+           json{{"namespace", "ns"}, {"name", "p"}, {"version", "1"}, {"context", json::object()}}
+               .dump());
+  REQUIRE(created.status == 201);
+  const auto id = created.body_json().at("id").get<std::int64_t>();
+  auto status = call(port, "GET", "/v1/tasks/" + std::to_string(id));
+  CHECK(status.status == 200);
+  CHECK(status.body_json().at("steps")[0].at("state") == "ready");  // no poller claims it
+  CHECK(call(port, "POST", "/v1/tasks/" + std::to_string(id) + "/cancel").status == 200);
+  std::string state;
+  REQUIRE_FALSE(s.tasks->wait(id, 5000ms, state));
+  CHECK(state == "cancelled");
 }

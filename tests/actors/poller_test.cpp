@@ -18,6 +18,7 @@
 
 #include <tasker/actors/poller.hpp>
 #include <tasker/core.h>
+#include <tasker/core.hpp>
 #include <tasker/core_testing.h>
 
 using namespace std::chrono_literals;
@@ -65,11 +66,14 @@ step_result ok(json value = json::object()) {
 }
 
 struct fixture {
+  /// Owns the core the poller borrows; declared first, so it closes after
+  /// the actor system (and the poller in it) is gone.
+  tasker::core_handle owner;
   caf::actor_system_config cfg;
   caf::actor_system sys;
   caf::scheduler::test_coordinator& sched;
   std::int64_t now_ms = 1'700'000'000'000;
-  tk_core* core = nullptr;  // owned by the poller; the test only reads through it
+  tk_core* core = nullptr;  // owner.get()
   actors::poller_impl poller;
 
   fixture()
@@ -99,7 +103,8 @@ struct fixture {
              std::unordered_map<std::string, actors::handler_route> routes,
              const std::vector<std::string>& pipelines) {
     tk_error err{};
-    core = tk_open("memory:", R"({"seed":1})", &err);
+    owner = tasker::core_handle::open("memory:", R"({"seed":1})", err);
+    core = owner.get();
     REQUIRE(core != nullptr);
     REQUIRE(tk_set_clock(core, &fixture::read_clock, this, &err) == TK_OK);
     for (const auto& handler : pipelines) {
@@ -112,8 +117,7 @@ struct fixture {
                 {"retry", {{"max_attempts", 2}, {"backoff", "none"}}}}}}};
       REQUIRE(tk_register_pipeline(core, p.dump().c_str(), &err) == TK_OK);
     }
-    actors::core_ptr owner{core, tk_close};
-    poller = sys.spawn(actors::poller, owner, std::move(pc), std::move(routes));
+    poller = sys.spawn(actors::poller, actors::core_ref{core}, std::move(pc), std::move(routes));
     sched.run();
   }
 

@@ -508,53 +508,6 @@ TEST_CASE("an isolated handler that blocks leaves the scheduler's one thread to 
   CHECK(c.result(b, "block").at("saw_quick") == true);
 }
 
-TEST_CASE("the benchmark baselines still run every step: interval polling and claim-then-drop"
-          * doctest::timeout(60)) {
-  SUBCASE("interval polling") {
-    auto cfg = memory_config();
-    cfg.wakeup = "interval";
-    cfg.fallback_poll_ms = 10;
-    tasker::worker w{cfg};
-    w.handle("noop", [](tasker::step_context&) { return tasker::success(); });
-    tasker::pipeline p{"tests", "polled", "1"};
-    p.step("a", "noop").step("b", "noop", tasker::after("a"));
-    w.register_pipeline(p);
-    auto& c = w.client();
-    const auto start = std::chrono::steady_clock::now();
-    CHECK(c.wait(c.create(p), 20s) == "complete");
-    // Each step waited for a poll: no wake-up callback is installed.
-    CHECK(std::chrono::steady_clock::now() - start >= 10ms);
-  }
-  SUBCASE("claim then drop: dropped claims lapse and run again") {
-    auto cfg = memory_config();
-    cfg.claim_mode = "drop";
-    cfg.max_in_flight = 2;
-    cfg.batch_size = 8;
-    cfg.lease_ms = 200;
-    tasker::worker w{cfg};
-    w.handle("noop", [](tasker::step_context&) { return tasker::success(); });
-    tasker::pipeline p{"tests", "dropped", "1"};
-    p.step("a", "noop", tasker::step_options{}.retry(attempts(20)));
-    w.register_pipeline(p);
-    auto& c = w.client();
-    const auto ids = c.create_many(p, std::vector<json>(6, json::object()));
-    int late = 0;
-    for (auto id : ids) {
-      CHECK(c.wait(id, 30s) == "complete");
-      late += only_step(c, id).at("attempts").get<int>() > 1 ? 1 : 0;
-    }
-    CHECK(late > 0);  // 8 claimed at once, 2 kept: the others came back after their leases
-  }
-  SUBCASE("unknown values are refused") {
-    auto cfg = memory_config();
-    cfg.wakeup = "sometimes";
-    CHECK_THROWS_AS(cfg.validate(), std::invalid_argument);
-    cfg.wakeup = "callback";
-    cfg.claim_mode = "greedy";
-    CHECK_THROWS_AS(cfg.validate(), std::invalid_argument);
-  }
-}
-
 TEST_CASE("a task the client creates on its own thread wakes the poller at once"
           * doctest::timeout(30)) {
   // The client calls the core directly, not through the poller: the core's

@@ -50,11 +50,11 @@ struct answer {
 enum class responder : std::uint8_t {
   now,      ///< the plan's answer, made by routing
   metrics,  ///< the session, from the server's counters and the metrics callback
-  submit,   ///< the poller: submit_atom (create, with the created flag)
-  status,   ///< the poller: status_atom
-  list,     ///< the poller: list_atom
-  cancel,   ///< the poller: cancel_atom
-  ping,     ///< the poller: ping_atom (readiness)
+  submit,   ///< the task service: create, with the created flag
+  status,   ///< the task service: status
+  list,     ///< the task service: list
+  cancel,   ///< the task service: cancel
+  ping,     ///< the poller: ping_atom (readiness); the store's ping without one
   signal,   ///< the signal hook, on a scheduler thread
 };
 

@@ -7,9 +7,7 @@
 #include <utility>
 
 #include <caf/actor_system.hpp>
-#include <caf/scoped_actor.hpp>
 
-#include <tasker/actors/poller.hpp>
 #include <tasker/actors/task_service.hpp>
 #include <tasker/runtime/client.hpp>
 
@@ -22,15 +20,13 @@ std::string describe(caf::actor_system& sys, const caf::error& e);
 
 }  // namespace detail
 
-/// Task operations call the core directly through `tasks` (on the caller's
-/// thread); only waits go to the poller, which hears tasks end.
+/// Task operations, waits included, call the core directly through `tasks`
+/// (on the caller's thread).
 struct client::impl {
   caf::actor_system& sys;
-  actors::poller_actor poller;
-  actors::task_service tasks;
+  const actors::task_service& tasks;  ///< the worker's; outlives the client
 
-  impl(caf::actor_system& s, actors::poller_actor p, actors::task_service t)
-    : sys(s), poller(std::move(p)), tasks(std::move(t)) {}
+  impl(caf::actor_system& s, const actors::task_service& t) : sys(s), tasks(t) {}
 
   /// Throws the client_error for a failed task operation.
   void check(const caf::error& e) const {

@@ -1,19 +1,21 @@
 // The HTTP actor: a Boost.Beast server on an io_context thread of its own.
-// Requests that need the core become messages to the poller (through a
-// bridge actor on a thread of its own that posts each answer back to its
-// connection), so the I/O thread never waits for the store. Opt-in: the worker starts one when
-// `http-port` is set; tests and embedders can start one on any poller.
+// Requests that need the core go to a bridge actor on a thread of its own,
+// which calls the task service (the core's C ABI, directly) and posts each
+// answer back to its connection, so the I/O thread never waits for the
+// store. Readiness asks the poller, when there is one. Opt-in: the worker
+// starts one when `http-port` is set; tests and embedders can start one on
+// any task service.
 //
 //   tasker::actors::http_config hc;
 //   hc.port = 0;                                  // ephemeral
-//   tasker::actors::http_server http{sys, poller, hc};
+//   tasker::actors::http_server http{sys, tasks, poller, hc};
 //   std::printf("listening on %u\n", http.port());
 //   ...
 //   http.stop(std::chrono::seconds{5});           // graceful
 //
 // Routes (all answers are JSON except /metrics):
 //   GET  /health, /health/live        200 while the server runs
-//   GET  /health/ready                200 when the core answers, else 503
+//   GET  /health/ready                200 when the poller and its store answer, else 503
 //   GET  /metrics                     Prometheus text
 //   POST /v1/tasks                    create; 201 {"id","created":true} or 200 for a repeat
 //   GET  /v1/tasks                    list (?state=&namespace=&after=&limit=)
@@ -34,6 +36,7 @@
 #include <caf/fwd.hpp>
 
 #include <tasker/actors/poller.hpp>
+#include <tasker/actors/task_service.hpp>
 
 namespace tasker::actors {
 
@@ -55,9 +58,9 @@ struct http_config {
   std::chrono::milliseconds read_timeout{10000};
   /// A keep-alive connection that owes nothing and receives nothing is closed after this.
   std::chrono::milliseconds idle_timeout{30000};
-  /// How long a request waits for the poller; then 503.
-  std::chrono::milliseconds core_timeout{10000};
-  /// How long /health/ready waits for the poller; then 503.
+  /// How long /health/ready waits for the poller; then 503. (Task requests
+  /// call the store directly: its own bounds apply, e.g. SQLite's
+  /// busy_timeout_ms.)
   std::chrono::milliseconds ready_timeout{1000};
   /// Requests of one connection read ahead of their answers (answers go
   /// out in request order); reading pauses at this many.
@@ -70,7 +73,7 @@ struct http_config {
   /// Replaces how POST /v1/signals/{token} is answered (token, request
   /// body): for embedders that route signals elsewhere, and for tests. Called
   /// on a CAF scheduler thread, never on the I/O thread. Empty (the default):
-  /// the poller delivers the signal with tk_signal: 200 {"signalled":true},
+  /// the task service delivers the signal with tk_signal: 200 {"signalled":true},
   /// 404 for an unknown token, 409 for one used already or whose wait is
   /// over, 400 for a body that is not JSON.
   std::function<http_reply(const std::string& token, const std::string& body)> signal;
@@ -78,10 +81,13 @@ struct http_config {
 
 /// The server. Construction binds and starts the I/O thread (throws
 /// std::runtime_error when the address cannot be bound); stop() or the
-/// destructor ends it. The actor system must outlive it.
+/// destructor ends it. The actor system and the task service must outlive
+/// it. `poller` may be null (a server with no claim loop beside it): then
+/// /health/ready asks the store itself.
 class http_server {
 public:
-  http_server(caf::actor_system& sys, poller_actor poller, http_config config);
+  http_server(caf::actor_system& sys, const task_service& tasks, poller_actor poller,
+              http_config config);
   ~http_server();
   http_server(const http_server&) = delete;
   http_server& operator=(const http_server&) = delete;

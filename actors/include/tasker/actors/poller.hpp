@@ -1,4 +1,5 @@
-// The poller actor: the only owner of the core handle. It claims steps up to
+// The poller actor: the only caller of the core's worker calls (poll,
+// complete, heartbeat) in a worker process. It claims steps up to
 // free capacity, hands each to its handler's actors, batches their results
 // into one tk_complete, heartbeats leases, and sleeps until the core, a
 // result, its one timer or the slow fallback poll wakes it. What to claim and
@@ -7,11 +8,11 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <queue>
 #include <string>
 #include <thread>
@@ -30,26 +31,16 @@
 #include <tasker/actors/dispatcher.hpp>
 #include <tasker/actors/observer.hpp>
 #include <tasker/actors/step_handler.hpp>
-#include <tasker/actors/task_service.hpp>
 #include <tasker/core.h>
 #include <tasker/messages/messages.hpp>
 
 namespace tasker::actors {
 
-/// The poller's public protocol: what the worker, its client and the HTTP
-/// actor ask of it. (Registering and creating go to a task_service, which
-/// calls the core directly; the HTTP actor's task operations still come
-/// here.)
-using poller_actor =
-    caf::typed_actor<caf::replies_to<wait_atom, std::int64_t>::with<std::string>,
-                     caf::replies_to<status_atom, std::int64_t>::with<std::string>,
-                     caf::replies_to<cancel_atom, std::int64_t>::with<bool>,
-                     caf::replies_to<list_atom, std::string>::with<std::string>,
-                     caf::replies_to<signal_atom, std::string, std::string>::with<bool>,
-                     caf::replies_to<idle_atom>::with<bool>,
-                     caf::replies_to<drain_atom, std::int64_t>::with<bool>,
-                     caf::replies_to<submit_atom, task_request>::with<std::int64_t, bool>,
-                     caf::replies_to<ping_atom>::with<bool>>;
+/// The poller's public protocol: what the worker and the HTTP actor ask of
+/// it. (Task operations go to a task_service, which calls the core directly.)
+using poller_actor = caf::typed_actor<caf::replies_to<idle_atom>::with<bool>,
+                                      caf::replies_to<drain_atom, std::int64_t>::with<bool>,
+                                      caf::replies_to<ping_atom>::with<bool>>;
 
 /// The poller as it runs: the public protocol plus its own wake-ups and
 /// timers, which only it (and the core's callbacks) send.
@@ -58,9 +49,11 @@ using poller_impl =
                          caf::reacts_to<tick_atom, std::uint64_t>, caf::reacts_to<deadline_atom>,
                          caf::reacts_to<fallback_atom>, caf::reacts_to<heartbeat_atom>>;
 
-/// Owns a tk_core (closed by tk_close). Shared only so it can travel through
-/// spawn's argument list; the poller holds the one reference.
-using core_ptr = std::shared_ptr<tk_core>;
+/// The core a poller borrows. (A wrapper because CAF's spawn takes a raw
+/// pointer argument for an actor.)
+struct core_ref {
+  tk_core* core = nullptr;
+};
 
 /// Where the steps of one handler name go.
 struct handler_route {
@@ -79,16 +72,6 @@ struct poller_config {
   std::chrono::milliseconds lease{30000};
   std::chrono::milliseconds heartbeat_interval{10000};
   std::chrono::milliseconds fallback_poll{1000};  ///< safety net only
-  /// True (default): the core's wake-up callback and a timer for its next
-  /// due event say when to claim. False: the baseline of bench/ffi_bench,
-  /// as Tasker's TypeScript worker does it: no callback, no timer; claims
-  /// only on the fallback poll (set it to 10 ms); results are still
-  /// completed as they come.
-  bool event_driven = true;
-  /// True (default): claim only up to free capacity. False: the baseline of
-  /// bench/ffi_bench, "claim then drop": every poll asks for a whole batch
-  /// and steps beyond max_in_flight are dropped, left to their leases.
-  bool capacity_gated = true;
   /// Told of every claim, start, finish and store call, in this order (the
   /// worker's: its logger, and its profiler when it profiles); at most
   /// max_observers. Without any the poller pays one check per hook.
@@ -138,24 +121,20 @@ struct poller_state {
 
   poller_impl::stateful_pointer<poller_state> self = nullptr;
   poller_config config;
-  /// Where the core's callbacks go. Called on our thread (during our own
-  /// store calls) they set flags; called from another thread (the PostgreSQL
-  /// store's LISTEN thread, reporting other processes' work; or a client
-  /// creating a task) they queue what happened and send us one wake_atom.
-  /// Declared before `core`, so it outlives the core and its threads.
+  /// Where the core's wake-up callback goes. Called on our thread (during
+  /// our own store calls) it sets a flag; called from another thread (the
+  /// PostgreSQL store's LISTEN thread, reporting other processes' work; or a
+  /// client creating a task) it sends us one wake_atom until we take it.
   struct callback_target {
     poller_state* state = nullptr;
     std::thread::id owner;
     caf::actor_addr addr;
-    std::mutex mu;
-    bool wake_sent = false;
-    std::vector<std::pair<std::int64_t, std::string>> remote_finished;
-    /// Called from another thread: remember, and send one wake_atom.
-    void remote(std::int64_t task_id, const char* state);
+    std::atomic<bool> wake_sent{false};
+    /// Called from another thread: send one wake_atom.
+    void remote();
   };
   std::unique_ptr<callback_target> callbacks;
-  core_ptr core{nullptr, tk_close};
-  task_service tasks{nullptr};  ///< the task operations the HTTP actor asks for
+  tk_core* core = nullptr;  ///< borrowed: its owner outlives the poller
   tk_worker* worker = nullptr;
   dispatcher routing{0, 0};
   std::unordered_map<std::string, route_state> routes;
@@ -163,10 +142,8 @@ struct poller_state {
   completion_batch completions;                         ///< to complete in the next flush
   poller_mode mode = poller_mode::running;
   bool flush_scheduled = false;
-  bool wake_flag = false;           ///< set by the core's wake-up callback during our own calls
-  bool interval_tick = false;       ///< pump() runs for the fallback poll (event_driven off)
-  std::uint64_t steps_dropped = 0;  ///< claimed beyond capacity (capacity_gated off)
-  bool core_dry = true;             ///< the last claim got fewer steps than it asked for
+  bool wake_flag = false;  ///< set by the core's wake-up callback during our own calls
+  bool core_dry = true;    ///< the last claim got fewer steps than it asked for
   /// After a failed store call: wait this long (doubling from 100 ms up to
   /// 5 s, reset by the next success) before calling the store again.
   std::chrono::milliseconds store_backoff{0};
@@ -180,7 +157,6 @@ struct poller_state {
   std::uint64_t timer_generation = 0;
   bool timer_armed = false;
   std::chrono::steady_clock::time_point timer_due{};
-  std::unordered_map<std::int64_t, std::vector<caf::typed_response_promise<std::string>>> waiters;
   std::vector<caf::typed_response_promise<bool>> idle_waiters;
   std::vector<caf::typed_response_promise<bool>> drain_waiters;
   std::uint64_t steps_claimed = 0, steps_completed = 0;
@@ -193,8 +169,8 @@ struct poller_state {
   /// test coordinator, so timeouts and deadlines are testable.
   std::chrono::steady_clock::time_point now() const { return self->clock().now(); }
 
-  /// Opens the worker handle and installs the core's callbacks.
-  void init(poller_impl::stateful_pointer<poller_state> self_ptr, core_ptr core_handle,
+  /// Opens the worker handle and installs the core's wake-up callback.
+  void init(poller_impl::stateful_pointer<poller_state> self_ptr, tk_core* borrowed_core,
             poller_config cfg, std::unordered_map<std::string, handler_route> handler_routes);
 
   /// Completes pending results, claims up to capacity, re-arms the timer,
@@ -226,7 +202,7 @@ struct poller_state {
   void arm_deadline(std::chrono::steady_clock::time_point at);
   void arm_timer();
   bool store_paused() const;
-  /// Handles what the core's callbacks reported from another thread.
+  /// Takes the wake-up another thread sent (the pump that follows claims).
   void take_remote();
   void store_failed(const std::string& what, const char* message);
   void store_ok();
@@ -234,12 +210,6 @@ struct poller_state {
   /// Starts draining: claim nothing new, answer `promise` once what runs is
   /// done (true) or the deadline passed (false).
   void drain(std::chrono::milliseconds within, caf::typed_response_promise<bool> promise);
-  void task_finished(std::int64_t task_id, const char* state);
-  /// Answers waiters whose task ended elsewhere (another process); run by the fallback poll.
-  void check_waiters();
-  /// Sets the core's task listener, at the first wait for a task.
-  void listen_for_finished_tasks();
-  bool task_listener_set = false;
   /// One cheap store call (a one-task list): can the core answer now?
   tk_status ping(tk_error& err);
   /// A handler instance died: its running steps fail (retryable handler_error)
@@ -255,8 +225,10 @@ struct poller_state {
 };
 
 /// Spawns nothing: the behavior of a poller; spawn it detached in a worker
-/// (store calls block), or on the test coordinator in tests.
-poller_impl::behavior_type poller(poller_impl::stateful_pointer<poller_state> self, core_ptr core,
+/// (store calls block), or on the test coordinator in tests. `core` is
+/// borrowed: whoever owns it (a task_service, in a worker) closes it only
+/// after the poller has quit.
+poller_impl::behavior_type poller(poller_impl::stateful_pointer<poller_state> self, core_ref core,
                                   poller_config config,
                                   std::unordered_map<std::string, handler_route> routes);
 

@@ -36,18 +36,8 @@ CAF_ADD_ATOM(tasker, tasker, deadline_atom, "deadline")
 CAF_ADD_ATOM(tasker, tasker, fallback_atom, "fallback")
 /// Extend the leases of steps still running.
 CAF_ADD_ATOM(tasker, tasker, heartbeat_atom, "heartbeat")
-/// Register a pipeline (core JSON).
-CAF_ADD_ATOM(tasker, tasker, register_atom, "register")
-/// Create a task (or, with a vector of requests, many in one call).
-CAF_ADD_ATOM(tasker, tasker, create_atom, "create")
-/// Reply once a task has ended.
-CAF_ADD_ATOM(tasker, tasker, wait_atom, "wait")
-/// Cancel a task (poller), or a running process by request id (process actor).
+/// Cancel a running process by request id (process actor).
 CAF_ADD_ATOM(tasker, tasker, cancel_atom, "cancel")
-/// List tasks (filter JSON in, list JSON out).
-CAF_ADD_ATOM(tasker, tasker, list_atom, "list")
-/// A task's status JSON.
-CAF_ADD_ATOM(tasker, tasker, status_atom, "status")
 /// Reply once no step is running, queued or due.
 CAF_ADD_ATOM(tasker, tasker, idle_atom, "idle")
 /// Stop claiming, finish what runs (up to a deadline), reply, then stop.
@@ -74,14 +64,7 @@ CAF_ADD_ATOM(tasker, tasker, done_atom, "done")
 // The HTTP actor (issue 4).
 CAF_ADD_TYPE_ID(tasker, (tasker::http_call))
 
-/// Create a task and tell whether it is new (false: its idempotency key named
-/// an existing task): a task_request in, the id and the flag out.
-CAF_ADD_ATOM(tasker, tasker, submit_atom, "submit")
 /// Readiness probe: the poller makes one cheap store call and answers true or an error.
 CAF_ADD_ATOM(tasker, tasker, ping_atom, "ping")
-
-/// Deliver a signal to a waiting step (poller): token and payload JSON in,
-/// true out, or the core_error of the failed tk_signal.
-CAF_ADD_ATOM(tasker, tasker, signal_atom, "signal")
 
 CAF_END_TYPE_ID_BLOCK(tasker)

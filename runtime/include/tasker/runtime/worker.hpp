@@ -103,9 +103,11 @@ public:
   int run();
 
   /// Stops claiming, lets running steps finish for up to the drain deadline,
-  /// completes what finished, and stops the poller (closing the store). Steps
-  /// still running keep their leases until they lapse. True when nothing was
-  /// left running. Called by the destructor if needed.
+  /// completes what finished, and stops the poller; threads still waiting
+  /// for a task (client::wait) hear that the worker stopped. Steps still
+  /// running keep their leases until they lapse; the store closes when the
+  /// worker is destroyed. True when nothing was left running. Called by the
+  /// destructor if needed.
   bool stop();
 
   /// The port the HTTP API listens on (after start(); 0 when it is off).

@@ -25,15 +25,6 @@ struct worker_config : caf::actor_system_config {
   std::int64_t fallback_poll_ms = 1000;    ///< safety-net poll interval
   std::int64_t drain_ms = 10000;           ///< shutdown: how long running steps may finish
   std::string templates;                   ///< a directory of YAML templates to load at start
-  /// "callback" (default): the core's wake-up callback and its next due
-  /// time say when to claim. "interval": claim only on the fallback poll,
-  /// as a polling worker would (the baseline in docs/optimizations.md; set
-  /// fallback_poll_ms to 10 for Tasker's TypeScript worker).
-  std::string wakeup = "callback";
-  /// "capacity" (default): claim up to free capacity. "drop": claim whole
-  /// batches and drop what does not fit (the baseline in
-  /// docs/optimizations.md; it loses and delays steps under overload).
-  std::string claim_mode = "capacity";
   // The HTTP API (off unless http-port is set; docs/guide.md, "HTTP API").
   std::int64_t http_port = -1;                ///< -1: no HTTP server; 0: an ephemeral port
   std::string http_bind = "127.0.0.1";        ///< address the HTTP server listens on
