@@ -20,12 +20,11 @@ using tasker::actors::task_service;
 
 namespace {
 
-const std::string one_step =
-    json{{"namespace", "ns"},
-         {"name", "p"},
-         {"version", "1"},
-         {"steps", {{{"name", "a"}, {"handler", "h"}}}}}
-        .dump();
+const std::string one_step = json{{"namespace", "ns"},
+                                  {"name", "p"},
+                                  {"version", "1"},
+                                  {"steps", {{{"name", "a"}, {"handler", "h"}}}}}
+                                 .dump();
 
 tasker::task_request request() {
   tasker::task_request r;

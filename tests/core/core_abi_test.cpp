@@ -2,8 +2,11 @@
 // unknown ids and URLs. Every failure must come back as a status and a
 // message, never as a crash.
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <tasker/test/core.hpp>
@@ -395,5 +398,65 @@ TEST_CASE("input over max_json_bytes is too large" * doctest::timeout(10)) {
     CHECK(outcomes == std::vector<int>{TK_OK, TK_TOO_LARGE});
     CHECK(step_status(task_status(env.core, steps[0].task_id), "a").at("state") == "complete");
     CHECK(step_status(task_status(env.core, steps[1].task_id), "a").at("state") == "running");
+  }
+}
+
+namespace {
+
+/// A wake-up callback that takes its time: it says when it starts, sleeps,
+/// and marks when it is done.
+struct slow_callback {
+  std::atomic<bool> started{false};
+  std::atomic<bool> finished{false};
+  static void call(void* user) {
+    auto* self = static_cast<slow_callback*>(user);
+    self->started = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds{100});
+    self->finished = true;
+  }
+};
+
+/// A wake-up callback that removes itself (and must not wait for itself).
+struct self_removing {
+  tk_core* core = nullptr;
+  int calls = 0;
+  tk_status removed = TK_INTERNAL;
+  static void call(void* user) {
+    auto* self = static_cast<self_removing*>(user);
+    ++self->calls;
+    self->removed = tk_set_wakeup(self->core, nullptr, nullptr, nullptr);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("replacing a callback waits for its calls on other threads, so its user may be freed"
+          * doctest::timeout(10)) {
+  abi_env env;
+  slow_callback slow;
+  REQUIRE(tk_set_wakeup(env.core, &slow_callback::call, &slow, nullptr) == TK_OK);
+  std::thread creator([&] {  // its task makes `a` ready: the core calls back on this thread
+    tk_task_spec spec{};
+    spec.namespace_name = "test";
+    spec.name = "flow";
+    spec.version = "1";
+    spec.context_json = "{}";
+    std::int64_t id = 0;
+    tk_create_task(env.core, &spec, &id, nullptr, nullptr);
+  });
+  while (!slow.started)
+    std::this_thread::yield();
+  REQUIRE(tk_set_wakeup(env.core, nullptr, nullptr, nullptr) == TK_OK);
+  CHECK(slow.finished);  // the call that was running when we replaced it had ended
+  creator.join();
+
+  SUBCASE("a callback that removes itself does not wait for itself") {
+    self_removing remover{env.core.get()};
+    REQUIRE(tk_set_wakeup(env.core, &self_removing::call, &remover, nullptr) == TK_OK);
+    create_task(env.core);
+    CHECK(remover.calls == 1);
+    CHECK(remover.removed == TK_OK);
+    create_task(env.core);
+    CHECK(remover.calls == 1);  // removed
   }
 }

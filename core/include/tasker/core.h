@@ -138,10 +138,12 @@ TK_API int64_t tk_now_ms(tk_core* core);
  *  called from the thread that made the change, after the core dropped its
  *  locks, so it may call back into the core; keep it cheap (signal, don't work). */
 typedef void (*tk_wakeup_fn)(void* user);
-/** Installs (or with NULL removes) the wake-up callback. On a PostgreSQL
- *  store the core listens for other processes' new work only while one is
- *  installed; installing one returns once it does (or after 5 s if the
- *  server cannot be reached). */
+/** Installs (or with NULL removes) the wake-up callback. When it returns, no
+ *  call of the callback it replaced runs on another thread, so the old `user`
+ *  may be freed (called from inside a callback of this core, it cannot wait
+ *  for that call). On a PostgreSQL store the core listens for other
+ *  processes' new work only while one is installed; installing one returns
+ *  once it does (or after 5 s if the server cannot be reached). */
 TK_API tk_status tk_set_wakeup(tk_core* core, tk_wakeup_fn fn, void* user, tk_error* err);
 /** Called when a task reaches a final state ("complete", "error",
  *  "cancelled") through this core, after the change is committed, from the
@@ -149,9 +151,10 @@ TK_API tk_status tk_set_wakeup(tk_core* core, tk_wakeup_fn fn, void* user, tk_er
  *  task another process ended is reported too, from the core's listening
  *  thread; on SQLite it is not. */
 typedef void (*tk_task_listener_fn)(void* user, int64_t task_id, const char* state);
-/** Installs (or with NULL removes) the task listener. On a PostgreSQL store
- *  the core listens for tasks other processes end only while one is
- *  installed; installing one returns once it does (or after 5 s if the
+/** Installs (or with NULL removes) the task listener; like tk_set_wakeup,
+ *  it returns once no call of the replaced listener runs on another thread.
+ *  On a PostgreSQL store the core listens for tasks other processes end only
+ *  while one is installed; installing one returns once it does (or after 5 s if the
  *  server cannot be reached), so a task state read afterwards misses no
  *  ending. */
 TK_API tk_status tk_set_task_listener(tk_core* core, tk_task_listener_fn fn, void* user,

@@ -2,6 +2,7 @@
 // of internal errors into tk_status. No exception leaves this file.
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -35,11 +36,18 @@ struct tk_core {
   tk_clock_fn clock = nullptr;  ///< tk_set_clock (tests); null: the system clock
   void* clock_user = nullptr;
   std::mt19937_64 rng;
-  std::mutex wake_mu;  // guards the callback, never held while it runs
+  std::mutex wake_mu;  // guards the callbacks, never held while one runs
   tk_wakeup_fn wakeup = nullptr;
   void* wakeup_user = nullptr;
   tk_task_listener_fn listener = nullptr;
   void* listener_user = nullptr;
+  /// Callbacks running now (under wake_mu); replacing a callback waits for
+  /// them, so its `user` may be freed once tk_set_* returns.
+  std::size_t calls_running = 0;
+  std::condition_variable calls_done;
+  /// Callbacks of any core running on this thread (a callback that replaces
+  /// a callback must not wait for itself).
+  static inline thread_local int in_callback = 0;
 
   millis now() const {
     if (clock)
@@ -75,12 +83,38 @@ struct tk_core {
       user = wakeup_user;
       on_finished = listener;
       on_finished_user = listener_user;
+      if (!fn && !on_finished)
+        return;
+      ++calls_running;
     }
-    if (on_finished)
-      for (const auto& [id, state] : fx.finished)
-        on_finished(on_finished_user, id, to_string(state));
-    if (fn && fx.work_ready)
-      fn(user);
+    ++in_callback;
+    try {  // a C callback does not throw; a C++ one that does stops here
+      if (on_finished)
+        for (const auto& [id, state] : fx.finished)
+          on_finished(on_finished_user, id, to_string(state));
+      if (fn && fx.work_ready)
+        fn(user);
+    } catch (...) {
+    }
+    --in_callback;
+    {
+      std::lock_guard<std::mutex> g{wake_mu};
+      if (--calls_running == 0)
+        calls_done.notify_all();
+    }
+  }
+
+  // Replaces a callback; returns once no call of the old one runs on another
+  // thread (on this one, a callback replacing itself, it cannot wait).
+  template <class Set>
+  void replace_callback(Set&& set) {
+    {
+      std::unique_lock<std::mutex> g{wake_mu};
+      set();
+      if (in_callback == 0)
+        calls_done.wait(g, [this] { return calls_running == 0; });
+    }
+    tell_interest();
   }
 };
 
@@ -295,12 +329,10 @@ TK_API int64_t tk_now_ms(tk_core* core) {
 TK_API tk_status tk_set_wakeup(tk_core* core, tk_wakeup_fn fn, void* user, tk_error* err) {
   return guarded(err, [&] {
     require(core, "core");
-    {
-      std::lock_guard<std::mutex> g{core->wake_mu};
+    core->replace_callback([&] {
       core->wakeup = fn;
       core->wakeup_user = user;
-    }
-    core->tell_interest();
+    });
   });
 }
 
@@ -463,12 +495,10 @@ TK_API tk_status tk_set_task_listener(tk_core* core, tk_task_listener_fn fn, voi
                                       tk_error* err) {
   return guarded(err, [&] {
     require(core, "core");
-    {
-      std::lock_guard<std::mutex> g{core->wake_mu};
+    core->replace_callback([&] {
       core->listener = fn;
       core->listener_user = user;
-    }
-    core->tell_interest();
+    });
   });
 }
 
