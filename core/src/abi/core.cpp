@@ -15,7 +15,7 @@
 
 #include "abi/error.hpp"
 #include "store/memory/memory_store.hpp"
-#include "store/postgres/pg_store.hpp"
+#include "store/postgres/url.hpp"  // make_pg_store, without libpq
 #include "store/sqlite/sqlite_store.hpp"
 #include "store/store.hpp"
 #include "util/json.hpp"

@@ -25,10 +25,6 @@
 
 namespace tasker::core {
 
-/// Connects, creates or migrates the schema, and starts the LISTEN thread
-/// that reports other processes' work to store::watch.
-std::unique_ptr<store> make_pg_store(const pg_options& options);
-
 class pg_store final : public store {
 public:
   explicit pg_store(const pg_options& o);

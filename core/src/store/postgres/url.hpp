@@ -1,7 +1,12 @@
-// The PostgreSQL store's options, as a `postgresql://` URL gives them.
+// The PostgreSQL store's options, as a `postgresql://` URL gives them, and
+// the one way to open the store: what the C ABI needs of the driver, without
+// libpq's header.
 #pragma once
 
+#include <memory>
 #include <string>
+
+#include "store/store.hpp"
 
 namespace tasker::core {
 
@@ -25,5 +30,9 @@ pg_options parse_pg_url(const std::string& url);
 /// starting with a letter or _ (it goes into SQL text: identifiers cannot be
 /// parameters).
 void check_schema_name(const std::string& s);
+
+/// Connects, creates or migrates the schema, and starts the LISTEN thread
+/// that reports other processes' work to store::watch.
+std::unique_ptr<store> make_pg_store(const pg_options& options);
 
 }  // namespace tasker::core
