@@ -22,6 +22,7 @@
 #include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/spdlog.h>
 
+#include "refuses.hpp"
 #include <tasker/actors/function_host.hpp>
 #include <tasker/runtime/profiler.hpp>
 #include <tasker/runtime/worker.hpp>
@@ -381,17 +382,8 @@ TEST_CASE("the metrics settings come from the command line and TASKER_ variables
   CHECK(on.profile);
   CHECK(on.statsd == "localhost:8125");
 
-  ::setenv("TASKER_PROFILE", "maybe", 1);
-  tasker::worker_config bad_env;
-  const char* plain[] = {"worker"};
-  CHECK_FALSE(bad_env.parse_args(1, const_cast<char**>(plain), &code));
-  CHECK(code == 2);
-  ::unsetenv("TASKER_PROFILE");
-
-  tasker::worker_config bad_address;
-  const char* no_port[] = {"worker", "--statsd=localhost"};
-  CHECK_FALSE(bad_address.parse_args(2, const_cast<char**>(no_port), &code));
-  CHECK(code == 2);
+  CHECK(tasker::test::refuses({"worker"}, "TASKER_PROFILE", "maybe"));
+  CHECK(tasker::test::refuses({"worker", "--statsd=localhost"}));  // no port
 
   tasker::worker_config off;
   const char* no_profile[] = {"worker", "--no-profile"};
@@ -409,8 +401,5 @@ TEST_CASE("the metrics settings come from the command line and TASKER_ variables
   CHECK_FALSE(from_ini.profile);
   CHECK(from_ini.summary_interval_ms == 5000);
 
-  tasker::worker_config statsd_without_profile;
-  const char* both[] = {"worker", "--no-profile", "--statsd=127.0.0.1:8125"};
-  CHECK_FALSE(statsd_without_profile.parse_args(3, const_cast<char**>(both), &code));
-  CHECK(code == 2);
+  CHECK(tasker::test::refuses({"worker", "--no-profile", "--statsd=127.0.0.1:8125"}));
 }

@@ -17,6 +17,7 @@
 #include <caf/typed_event_based_actor.hpp>
 #include <doctest/doctest.h>
 
+#include "refuses.hpp"
 #include <tasker/runtime/worker.hpp>
 #include <tasker/test/core.hpp>
 #include <tasker/test/latch.hpp>
@@ -277,21 +278,10 @@ TEST_CASE("the worker's settings come from the command line and TASKER_ variable
   CHECK(cfg.namespace_list() == std::vector<std::string>{"a", "b"});
   ::unsetenv("TASKER_STORE");
 
-  ::setenv("TASKER_MAX_IN_FLIGHT", "lots", 1);
-  tasker::worker_config bad_env;
+  CHECK(tasker::test::refuses({"worker"}, "TASKER_MAX_IN_FLIGHT", "lots"));  // unsets it
+  CHECK(tasker::test::refuses({"worker", "--max-in-flight=0"}));
+  CHECK(tasker::test::refuses({"worker", "--log-level=loud"}));
   const char* plain[] = {"worker"};
-  CHECK_FALSE(bad_env.parse_args(1, const_cast<char**>(plain), &code));
-  CHECK(code == 2);
-  ::unsetenv("TASKER_MAX_IN_FLIGHT");
-
-  tasker::worker_config bad_value;
-  const char* zero[] = {"worker", "--max-in-flight=0"};
-  CHECK_FALSE(bad_value.parse_args(2, const_cast<char**>(zero), &code));
-  CHECK(code == 2);
-
-  tasker::worker_config bad_level;
-  const char* level[] = {"worker", "--log-level=loud"};
-  CHECK_FALSE(bad_level.parse_args(2, const_cast<char**>(level), &code));
 
   // The HTTP API: off by default; on with a port, its token from the environment.
   tasker::worker_config no_http;
@@ -305,9 +295,7 @@ TEST_CASE("the worker's settings come from the command line and TASKER_ variable
   CHECK(http.http_token == "t0ken");
   CHECK(http.http_idle_timeout_ms == 500);
   ::unsetenv("TASKER_HTTP_TOKEN");
-  tasker::worker_config bad_port;
-  const char* port[] = {"worker", "--http-port=70000"};
-  CHECK_FALSE(bad_port.parse_args(2, const_cast<char**>(port), &code));
+  CHECK(tasker::test::refuses({"worker", "--http-port=70000"}));
 }
 
 TEST_CASE("a worker that cannot open its store says so" * doctest::timeout(10)) {
