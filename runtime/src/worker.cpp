@@ -319,8 +319,10 @@ bool worker::stop() {
                                  detail::describe(d.sys, e));
                  });
   }
-  d.tasks.stop_waits();  // a thread still waiting hears that the worker stopped
-  d.client_.reset();
+  // A thread still in client().wait hears that the worker stopped. (The
+  // client itself lives on with the worker: such a thread may still be in
+  // its call.)
+  d.tasks.stop_waits();
   caf::anon_send_exit(d.poller, caf::exit_reason::user_shutdown);
   for (auto& a : d.instances)
     caf::anon_send_exit(a, caf::exit_reason::user_shutdown);

@@ -522,3 +522,33 @@ TEST_CASE("a task the client creates on its own thread wakes the poller at once"
   w.register_pipeline(later);
   CHECK(c.wait(c.create(later, {{"n", 4}}), 20s) == "complete");
 }
+
+TEST_CASE("a thread waiting for a task hears that the worker stopped" * doctest::timeout(30)) {
+  tasker::test::latch started, release;  // outlive the worker: its handler uses them
+  auto cfg = memory_config();
+  cfg.drain_ms = 100;
+  tasker::worker w{cfg};
+  w.handle("held", [&](tasker::step_context&) {
+    started.count_down();
+    release.wait_for(20s);
+    return tasker::success();
+  });
+  auto p = one_step("held", "held", attempts(1));
+  w.register_pipeline(p);
+  auto& c = w.client();
+  const auto id = c.create(p);
+  REQUIRE(started.wait_for(10s));
+  auto waiting = std::async(std::launch::async, [&] {
+    try {
+      c.wait(id, 20s);
+      return std::string("no error");
+    } catch (const tasker::client_error& e) {
+      return std::string(e.what());
+    }
+  });
+  CHECK(waiting.wait_for(50ms) == std::future_status::timeout);
+  CHECK_FALSE(w.stop());  // the held step was still running at the deadline
+  REQUIRE(waiting.wait_for(10s) == std::future_status::ready);
+  CHECK(waiting.get().find("the worker stopped before task") != std::string::npos);
+  release.count_down();
+}

@@ -1,8 +1,8 @@
 // Creating tasks and waiting for them, from any thread that is not an actor
 // (main, a test, a benchmark). Task operations call the core's thread-safe
 // C ABI directly on the caller's thread (they never queue behind the claim
-// loop); completion is signalled by the core's task listener through the
-// poller, never polled on an interval.
+// loop); a wait blocks its caller until the core's task listener says the
+// task ended, never polling on an interval.
 #pragma once
 
 #include <chrono>
@@ -32,10 +32,8 @@ struct create_options {
   std::int32_t priority = 0;    ///< higher runs first
 };
 
-/// A worker's client. Thread-safe: each call runs on its caller's thread, and
-/// each wait has its own channel to the poller, so a long wait never holds up
-/// other calls. Obtained from
-/// worker::client().
+/// A worker's client. Thread-safe: each call runs on its caller's thread, so a
+/// long wait never holds up other calls. Obtained from worker::client().
 class client {
 public:
   struct impl;
