@@ -1,17 +1,22 @@
 // The poller's decisions, run deterministically on CAF's test coordinator:
 // every actor runs on the test thread when the test says so, and time (CAF's
-// and the core's) moves only when the test moves it.
+// and the core's) moves only when the test moves it. The cases say which
+// messages flow (CAF's test DSL: expect, allow, disallow) between the poller,
+// its handler actors and its own timers, and read what the core did through
+// the C ABI; no case looks into the poller's state.
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
-#include <caf/event_based_actor.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
+#include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
+#include <caf/system_messages.hpp>
 #include <caf/typed_event_based_actor.hpp>
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
@@ -20,22 +25,25 @@
 #include <tasker/core.h>
 #include <tasker/core.hpp>
 #include <tasker/core_testing.h>
+#include <tasker/test/caf_dsl.hpp>  // last: it defines expect, allow, disallow
 
 using namespace std::chrono_literals;
 using nlohmann::json;
 using tasker::step_event;
 using tasker::step_result;
+using tasker::test::where;
 namespace actors = tasker::actors;
 
 namespace {
 
-/// A handler under the test's control: it records every step it gets and
-/// answers only when the test delivers the step's promise.
+/// A handler under the test's control: it keeps every step it gets and
+/// answers only when the test tells it to.
 struct held_step {
   step_event event;
   caf::typed_response_promise<step_result> promise;
 };
 struct recorder_state {
+  static inline const char* name = "test.recorder";
   std::vector<held_step> held;
 };
 using release_atom = caf::atom_constant<caf::atom("release")>;
@@ -65,6 +73,29 @@ step_result ok(json value = json::object()) {
   return r;
 }
 
+// Conditions on what flows, for expect(…).with(…).
+auto attempt_is(std::int32_t n) {
+  return where("attempt == " + std::to_string(n),
+               [n](const step_event& e) { return e.attempt == n; });
+}
+auto handler_is(std::string name) {
+  return where("handler == " + name, [name](const step_event& e) { return e.handler == name; });
+}
+auto step_is(std::int64_t id) {
+  return where("step_id == " + std::to_string(id),
+               [id](const step_event& e) { return e.step_id == id; });
+}
+auto result_is(json value) {
+  return where("a success with " + value.dump(), [value](const step_result& r) {
+    return r.kind == tasker::step_kind::success && json::parse(r.result_json) == value;
+  });
+}
+auto failure_of(std::string type) {
+  return where("a failure of type " + type, [type](const step_result& r) {
+    return r.kind == tasker::step_kind::failure && r.error_type == type;
+  });
+}
+
 struct fixture {
   /// Owns the core the poller borrows; declared first, so it closes after
   /// the actor system (and the poller in it) is gone.
@@ -72,15 +103,17 @@ struct fixture {
   caf::actor_system_config cfg;
   caf::actor_system sys;
   caf::scheduler::test_coordinator& sched;
+  /// Asks the poller what the worker asks it (idle, drain) and takes its
+  /// answers (a blocking actor: answers wait in its mailbox for expect()).
+  caf::scoped_actor client;
   std::int64_t now_ms = 1'700'000'000'000;
   tk_core* core = nullptr;  // owner.get()
   actors::poller_impl poller;
+  std::vector<recorder_actor> handlers;  // every recorder, stopped with the fixture
 
   fixture()
     : sys{cfg.set("scheduler.policy", caf::atom("testing"))},
-      sched{dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())} {}
-
-  std::vector<recorder_actor> handlers;  // every recorder, stopped with the fixture
+      sched{dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())}, client{sys, true} {}
 
   ~fixture() {
     if (poller)
@@ -98,7 +131,8 @@ struct fixture {
   static std::int64_t read_clock(void* self) { return static_cast<fixture*>(self)->now_ms; }
 
   /// Opens a memory core with one pipeline per handler name ("ns"/<handler>@1,
-  /// a single step "only" run by <handler>), then spawns the poller.
+  /// a single step "only" run by <handler>), then spawns the poller and runs
+  /// every actor's start (the poller's first wake finds no work).
   void start(actors::poller_config pc,
              std::unordered_map<std::string, actors::handler_route> routes,
              const std::vector<std::string>& pipelines) {
@@ -141,33 +175,40 @@ struct fixture {
     return j;
   }
 
-  /// Moves both clocks (CAF's and the core's) and runs what became due.
+  /// The state of task `task`'s one step, as the core has it.
+  json step(std::int64_t task) { return status(task).at("steps")[0]; }
+
+  /// How many of `tasks` have their step in `state`.
+  int count(const std::vector<std::int64_t>& tasks, const std::string& state) {
+    int n = 0;
+    for (auto t : tasks)
+      n += step(t).at("state") == state;
+    return n;
+  }
+
+  /// Moves both clocks (CAF's and the core's). What falls due is put in its
+  /// receiver's mailbox, for the test to expect.
   void advance(std::chrono::milliseconds d) {
     now_ms += d.count();
     sched.advance_time(d);
-    sched.run();
   }
 
-  /// Wakes the poller as the core's callback would for work made elsewhere.
+  /// No actor has a message waiting.
+  bool quiet() const { return !sched.has_job(); }
+
+  /// Wakes the poller as the core's callback would for work made elsewhere
+  /// (here the core calls back on the poller's own thread, the test's, which
+  /// only sets a flag), and runs that wake-up.
   void wake() {
     caf::anon_send(poller, tasker::wake_atom_v);
-    sched.run();
+    expect((tasker::wake_atom), from(_).to(poller));
   }
 
-  actors::poller_state& state() {
-    auto* ptr = caf::actor_cast<caf::abstract_actor*>(poller);
-    return dynamic_cast<caf::stateful_actor<actors::poller_state, actors::poller_impl::base>&>(*ptr)
-        .state;
-  }
-
-  /// Makes handler `a` answer the index-th step it holds with `r`.
-  void release(const recorder_actor& a, std::size_t index, step_result r) {
-    caf::anon_send(a, release_atom::value, index, std::move(r));
-  }
-
-  recorder_state& recorder_of(const recorder_actor& a) {
-    auto* ptr = caf::actor_cast<caf::abstract_actor*>(a);
-    return dynamic_cast<caf::stateful_actor<recorder_state, recorder_actor::base>&>(*ptr).state;
+  /// Makes handler `h` answer the index-th step it holds with `r`: `h` runs
+  /// the test's message and sends its step_result (for the test to expect).
+  void release(const recorder_actor& h, std::size_t index, step_result r) {
+    caf::anon_send(h, release_atom::value, index, std::move(r));
+    expect((release_atom, std::size_t, step_result), from(_).to(h));
   }
 };
 
@@ -248,41 +289,41 @@ struct recording_observer : tasker::actors::observer {
 
 TEST_CASE_FIXTURE(fixture,
                   "the poller claims no more steps than it has room for" * doctest::timeout(10)) {
-  auto obs = std::make_shared<recording_observer>();
   auto h = spawn_recorder();
-  auto pc = config(3, 2);
-  pc.observers = {obs};
-  start(pc, {{"work", {{h}, 0ms}}}, {"work"});
+  start(config(3, 2), {{"work", {{h}, 0ms}}}, {"work"});
   std::vector<std::int64_t> tasks;
   for (int i = 0; i < 5; ++i)
     tasks.push_back(create("work"));
   wake();
-  // One instance takes one step at a time; the rest wait in the poller,
-  // claimed: three claimed in all, two polls (2 + 1).
-  CHECK(obs->claimed_by_polls == 3);
-  CHECK(recorder_of(h).held.size() == 1);
-  int running = 0, ready = 0;
-  for (auto t : tasks) {
-    auto s = status(t).at("steps")[0].at("state");
-    running += s == "running";
-    ready += s == "ready";
-  }
-  CHECK(running == 3);
-  CHECK(ready == 2);
+  // Three claimed, as many as fit, and the one instance takes one step at a
+  // time: the other two wait in the poller, claimed.
+  expect((step_event), from(poller).to(h));
+  CHECK(quiet());
+  CHECK(count(tasks, "running") == 3);
+  CHECK(count(tasks, "ready") == 2);
 
-  // A result frees one place: it is completed and the next queued step dispatched.
+  // A result frees one place: the next queued step goes to the instance
+  // and the result is completed.
   release(h, 0, ok());
-  sched.run();
-  CHECK(recorder_of(h).held.size() == 2);
-  CHECK(obs->completed_by_batches == 1);
+  expect((step_result), from(h).to(poller));
+  expect((step_event), from(poller).to(h));
+  expect((tasker::flush_atom), from(poller).to(poller));
+  CHECK(quiet());
+  CHECK(count(tasks, "complete") == 1);
   // One free place is less than a batch, and the handler still has a step
   // queued: no small claim (each claim is a store transaction).
-  CHECK(obs->claimed_by_polls == 3);
+  CHECK(count(tasks, "running") == 2);
+  CHECK(count(tasks, "ready") == 2);
+
   release(h, 1, ok());
-  sched.run();  // queue empty now: completed at once, and a full batch fits
-  CHECK(obs->completed_by_batches == 2);
-  CHECK(obs->claimed_by_polls == 5);
-  CHECK(recorder_of(h).held.size() == 3);
+  expect((step_result), from(h).to(poller));
+  expect((step_event), from(poller).to(h));  // the last queued step
+  // Queue empty now: the flush completes and claims a full batch in one call.
+  expect((tasker::flush_atom), from(poller).to(poller));
+  CHECK(quiet());
+  CHECK(count(tasks, "complete") == 2);
+  CHECK(count(tasks, "running") == 3);
+  CHECK(count(tasks, "ready") == 0);
 }
 
 TEST_CASE_FIXTURE(fixture,
@@ -298,14 +339,18 @@ TEST_CASE_FIXTURE(fixture,
   for (int i = 0; i < 4; ++i)
     tasks.push_back(create("work"));
   wake();
-  CHECK(obs->claimed_by_polls == 4);
+  for (auto& a : instances)
+    expect((step_event), from(poller).to(a));
   const auto batches_before = obs->batches;
-  for (auto& a : instances) {
-    REQUIRE(recorder_of(a).held.size() == 1);
+  for (auto& a : instances)
     release(a, 0, ok({{"n", 1}}));
-  }
-  sched.run();
-  CHECK(obs->batches == batches_before + 1);  // one store call for all four
+  // Four results wait in the poller's mailbox; the first asks for a flush,
+  // which comes after all four: one flush, one store call for all of them.
+  for (auto& a : instances)
+    expect((step_result), from(a).to(poller).with(result_is({{"n", 1}})));
+  expect((tasker::flush_atom), from(poller).to(poller));
+  CHECK(quiet());
+  CHECK(obs->batches == batches_before + 1);
   CHECK(obs->completed_by_batches == 4);
   for (auto t : tasks)
     CHECK(status(t).at("state") == "complete");
@@ -319,14 +364,14 @@ TEST_CASE_FIXTURE(fixture, "steps go to the actors of their own handler" * docte
   create("beta");
   create("beta");
   wake();
-  REQUIRE(recorder_of(a).held.size() == 1);
-  REQUIRE(recorder_of(b).held.size() == 1);  // one at a time per instance
-  CHECK(recorder_of(a).held[0].event.handler == "alpha");
-  CHECK(recorder_of(b).held[0].event.handler == "beta");
+  expect((step_event), from(poller).to(a).with(handler_is("alpha")));
+  expect((step_event), from(poller).to(b).with(handler_is("beta")));
+  CHECK(quiet());  // one at a time per instance: the second beta step waits
   release(b, 0, ok());
-  sched.run();
-  REQUIRE(recorder_of(b).held.size() == 2);
-  CHECK(recorder_of(b).held[1].event.handler == "beta");
+  expect((step_result), from(b).to(poller));
+  expect((step_event), from(poller).to(b).with(handler_is("beta")));
+  expect((tasker::flush_atom), from(poller).to(poller));
+  CHECK(quiet());
 }
 
 TEST_CASE_FIXTURE(fixture, "a step of an unknown handler fails for good without running"
@@ -334,13 +379,18 @@ TEST_CASE_FIXTURE(fixture, "a step of an unknown handler fails for good without 
   auto h = spawn_recorder();
   start(config(8, 8), {{"work", {{h}, 0ms}}}, {"work", "missing"});
   auto t = create("missing");
-  wake();
+  wake();  // claims it, fails it and completes the failure, all in this wake-up
   auto st = status(t);
   CHECK(st.at("state") == "error");
   CHECK(st.at("steps")[0].at("attempts") == 1);
   CHECK(st.at("steps")[0].at("last_error").at("type") == "handler_not_found");
-  CHECK(recorder_of(h).held.empty());
-  CHECK(state().load() == 0);
+  // The flush the failure asked for finds nothing left; no handler got anything.
+  expect((tasker::flush_atom), from(poller).to(poller));
+  CHECK(quiet());
+  // Nothing of the step is left in the poller: it answers "idle" at once.
+  client->request(poller, caf::infinite, tasker::idle_atom_v);
+  expect((tasker::idle_atom), from(client).to(poller));
+  expect((bool), from(poller).to(client).with(true));
 }
 
 TEST_CASE_FIXTURE(fixture, "a handler that does not answer in time fails the step as retryable"
@@ -349,25 +399,30 @@ TEST_CASE_FIXTURE(fixture, "a handler that does not answer in time fails the ste
   start(config(8, 8), {{"work", {{h}, 500ms}}}, {"work"});
   auto t = create("work");
   wake();
-  REQUIRE(recorder_of(h).held.size() == 1);
+  expect((step_event), from(poller).to(h).with(attempt_is(1)));
   advance(499ms);
-  CHECK(status(t).at("steps")[0].at("state") == "running");
+  CHECK(quiet());
+  CHECK(step(t).at("state") == "running");
   advance(1ms);
-  // The step is retried at once (backoff none) and claimed again, but the
-  // only instance is still busy with the first attempt: the retry waits.
-  auto step = status(t).at("steps")[0];
-  CHECK(step.at("last_error").at("type") == "handler_timeout");
-  CHECK(step.at("attempts") == 2);
-  CHECK(recorder_of(h).held.size() == 1);
-  // The late answer of the first attempt changes nothing, but frees the instance.
+  // The poller's deadline fails the step, completes the failure and claims
+  // the retry (backoff none), all in that one message.
+  expect((tasker::deadline_atom), from(poller).to(poller));
+  CHECK(step(t).at("last_error").at("type") == "handler_timeout");
+  CHECK(step(t).at("attempts") == 2);
+  expect((tasker::flush_atom), from(poller).to(poller));  // nothing left for it
+  // The only instance is still busy with the first attempt: the retry waits.
+  CHECK(quiet());
+  // The late answer of the first attempt changes nothing (no flush), but
+  // frees the instance, which gets the retry.
   release(h, 0, ok({{"late", true}}));
-  sched.run();
-  CHECK(status(t).at("steps")[0].at("state") == "running");
-  REQUIRE(recorder_of(h).held.size() == 2);
-  CHECK(recorder_of(h).held[1].event.attempt == 2);
+  expect((step_result), from(h).to(poller));
+  expect((step_event), from(poller).to(h).with(attempt_is(2)));
+  CHECK(quiet());
+  CHECK(step(t).at("state") == "running");
   release(h, 1, ok({{"late", false}}));
-  sched.run();
-  CHECK(status(t).at("steps")[0].at("result") == json{{"late", false}});
+  expect((step_result), from(h).to(poller));
+  expect((tasker::flush_atom), from(poller).to(poller));
+  CHECK(step(t).at("result") == json{{"late", false}});
 }
 
 TEST_CASE_FIXTURE(fixture, "a handler instance that dies is replaced" * doctest::timeout(10)) {
@@ -377,16 +432,22 @@ TEST_CASE_FIXTURE(fixture, "a handler instance that dies is replaced" * doctest:
   start(config(8, 8), {{"work", route}}, {"work"});
   auto t = create("work");
   wake();
-  REQUIRE(recorder_of(h).held.size() == 1);
+  expect((step_event), from(poller).to(h).with(attempt_is(1)));
   caf::anon_send_exit(h, caf::exit_reason::kill);
-  sched.run();
-  // The lost attempt failed (retryable) and the retry went to the replacement.
+  expect((caf::exit_msg), from(_).to(h));
+  // The poller hears of it, makes a replacement and fails the lost attempt
+  // (retryable); the flush completes the failure and claims the retry, which
+  // goes to the replacement.
+  expect((caf::down_msg), from(h).to(poller));
   REQUIRE(handlers.size() == 2);
-  auto& replacement = recorder_of(handlers.back());
-  REQUIRE(replacement.held.size() == 1);
-  CHECK(replacement.held[0].event.attempt == 2);
-  release(handlers.back(), 0, ok({{"by", "replacement"}}));
-  sched.run();
+  auto replacement = handlers.back();
+  expect((tasker::flush_atom), from(poller).to(poller));
+  CHECK(step(t).at("last_error").at("type") == "handler_error");
+  expect((step_event), from(poller).to(replacement).with(attempt_is(2)));
+  CHECK(quiet());
+  release(replacement, 0, ok({{"by", "replacement"}}));
+  expect((step_result), from(replacement).to(poller));
+  expect((tasker::flush_atom), from(poller).to(poller));
   CHECK(status(t).at("state") == "complete");
 }
 
@@ -396,17 +457,22 @@ TEST_CASE_FIXTURE(fixture, "the poller heartbeats the leases of steps that run l
   start(config(8, 8), {{"work", {{h}, 0ms}}}, {"work"});
   auto t = create("work");
   wake();
-  const auto first_lease = status(t).at("steps")[0].at("lease_expires_at").get<std::int64_t>();
-  CHECK(first_lease == now_ms + 3000);
-  for (int i = 0; i < 5; ++i)
-    advance(1000ms);  // five heartbeats, well past the first lease
-  CHECK(state().heartbeat_calls >= 5);
-  auto step = status(t).at("steps")[0];
-  CHECK(step.at("state") == "running");
-  CHECK(step.at("attempts") == 1);
-  CHECK(step.at("lease_expires_at").get<std::int64_t>() > now_ms);
+  expect((step_event), from(poller).to(h));
+  CHECK(step(t).at("lease_expires_at").get<std::int64_t>() == now_ms + 3000);
+  for (int i = 0; i < 5; ++i) {  // five heartbeats, well past the first lease
+    advance(1000ms);
+    // The poller's one timer is set for the core's next due event, the
+    // lease's end as it was then: it may come first and find nothing to do.
+    allow((tasker::tick_atom, std::uint64_t), from(poller).to(poller));
+    expect((tasker::heartbeat_atom), from(poller).to(poller));
+    CHECK(quiet());
+    CHECK(step(t).at("lease_expires_at").get<std::int64_t>() == now_ms + 3000);  // from now
+  }
+  CHECK(step(t).at("state") == "running");
+  CHECK(step(t).at("attempts") == 1);
   release(h, 0, ok());
-  sched.run();
+  expect((step_result), from(h).to(poller));
+  expect((tasker::flush_atom), from(poller).to(poller));
   CHECK(status(t).at("state") == "complete");
 }
 
@@ -416,13 +482,19 @@ TEST_CASE_FIXTURE(fixture,
   start(config(8, 8), {{"work", {{h}, 0ms}}}, {"work"});
   auto t = create("work");
   wake();
-  REQUIRE(recorder_of(h).held.size() == 1);
+  expect((step_event), from(poller).to(h));
   caf::anon_send_exit(h, caf::exit_reason::kill);
-  sched.run();
-  auto step = status(t).at("steps")[0];
-  CHECK(step.at("last_error").at("type") == "handler_error");
-  CHECK(state().load() <= 1);  // the retry may be claimed again and sent to the dead actor
-  advance(10ms);
+  expect((caf::exit_msg), from(_).to(h));
+  // The step fails (retryable); the flush completes that and claims the
+  // retry, which goes to the same instance (none replaces it) ...
+  expect((caf::down_msg), from(h).to(poller));
+  expect((tasker::flush_atom), from(poller).to(poller));
+  CHECK(step(t).at("last_error").at("type") == "handler_error");
+  CHECK(step(t).at("attempts") == 2);
+  // ... and comes back at once: the actor is down. The second attempt fails too.
+  expect((caf::error), from(_).to(poller).with(caf::sec::request_receiver_down));
+  expect((tasker::flush_atom), from(poller).to(poller));
+  CHECK(quiet());
   CHECK(status(t).at("state") == "error");  // both attempts failed
 }
 
@@ -442,16 +514,19 @@ TEST_CASE_FIXTURE(fixture, "a retry due later wakes the poller through its one t
   REQUIRE(tk_register_pipeline(core, p.dump().c_str(), &err) == TK_OK);
   auto t = create("work");
   wake();
-  REQUIRE(recorder_of(h).held.size() == 1);
-  const auto failed = tasker::failure("flaky", "retryable_error");
-  release(h, 0, failed);
-  sched.run();
-  CHECK(status(t).at("steps")[0].at("state") == "waiting_for_retry");
+  expect((step_event), from(poller).to(h).with(attempt_is(1)));
+  release(h, 0, tasker::failure("flaky", "retryable_error"));
+  expect((step_result), from(h).to(poller).with(failure_of("retryable_error")));
+  expect((tasker::flush_atom), from(poller).to(poller));
+  CHECK(step(t).at("state") == "waiting_for_retry");
   advance(249ms);
-  CHECK(recorder_of(h).held.size() == 1);
-  advance(1ms);  // the timer fires: no fallback poll is needed (it is a minute away)
-  CHECK(recorder_of(h).held.size() == 2);
-  CHECK(status(t).at("steps")[0].at("attempts") == 2);
+  CHECK(quiet());
+  advance(1ms);
+  // The timer fires: no fallback poll is needed (it is a minute away).
+  expect((tasker::tick_atom, std::uint64_t), from(poller).to(poller));
+  expect((step_event), from(poller).to(h).with(attempt_is(2)));
+  CHECK(quiet());
+  CHECK(step(t).at("attempts") == 2);
 }
 
 TEST_CASE_FIXTURE(fixture,
@@ -461,23 +536,18 @@ TEST_CASE_FIXTURE(fixture,
   auto first = create("work");
   auto second = create("work");
   wake();
-  REQUIRE(recorder_of(h).held.size() == 1);
-  bool drained = false;
-  auto client = sys.spawn(
-      [&](caf::event_based_actor* self, actors::poller_actor target) {
-        self->request(target, caf::infinite, tasker::drain_atom_v, std::int64_t{5000})
-            .then([&](bool b) { drained = b; });
-      },
-      poller);
-
-  sched.run();
-  CHECK_FALSE(drained);
+  expect((step_event), from(poller).to(h));
+  client->request(poller, caf::infinite, tasker::drain_atom_v, std::int64_t{5000});
+  expect((tasker::drain_atom, std::int64_t), from(client).to(poller));
+  disallow((bool), from(poller).to(client));  // a step still runs: no answer yet
+  CHECK(quiet());
   release(h, 0, ok());
-  sched.run();
-  CHECK(drained);
+  expect((step_result), from(h).to(poller));
+  expect((tasker::flush_atom), from(poller).to(poller));
+  expect((bool), from(poller).to(client).with(true));  // drained
+  CHECK(quiet());                                      // and nothing more went to the handler
   CHECK(status(first).at("state") == "complete");
-  CHECK(status(second).at("steps")[0].at("state") == "ready");  // never claimed
-  CHECK(recorder_of(h).held.size() == 1);
+  CHECK(step(second).at("state") == "ready");  // never claimed
 }
 
 TEST_CASE_FIXTURE(fixture, "the observer hears of each step's claim, start and finish in order"
@@ -500,13 +570,17 @@ TEST_CASE_FIXTURE(fixture, "the observer hears of each step's claim, start and f
   CHECK(obs->log[2].namespace_name == "ns");
   const auto first = obs->log[2].step_id;
   const auto second = obs->log[0].step_id == first ? obs->log[1].step_id : obs->log[0].step_id;
+  expect((step_event), from(poller).to(h).with(step_is(first)));
   advance(10ms);
   release(h, 0, ok());
-  sched.run();
+  expect((step_result), from(h).to(poller));
+  expect((step_event), from(poller).to(h).with(step_is(second)));
+  expect((tasker::flush_atom), from(poller).to(poller));
   advance(5ms);
-  const auto failed = tasker::failure("", "card_declined", false);
-  release(h, 1, failed);
-  sched.run();
+  release(h, 1, tasker::failure("", "card_declined", false));
+  expect((step_result), from(h).to(poller));
+  expect((tasker::flush_atom), from(poller).to(poller));
+  CHECK(quiet());
   REQUIRE(obs->log.size() == 6);
   // The freed instance takes the queued step before the first's result is
   // recorded: order is kept per step, not across steps.
@@ -537,6 +611,8 @@ TEST_CASE_FIXTURE(fixture, "the observer hears of timeouts and of steps that nev
   start(pc, {{"work", {{h}, 500ms}}}, {"work", "missing"});
   create("missing");
   wake();
+  expect((tasker::flush_atom), from(poller).to(poller));
+  CHECK(quiet());  // it never went to a handler
   REQUIRE(obs->log.size() == 2);
   CHECK(obs->log[0].hook == "claimed");
   CHECK(obs->log[1].hook == "finished");
@@ -546,17 +622,22 @@ TEST_CASE_FIXTURE(fixture, "the observer hears of timeouts and of steps that nev
   obs->log.clear();
   create("work");
   wake();
+  expect((step_event), from(poller).to(h));
   advance(500ms);
+  expect((tasker::deadline_atom), from(poller).to(poller));
+  expect((tasker::flush_atom), from(poller).to(poller));
   // claimed, started, finished as timed out; then the retry is claimed and waits.
-  REQUIRE(obs->log.size() >= 3);
+  REQUIRE(obs->log.size() == 4);
   CHECK(obs->log[2].hook == "finished");
   CHECK(obs->log[2].outcome == tasker::actors::step_outcome::timed_out);
   CHECK(obs->log[2].error_type == "handler_timeout");
   CHECK(obs->log[2].run_time == 500ms);
-  release(h, 0, ok());  // the late answer is not reported: only the retry starts
-  sched.run();
-  REQUIRE(obs->log.size() == 5);
   CHECK(obs->log[3].hook == "claimed");
+  release(h, 0, ok());  // the late answer is not reported: only the retry starts
+  expect((step_result), from(h).to(poller));
+  expect((step_event), from(poller).to(h).with(attempt_is(2)));
+  CHECK(quiet());
+  REQUIRE(obs->log.size() == 5);
   CHECK(obs->log[4].hook == "started");
   CHECK(obs->log[4].queue_wait == 0ms);
 }
