@@ -19,6 +19,17 @@ enum class step_kind : std::uint8_t {
   wait,     ///< the step parks until a signal named wait_signal arrives
 };
 
+/// The name of `k` ("success", "failure", "wait"): for logs, and for CAF's
+/// deep_to_string (a test's failure report prints the result's kind).
+inline std::string to_string(step_kind k) {
+  switch (k) {
+    case step_kind::success: return "success";
+    case step_kind::failure: return "failure";
+    case step_kind::wait: return "wait";
+  }
+  return "unknown";
+}
+
 /// The failures the runtime itself reports in step_result::error_type (a
 /// handler may use any other type of its own).
 enum class step_error : std::uint8_t {
