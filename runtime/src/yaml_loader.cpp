@@ -1,13 +1,16 @@
 // Tasker-format task templates (YAML) to pipelines. Everything the engine
 // does not support yet is rejected with a message, never ignored: a template
-// that loads runs as written. Every problem of a file is reported, each with
-// its line and column, and a file is bounded (template_limits).
+// that loads runs as written. Fields that carry no behaviour here are checked
+// for their shape and dropped (docs/guide.md, section 5, says which). Every
+// problem of a file is reported, each with its line and column, and a file
+// is bounded (template_limits).
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
+#include <initializer_list>
 #include <map>
 #include <optional>
 #include <string>
@@ -52,6 +55,20 @@ void optional_text(const YAML::Node& value, const location& at, std::string_view
     at.fail(value, field, "must be a string");
 }
 
+/// One of `allowed`, or nothing (the reader's default).
+void one_of(const YAML::Node& value, const location& at, std::string_view field,
+            std::initializer_list<const char*> allowed) {
+  if (value.IsNull())
+    return;
+  std::string list;
+  for (const char* a : allowed) {
+    if (value.IsScalar() && value.Scalar() == a)
+      return;
+    list += (list.empty() ? "" : ", ") + std::string(a);
+  }
+  at.fail(value, field, "must be one of " + list);
+}
+
 std::int64_t integer(const YAML::Node& node, const location& at, std::string_view field) {
   const json v = node.IsScalar() ? scalar_to_json(node, at, field) : json();
   if (!v.is_number_integer())
@@ -62,12 +79,87 @@ std::int64_t integer(const YAML::Node& node, const location& at, std::string_vie
 }
 
 [[noreturn]] void not_supported(const mapping::entry& e, const location& at,
-                                const std::string& field) {
-  at.fail(e.key_node, "", in_quotes(field) + " is not supported yet");
+                                const std::string& field, const std::string& why = "") {
+  at.fail(e.key_node, "", in_quotes(field) + " is not supported yet" + why);
 }
 
 [[noreturn]] void unknown(const mapping::entry& e, const location& at, const std::string& field) {
   at.fail(e.key_node, "", "unknown field " + in_quotes(field));
+}
+
+// ---- fields accepted without behaviour ----------------------------------------------
+
+/// system_dependencies: {primary: NAME, secondary: [NAME…]}, the systems a
+/// task talks to. Documentation here, as in Tasker.
+void check_system_dependencies(const YAML::Node& node, const location& at) {
+  const std::string field = "system_dependencies";
+  if (node.IsNull())
+    return;
+  if (!node.IsMap())
+    at.fail(node, field, "must be a mapping (primary, secondary)");
+  const mapping fields(node, at, field);
+  for_each_entry(fields, [&](const mapping::entry& e) {
+    const std::string sub = field + "." + e.key;
+    if (e.key == "primary")
+      return optional_text(e.value, at, sub);
+    if (e.key != "secondary")
+      unknown(e, at, sub);
+    if (e.value.IsNull())
+      return;
+    if (!e.value.IsSequence())
+      at.fail(e.value, sub, "must be a list of names");
+    for (const auto& item : e.value)
+      if (!item.IsScalar())
+        at.fail(item, sub, "must be a list of names");
+  });
+}
+
+/// A JSON Schema we keep but do not apply: a mapping, true or false.
+void check_schema(const YAML::Node& value, const location& at, const std::string& field) {
+  if (value.IsNull() || value.IsMap())
+    return;
+  const json v = value.IsScalar() ? scalar_to_json(value, at, field) : json();
+  if (!v.is_boolean())
+    at.fail(value, field, "must be a JSON Schema (a mapping, true or false)");
+}
+
+/// An event declaration: domain_events entries (name, description, schema)
+/// and, for publishes_events, when and how it would be published.
+void check_event(const YAML::Node& node, const location& at, const std::string& field,
+                 bool published) {
+  if (!node.IsMap())
+    at.fail(node, field, "must be a mapping with a name");
+  const mapping fields(node, at, field);
+  attempt([&] { required_text(fields.find("name"), node, at, field + ".name"); });
+  for_each_entry(fields, [&](const mapping::entry& e) {
+    const std::string sub = field + "." + e.key;
+    if (e.key == "name")
+      return;
+    if (e.key == "description" || (published && e.key == "publisher"))
+      return optional_text(e.value, at, sub);
+    if (e.key == "schema")
+      return check_schema(e.value, at, sub);
+    if (published && e.key == "condition")
+      return one_of(e.value, at, sub,
+                    {"success", "failure", "retryable_failure", "permanent_failure", "always"});
+    if (published && e.key == "delivery_mode")
+      return one_of(e.value, at, sub, {"durable", "fast", "broadcast"});
+    unknown(e, at, sub);
+  });
+}
+
+/// domain_events (a task's) or publishes_events (a step's): a list of event
+/// declarations. Accepted, not acted on: no event is published yet.
+void check_events(const mapping::entry& e, const location& at) {
+  if (e.value.IsNull())
+    return;
+  if (!e.value.IsSequence())
+    at.fail(e.value, e.key, "must be a list of event declarations");
+  std::size_t number = 0;
+  for (const auto& item : e.value)
+    attempt([&] {
+      check_event(item, at, e.key + " #" + std::to_string(++number), e.key == "publishes_events");
+    });
 }
 
 // ---- steps ------------------------------------------------------------------------------
@@ -88,6 +180,10 @@ retry_policy parse_retry(const YAML::Node& node, const location& at) {
       p.retryable = v.get<bool>();
     } else if (e.key == "max_attempts") {
       const auto n = integer(e.value, at, field);
+      if (n == 0)
+        at.fail(e.value, field,
+                "is 0: Tasker's meaning (one run, no retry) is not supported yet; 1 means the "
+                "same here");
       if (n < 1 || n > 1000)
         at.fail(e.value, field, "is " + std::to_string(n) + ", must be 1 to 1000");
       p.max_attempts = static_cast<int>(n);
@@ -103,6 +199,8 @@ retry_policy parse_retry(const YAML::Node& node, const location& at) {
       if (ms < 0)
         at.fail(e.value, field, "is " + std::to_string(ms) + ", must not be negative");
       (e.key == "backoff_base_ms" ? p.base : p.cap) = std::chrono::milliseconds(ms);
+    } else if (e.key == "initial_delay" || e.key == "max_delay") {
+      not_supported(e, at, field, " (backoff_base_ms and max_backoff_ms are)");
     } else {
       unknown(e, at, field);
     }
@@ -130,6 +228,8 @@ void parse_handler(const YAML::Node& node, const location& at, step_spec& out) {
       if (!e.value.IsMap())
         at.fail(e.value, "handler.initialization", "must be a mapping");
       out.options.config = detail::to_json(e.value, at, "handler.initialization");
+    } else if (e.key == "resolver") {
+      not_supported(e, at, "handler.resolver");
     } else {
       unknown(e, at, "handler." + e.key);
     }
@@ -184,7 +284,7 @@ parsed_step parse_step(const YAML::Node& node, std::size_t number, location at) 
   for_each_entry(fields, [&](const mapping::entry& e) {
     if (e.key == "name")
       return;
-    if (e.key == "description") {
+    if (e.key == "description" || e.key == "system_dependency") {
       optional_text(e.value, at, e.key);
     } else if (e.key == "handler") {
       parse_handler(e.value, at, s);
@@ -210,6 +310,12 @@ parsed_step parse_step(const YAML::Node& node, std::size_t number, location at) 
         at.fail(e.value, "", "step type " + in_quotes(type) + " is not supported yet");
       at.fail(e.value, "type",
               "must be standard, decision, deferred_convergence, batchable or batch_worker");
+    } else if (e.key == "publishes_events") {
+      check_events(e, at);
+    } else if (e.key == "result_schema") {
+      check_schema(e.value, at, e.key);
+    } else if (e.key == "batch_config") {
+      not_supported(e, at, e.key, " (batch steps are not)");
     } else {
       unknown(e, at, e.key);
     }
@@ -279,7 +385,11 @@ std::optional<pipeline> read_template(const YAML::Node& root, location at) {
       return;
     if (e.key == "description")
       optional_text(e.value, at, e.key);
-    else if (e.key == "input_schema" || e.key == "environments")
+    else if (e.key == "system_dependencies")
+      check_system_dependencies(e.value, at);
+    else if (e.key == "domain_events")
+      check_events(e, at);
+    else if (e.key == "input_schema" || e.key == "environments" || e.key == "lifecycle")
       not_supported(e, at, e.key);
     else
       unknown(e, at, e.key);
