@@ -39,6 +39,7 @@ private:
 /// Thrown when a YAML template cannot be loaded: the input is wrong, not the
 /// program. Each problem starts with the file (and, when it has one, the line
 /// and column): "order.yaml:8:5: pipeline shop/order@1 step "a": …".
+/// tasker::run_main prints them and exits 2.
 class template_error : public pipeline_error {
 public:
   using pipeline_error::pipeline_error;
