@@ -1,17 +1,20 @@
 // tasker — the command line of the orchestration core: submit tasks, look at
-// them, cancel and retry them. A client of the C ABI (tasker/core.h) only,
-// against the same store URL the workers use.
+// them, cancel and retry them, against the same store URL the workers use
+// (through the C ABI, tasker/core.h); and check templates with the workers'
+// YAML loader (no store needed).
 //
 //   tasker submit shop/order@1.0.0 --context '{"order_id":"A-1"}' --wait
 //   tasker status 42
 //   tasker list --state error --all
 //   tasker retry 42
+//   tasker validate templates/*.yaml
 #include <sys/stat.h>
 
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <mutex>
@@ -27,6 +30,7 @@
 
 #include "format.hpp"
 #include <tasker/core.hpp>
+#include <tasker/runtime/pipeline.hpp>
 
 namespace tasker::tools {
 
@@ -56,7 +60,8 @@ Exit codes:
   0  ok
   1  failure not listed below
   2  usage error: a bad option or argument (bad --context JSON, unknown
-     --state, NAME without @VERSION, a --store URL that is not one)
+     --state, NAME without @VERSION, a --store URL that is not one); or
+     (validate) a template that does not load
   3  not found: no such task, or no such pipeline registered, or (signal) no
      wait has this token
   4  conflict: the task's state forbids it (cancel of an ended task, retry of
@@ -580,11 +585,72 @@ int run_retry(std::int64_t id, const common_options& common) {
   return exit_ok;
 }
 
+// ---- validate -----------------------------------------------------------------------
+
+/// Loads each file (a directory: its *.yaml / *.yml files, as a worker's
+/// --templates) with the workers' loader, which has the core validate the
+/// pipeline too. The same pipeline version in two files rejects the later.
+int run_validate(const std::vector<std::string>& inputs, bool as_json) {
+  std::vector<std::filesystem::path> files;
+  std::vector<std::string> unlisted;  // directories that cannot be listed
+  for (const auto& input : inputs) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(input, ec)) {
+      files.emplace_back(input);
+      continue;
+    }
+    try {
+      const auto listed = list_template_files(input);
+      if (listed.empty() && !as_json)
+        std::cerr << "tasker validate: " << input << " holds no *.yaml or *.yml file\n";
+      files.insert(files.end(), listed.begin(), listed.end());
+    } catch (const pipeline_error& e) {
+      unlisted.insert(unlisted.end(), e.problems().begin(), e.problems().end());
+    }
+  }
+  json report = json::array();
+  std::size_t invalid = unlisted.size();
+  for (const auto& t : scan_pipeline_files(files)) {
+    if (!t.loaded) {
+      ++invalid;
+      report.push_back({{"file", t.path.string()}, {"valid", false}, {"problems", t.problems}});
+      if (!as_json)
+        for (const auto& problem : t.problems)
+          std::cerr << problem << '\n';
+      continue;
+    }
+    const auto& p = *t.loaded;
+    const auto label = p.namespace_name() + "/" + p.name() + "@" + p.version();
+    report.push_back({{"file", t.path.string()},
+                      {"valid", true},
+                      {"pipeline", label},
+                      {"steps", p.steps().size()}});
+    if (!as_json)
+      std::cout << t.path.string() << ": valid: pipeline " << label << ", " << p.steps().size()
+                << (p.steps().size() == 1 ? " step" : " steps") << '\n';
+  }
+  for (const auto& problem : unlisted) {
+    report.push_back({{"file", problem.substr(0, problem.find(": "))},
+                      {"valid", false},
+                      {"problems", {problem}}});
+    if (!as_json)
+      std::cerr << problem << '\n';
+  }
+  const std::size_t total = files.size() + unlisted.size();
+  if (as_json)
+    print_json(json{{"valid", invalid == 0}, {"files", report}}.dump(
+        -1, ' ', false, json::error_handler_t::replace));  // a template's bytes need not be UTF-8
+  else if (invalid > 0)
+    std::cerr << "tasker validate: " << invalid << " of " << total
+              << (total == 1 ? " template is" : " templates are") << " invalid\n";
+  return invalid == 0 ? exit_ok : exit_usage;
+}
+
 }  // namespace
 
 int run(int argc, char** argv) {
   CLI::App app{"tasker: submit, inspect, cancel, retry and signal tasks of the tasker workflow "
-               "engine",
+               "engine, and validate its task templates",
                "tasker"};
   app.set_version_flag("--version", tk_version());
   app.require_subcommand(1);
@@ -656,6 +722,19 @@ int run(int argc, char** argv) {
           ->excludes(payload_opt);
   common.add_to(*sub_signal);
 
+  std::vector<std::string> templates;
+  bool validate_json = false;
+  auto* sub_validate = app.add_subcommand(
+      "validate",
+      "Check task templates (YAML) as a worker loads them: print every problem, exit 0 when "
+      "all are valid, 2 otherwise; no store is opened");
+  sub_validate
+      ->add_option("FILE", templates,
+                   "Template files; a directory stands for its *.yaml and *.yml files")
+      ->required();
+  sub_validate->add_flag("--json", validate_json,
+                         "Machine-readable output: every file with its pipeline or problems");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -675,6 +754,8 @@ int run(int argc, char** argv) {
       return run_cancel(task_id, common);
     if (chosen == sub_signal)
       return run_signal(sig, common);
+    if (chosen == sub_validate)
+      return run_validate(templates, validate_json);
     return run_retry(task_id, common);
   } catch (const command_error& e) {
     std::cerr << "tasker " << chosen->get_name() << ": " << one_line(e.what()) << '\n';

@@ -56,15 +56,40 @@ std::vector<std::string> core_problems(const std::string& text) {
 }
 
 void throw_problems(const std::vector<std::string>& problems) {
-  if (problems.empty())
-    return;
-  std::string msg = problems.front();
-  for (std::size_t i = 1; i < problems.size(); ++i)
-    msg += "\n" + problems[i];
-  throw pipeline_error(msg);
+  if (!problems.empty())
+    throw pipeline_error(problems);
+}
+
+std::string joined(const std::vector<std::string>& lines) {
+  std::string out;
+  for (const auto& line : lines)
+    out += (out.empty() ? "" : "\n") + line;
+  return out;
+}
+
+std::vector<std::string> split_lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::string_view rest{text};
+  while (true) {
+    const auto end = rest.find('\n');
+    lines.emplace_back(rest.substr(0, end));
+    if (end == std::string_view::npos)
+      return lines;
+    rest.remove_prefix(end + 1);
+  }
 }
 
 }  // namespace
+
+pipeline_error::pipeline_error(const std::string& what)
+  : std::runtime_error(what),
+    problems_(std::make_shared<const std::vector<std::string>>(split_lines(what))) {
+}
+
+pipeline_error::pipeline_error(std::vector<std::string> problems)
+  : std::runtime_error(joined(problems)),
+    problems_(std::make_shared<const std::vector<std::string>>(std::move(problems))) {
+}
 
 pipeline::pipeline(std::string namespace_name, std::string name, std::string version)
   : namespace_(std::move(namespace_name)), name_(std::move(name)), version_(std::move(version)) {

@@ -17,6 +17,10 @@ int run_main(worker_config& cfg, int argc, char** argv, const worker_main& body)
   try {
     worker w{cfg};
     return body(w);
+  } catch (const template_error& e) {  // wrong input, as a bad setting is
+    for (const auto& problem : e.problems())
+      std::cerr << problem << '\n';
+    return 2;
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << '\n';
     return 1;

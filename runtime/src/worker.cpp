@@ -1,5 +1,6 @@
 #include <tasker/runtime/worker.hpp>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <map>
@@ -19,6 +20,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <tasker/actors/core_error.hpp>
 #include <tasker/actors/function_host.hpp>
 #include <tasker/actors/http_actor.hpp>
 #include <tasker/actors/poller.hpp>
@@ -107,6 +109,11 @@ struct worker::impl {
   std::size_t default_concurrency() {
     return std::max<std::size_t>(16, 4 * sys.scheduler().num_workers());
   }
+
+  /// Registers `p` with the core; the core's refusal as its error.
+  caf::error register_in_core(const pipeline& p);
+  /// Loads the templates of `dir` and registers what loaded (see start()).
+  void serve_templates(const std::filesystem::path& dir, bool skip_invalid);
 };
 
 namespace {
@@ -164,20 +171,71 @@ worker& worker::handle_actor(std::string name, actor_factory factory, handler_op
   return *this;
 }
 
-worker& worker::register_pipeline(const pipeline& p) {
+caf::error worker::impl::register_in_core(const pipeline& p) {
   const auto text = p.to_core_json();  // validates
-  if (impl_->stopped)
+  if (stopped)
     throw pipeline_error("worker: register_pipeline after stop()");
-  if (auto failed = impl_->tasks.register_pipeline(text))
-    throw pipeline_error(detail::describe(impl_->sys, failed));
+  if (auto failed = tasks.register_pipeline(text))
+    return failed;
   spdlog::info("registered pipeline {}/{}@{} ({} steps)", p.namespace_name(), p.name(), p.version(),
                p.steps().size());
+  return {};
+}
+
+void worker::impl::serve_templates(const std::filesystem::path& dir, bool skip_invalid) {
+  auto files = scan_pipeline_files(list_template_files(dir));  // template_error: not a directory
+  const auto rejected = [&] {
+    return static_cast<std::size_t>(std::count_if(
+        files.begin(), files.end(), [](const template_file& t) { return !t.loaded; }));
+  };
+  if (rejected() == 0 || skip_invalid) {
+    for (auto& t : files) {
+      if (!t.loaded)
+        continue;
+      auto failed = register_in_core(*t.loaded);
+      if (!failed)
+        continue;
+      // The core refusing the pipeline (another definition of this version
+      // is registered) is a problem of the file; a store that fails is not.
+      const auto status = actors::core_status(failed);
+      if (status != TK_CONFLICT && status != TK_VALIDATION && status != TK_TOO_LARGE)
+        throw pipeline_error(detail::describe(sys, failed));
+      t.loaded.reset();
+      t.problems.push_back(t.path.string() + ": " + detail::describe(sys, failed));
+    }
+  }
+  const auto bad = rejected();
+  if (bad == 0)
+    return;
+  if (skip_invalid) {
+    for (const auto& t : files) {
+      if (t.loaded)
+        continue;
+      spdlog::error("template {} is not served (--skip-invalid-templates):", t.path.string());
+      for (const auto& problem : t.problems)
+        spdlog::error("  {}", problem);
+    }
+    spdlog::warn("{} of {} templates in {} are not served", bad, files.size(), dir.string());
+    return;
+  }
+  std::vector<std::string> problems;
+  for (const auto& t : files)
+    problems.insert(problems.end(), t.problems.begin(), t.problems.end());
+  problems.push_back(dir.string() + ": " + std::to_string(bad) + " of "
+                     + std::to_string(files.size()) + " templates rejected"
+                     + (bad == files.size() ? "" : ", so none is served")
+                     + " (--skip-invalid-templates serves the valid ones)");
+  throw template_error(std::move(problems));
+}
+
+worker& worker::register_pipeline(const pipeline& p) {
+  if (auto failed = impl_->register_in_core(p))
+    throw pipeline_error(detail::describe(impl_->sys, failed));
   return *this;
 }
 
 worker& worker::load_templates(const std::filesystem::path& dir) {
-  for (const auto& p : load_pipeline_dir(dir))
-    register_pipeline(p);
+  impl_->serve_templates(dir, false);
   return *this;
 }
 
@@ -188,7 +246,7 @@ void worker::start() {
   if (d.stopped)
     throw std::logic_error("worker: start() after stop()");
   if (!d.cfg.templates.empty())
-    load_templates(d.cfg.templates);
+    d.serve_templates(d.cfg.templates, d.cfg.skip_invalid_templates);
   signals_blocked no_signals;  // threads spawned below inherit the mask
   if (d.cfg.profile) {
     profiler_options po;

@@ -1,196 +1,41 @@
 // Tasker-format task templates (YAML) to pipelines. Everything the engine
 // does not support yet is rejected with a message, never ignored: a template
-// that loads runs as written.
+// that loads runs as written. Fields that carry no behaviour here are checked
+// for their shape and dropped (docs/guide.md, section 5, says which). Every
+// problem of a file is reported, each with its line and column, and a file
+// is bounded (template_limits).
 #include <algorithm>
-#include <cctype>
 #include <cerrno>
-#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
+#include <initializer_list>
 #include <map>
-#include <sstream>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <utility>
 #include <vector>
 
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
+#include "detail/yaml_reader.hpp"
 #include <tasker/runtime/pipeline.hpp>
 
 namespace tasker {
 
 namespace {
 
+using detail::attempt;
+using detail::for_each_entry;
+using detail::in_quotes;
+using detail::location;
+using detail::mapping;
+using detail::scalar_to_json;
+
 constexpr double max_timeout_seconds = 7 * 86400.0;  // the core's cap on a step timeout
-
-std::string in_quotes(std::string_view s) {
-  return "\"" + std::string(s) + "\"";
-}
-
-/// Where the loader is: file, pipeline and step, for messages.
-struct location {
-  std::string origin;
-  std::string pipeline;  ///< "pipeline ns/name@version" once known
-  std::string step;      ///< "step \"name\"" inside a step
-
-  /// Throws pipeline_error "origin:line:col: pipeline … step …: field: problem".
-  [[noreturn]] void fail(const YAML::Node& at, std::string_view field,
-                         const std::string& problem) const {
-    std::string msg = origin;
-    const YAML::Mark mark = at.IsDefined() ? at.Mark() : YAML::Mark::null_mark();
-    if (!mark.is_null())
-      msg += ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
-    msg += ": ";
-    if (!pipeline.empty())
-      msg += pipeline + (step.empty() ? "" : " " + step) + ": ";
-    else if (!step.empty())
-      msg += step + ": ";
-    if (!field.empty())
-      msg += std::string(field) + ": ";
-    throw pipeline_error(msg + problem);
-  }
-};
-
-/// A mapping's entries by key, in document order; rejects non-scalar and duplicate keys.
-struct mapping {
-  struct entry {
-    std::string key;
-    YAML::Node key_node, value;
-  };
-  std::vector<entry> entries;
-
-  mapping(const YAML::Node& map, const location& at, std::string_view field) {
-    for (const auto& pair : map) {  // by value: yaml-cpp's iterator hands out temporaries
-      const YAML::Node key = pair.first;
-      if (!key.IsScalar())
-        at.fail(key, field, "keys must be plain names");
-      for (const auto& e : entries)
-        if (e.key == key.Scalar())
-          at.fail(key, field, "key " + in_quotes(e.key) + " appears twice");
-      entries.push_back(entry{key.Scalar(), key, pair.second});
-    }
-  }
-  const entry* find(std::string_view key) const {
-    for (const auto& e : entries)
-      if (e.key == key)
-        return &e;
-    return nullptr;
-  }
-};
-
-/// True when `s` is a non-empty run of digits of `base` (8, 10 or 16).
-bool is_digits(std::string_view s, int base = 10) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [base](char c) {
-    if (base == 16)
-      return std::isxdigit(static_cast<unsigned char>(c)) != 0;
-    return c >= '0' && c < '0' + base;
-  });
-}
-
-/// YAML 1.2 core schema float: [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?
-bool is_float(std::string_view s) {
-  if (!s.empty() && (s[0] == '-' || s[0] == '+'))
-    s.remove_prefix(1);
-  const auto e = s.find_first_of("eE");
-  std::string_view mantissa = s.substr(0, e);
-  if (e != std::string_view::npos) {
-    std::string_view exponent = s.substr(e + 1);
-    if (!exponent.empty() && (exponent[0] == '-' || exponent[0] == '+'))
-      exponent.remove_prefix(1);
-    if (!is_digits(exponent))
-      return false;
-  }
-  const auto dot = mantissa.find('.');
-  if (dot == std::string_view::npos)
-    return is_digits(mantissa);
-  const std::string_view whole = mantissa.substr(0, dot), fraction = mantissa.substr(dot + 1);
-  if (whole.empty())
-    return is_digits(fraction);
-  return is_digits(whole) && (fraction.empty() || is_digits(fraction));
-}
-
-/// One scalar as JSON, resolved by YAML 1.2's core schema: quoted text is a
-/// string; plain true/false, integers (decimal, 0x, 0o) and floats are typed.
-json scalar_to_json(const YAML::Node& node, const location& at, std::string_view field) {
-  const std::string& tag = node.Tag();
-  const std::string& s = node.Scalar();
-  if (tag == "!" || tag == "tag:yaml.org,2002:str")
-    return s;
-  if (tag != "?" && tag != "tag:yaml.org,2002:int" && tag != "tag:yaml.org,2002:float"
-      && tag != "tag:yaml.org,2002:bool" && tag != "tag:yaml.org,2002:null")
-    at.fail(node, field, "the tag " + in_quotes(tag) + " is not supported");
-
-  if (s == "true" || s == "True" || s == "TRUE")
-    return true;
-  if (s == "false" || s == "False" || s == "FALSE")
-    return false;
-  if (s == "null" || s == "Null" || s == "NULL" || s == "~" || s.empty())
-    return nullptr;
-
-  std::string_view digits = s;
-  const bool negative = !digits.empty() && digits[0] == '-';
-  if (!digits.empty() && (digits[0] == '-' || digits[0] == '+'))
-    digits.remove_prefix(1);
-  int base = 10;
-  if (digits.size() > 2 && digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'o')
-      && digits.size() == s.size()) {  // no sign on 0x / 0o in the core schema
-    base = digits[1] == 'x' ? 16 : 8;
-    digits.remove_prefix(2);
-  }
-  if (is_digits(digits, base)) {
-    std::uint64_t magnitude = 0;
-    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), magnitude, base);
-    const std::uint64_t int64_max = static_cast<std::uint64_t>(INT64_MAX);
-    if (ec != std::errc{} || end != digits.data() + digits.size()
-        || (negative && magnitude > int64_max + 1))
-      at.fail(node, field, "the integer " + s + " does not fit in 64 bits");
-    if (!negative)
-      return magnitude;
-    return magnitude == int64_max + 1 ? INT64_MIN : -static_cast<std::int64_t>(magnitude);
-  }
-
-  if (is_float(s)) {
-    std::string_view text = s;
-    if (text[0] == '+')
-      text.remove_prefix(1);
-    double value = 0;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc{} || end != text.data() + text.size() || !std::isfinite(value))
-      at.fail(node, field, "the number " + s + " is out of range");
-    return value;
-  }
-  static const char* non_finite[] = {".inf",  ".Inf",  ".INF",  "+.inf", "+.Inf", "+.INF",
-                                     "-.inf", "-.Inf", "-.INF", ".nan",  ".NaN",  ".NAN"};
-  if (std::find(std::begin(non_finite), std::end(non_finite), s) != std::end(non_finite))
-    at.fail(node, field, s + " cannot be represented in JSON");
-  return s;  // any other plain scalar is a string
-}
-
-/// Any YAML node as JSON; mapping keys become strings.
-json to_json(const YAML::Node& node, const location& at, std::string_view field) {
-  switch (node.Type()) {
-    case YAML::NodeType::Undefined:
-    case YAML::NodeType::Null: return nullptr;
-    case YAML::NodeType::Scalar: return scalar_to_json(node, at, field);
-    case YAML::NodeType::Sequence: {
-      json out = json::array();
-      for (const auto& item : node)
-        out.push_back(to_json(item, at, field));
-      return out;
-    }
-    case YAML::NodeType::Map: {
-      json out = json::object();
-      const mapping fields(node, at, field);
-      for (const auto& e : fields.entries)
-        out[e.key] = to_json(e.value, at, std::string(field) + "." + e.key);
-      return out;
-    }
-  }
-  return nullptr;
-}
 
 /// A required non-empty scalar, as text (a plain `version: 1.0` stays "1.0").
 std::string required_text(const mapping::entry* e, const YAML::Node& parent, const location& at,
@@ -205,9 +50,23 @@ std::string required_text(const mapping::entry* e, const YAML::Node& parent, con
 }
 
 /// description and the like: text or nothing.
-void optional_text(const mapping::entry& e, const location& at) {
-  if (!e.value.IsNull() && !e.value.IsScalar())
-    at.fail(e.value, e.key, "must be a string");
+void optional_text(const YAML::Node& value, const location& at, std::string_view field) {
+  if (!value.IsNull() && !value.IsScalar())
+    at.fail(value, field, "must be a string");
+}
+
+/// One of `allowed`, or nothing (the reader's default).
+void one_of(const YAML::Node& value, const location& at, std::string_view field,
+            std::initializer_list<const char*> allowed) {
+  if (value.IsNull())
+    return;
+  std::string list;
+  for (const char* a : allowed) {
+    if (value.IsScalar() && value.Scalar() == a)
+      return;
+    list += (list.empty() ? "" : ", ") + std::string(a);
+  }
+  at.fail(value, field, "must be one of " + list);
 }
 
 std::int64_t integer(const YAML::Node& node, const location& at, std::string_view field) {
@@ -219,6 +78,92 @@ std::int64_t integer(const YAML::Node& node, const location& at, std::string_vie
   return v.get<std::int64_t>();
 }
 
+[[noreturn]] void not_supported(const mapping::entry& e, const location& at,
+                                const std::string& field, const std::string& why = "") {
+  at.fail(e.key_node, "", in_quotes(field) + " is not supported yet" + why);
+}
+
+[[noreturn]] void unknown(const mapping::entry& e, const location& at, const std::string& field) {
+  at.fail(e.key_node, "", "unknown field " + in_quotes(field));
+}
+
+// ---- fields accepted without behaviour ----------------------------------------------
+
+/// system_dependencies: {primary: NAME, secondary: [NAME…]}, the systems a
+/// task talks to. Documentation here, as in Tasker.
+void check_system_dependencies(const YAML::Node& node, const location& at) {
+  const std::string field = "system_dependencies";
+  if (node.IsNull())
+    return;
+  if (!node.IsMap())
+    at.fail(node, field, "must be a mapping (primary, secondary)");
+  const mapping fields(node, at, field);
+  for_each_entry(fields, [&](const mapping::entry& e) {
+    const std::string sub = field + "." + e.key;
+    if (e.key == "primary")
+      return optional_text(e.value, at, sub);
+    if (e.key != "secondary")
+      unknown(e, at, sub);
+    if (e.value.IsNull())
+      return;
+    if (!e.value.IsSequence())
+      at.fail(e.value, sub, "must be a list of names");
+    for (const auto& item : e.value)
+      if (!item.IsScalar())
+        at.fail(item, sub, "must be a list of names");
+  });
+}
+
+/// A JSON Schema we keep but do not apply: a mapping, true or false.
+void check_schema(const YAML::Node& value, const location& at, const std::string& field) {
+  if (value.IsNull() || value.IsMap())
+    return;
+  const json v = value.IsScalar() ? scalar_to_json(value, at, field) : json();
+  if (!v.is_boolean())
+    at.fail(value, field, "must be a JSON Schema (a mapping, true or false)");
+}
+
+/// An event declaration: domain_events entries (name, description, schema)
+/// and, for publishes_events, when and how it would be published.
+void check_event(const YAML::Node& node, const location& at, const std::string& field,
+                 bool published) {
+  if (!node.IsMap())
+    at.fail(node, field, "must be a mapping with a name");
+  const mapping fields(node, at, field);
+  attempt([&] { required_text(fields.find("name"), node, at, field + ".name"); });
+  for_each_entry(fields, [&](const mapping::entry& e) {
+    const std::string sub = field + "." + e.key;
+    if (e.key == "name")
+      return;
+    if (e.key == "description" || (published && e.key == "publisher"))
+      return optional_text(e.value, at, sub);
+    if (e.key == "schema")
+      return check_schema(e.value, at, sub);
+    if (published && e.key == "condition")
+      return one_of(e.value, at, sub,
+                    {"success", "failure", "retryable_failure", "permanent_failure", "always"});
+    if (published && e.key == "delivery_mode")
+      return one_of(e.value, at, sub, {"durable", "fast", "broadcast"});
+    unknown(e, at, sub);
+  });
+}
+
+/// domain_events (a task's) or publishes_events (a step's): a list of event
+/// declarations. Accepted, not acted on: no event is published yet.
+void check_events(const mapping::entry& e, const location& at) {
+  if (e.value.IsNull())
+    return;
+  if (!e.value.IsSequence())
+    at.fail(e.value, e.key, "must be a list of event declarations");
+  std::size_t number = 0;
+  for (const auto& item : e.value)
+    attempt([&] {
+      check_event(item, at, e.key + " #" + std::to_string(++number), e.key == "publishes_events");
+    });
+}
+
+// ---- steps ------------------------------------------------------------------------------
+
 retry_policy parse_retry(const YAML::Node& node, const location& at) {
   retry_policy p;  // Tasker's defaults: 3 attempts, exponential, 1 s base, 30 s cap, ±15 %
   if (node.IsNull())
@@ -226,7 +171,7 @@ retry_policy parse_retry(const YAML::Node& node, const location& at) {
   if (!node.IsMap())
     at.fail(node, "retry", "must be a mapping");
   const mapping fields(node, at, "retry");
-  for (const auto& e : fields.entries) {
+  for_each_entry(fields, [&](const mapping::entry& e) {
     const std::string field = "retry." + e.key;
     if (e.key == "retryable") {
       const json v = e.value.IsScalar() ? scalar_to_json(e.value, at, field) : json();
@@ -235,6 +180,10 @@ retry_policy parse_retry(const YAML::Node& node, const location& at) {
       p.retryable = v.get<bool>();
     } else if (e.key == "max_attempts") {
       const auto n = integer(e.value, at, field);
+      if (n == 0)
+        at.fail(e.value, field,
+                "is 0: Tasker's meaning (one run, no retry) is not supported yet; 1 means the "
+                "same here");
       if (n < 1 || n > 1000)
         at.fail(e.value, field, "is " + std::to_string(n) + ", must be 1 to 1000");
       p.max_attempts = static_cast<int>(n);
@@ -250,10 +199,12 @@ retry_policy parse_retry(const YAML::Node& node, const location& at) {
       if (ms < 0)
         at.fail(e.value, field, "is " + std::to_string(ms) + ", must not be negative");
       (e.key == "backoff_base_ms" ? p.base : p.cap) = std::chrono::milliseconds(ms);
+    } else if (e.key == "initial_delay" || e.key == "max_delay") {
+      not_supported(e, at, field, " (backoff_base_ms and max_backoff_ms are)");
     } else {
-      at.fail(e.key_node, "", "unknown field " + in_quotes(field));
+      unknown(e, at, field);
     }
-  }
+  });
   return p;
 }
 
@@ -261,10 +212,11 @@ void parse_handler(const YAML::Node& node, const location& at, step_spec& out) {
   if (!node.IsMap())
     at.fail(node, "handler", "must be a mapping with a callable");
   const mapping fields(node, at, "handler");
-  out.handler = required_text(fields.find("callable"), node, at, "handler.callable");
-  for (const auto& e : fields.entries) {
+  attempt(
+      [&] { out.handler = required_text(fields.find("callable"), node, at, "handler.callable"); });
+  for_each_entry(fields, [&](const mapping::entry& e) {
     if (e.key == "callable")
-      continue;
+      return;
     if (e.key == "method") {
       if (!e.value.IsNull() && !(e.value.IsScalar() && e.value.Scalar() == "call"))
         at.fail(e.value, "handler.method",
@@ -272,14 +224,16 @@ void parse_handler(const YAML::Node& node, const location& at, step_spec& out) {
                     + " is not supported yet (only \"call\")");
     } else if (e.key == "initialization") {
       if (e.value.IsNull())
-        continue;
+        return;
       if (!e.value.IsMap())
         at.fail(e.value, "handler.initialization", "must be a mapping");
-      out.options.config = to_json(e.value, at, "handler.initialization");
+      out.options.config = detail::to_json(e.value, at, "handler.initialization");
+    } else if (e.key == "resolver") {
+      not_supported(e, at, "handler.resolver");
     } else {
-      at.fail(e.key_node, "", "unknown field " + in_quotes("handler." + e.key));
+      unknown(e, at, "handler." + e.key);
     }
-  }
+  });
 }
 
 std::vector<std::string> parse_dependencies(const mapping::entry& e, const location& at) {
@@ -296,31 +250,47 @@ std::vector<std::string> parse_dependencies(const mapping::entry& e, const locat
   return names;
 }
 
-step_spec parse_step(const YAML::Node& node, std::size_t number, location at) {
+/// A step as read, with its place in the file.
+struct parsed_step {
+  step_spec spec;
+  YAML::Mark mark;
+  /// Name, handler and dependencies were read: the core's checks then make
+  /// sense (without them they would only repeat the loader's problems).
+  bool complete = false;
+};
+
+parsed_step parse_step(const YAML::Node& node, std::size_t number, location at) {
+  parsed_step out;
+  out.mark = node.Mark();
   at.step = "step #" + std::to_string(number);
-  if (!node.IsMap())
-    at.fail(node, "", "must be a mapping");
+  if (!node.IsMap()) {
+    at.note(node, "", "must be a mapping");
+    return out;
+  }
   if (const YAML::Node name = node["name"];
       name.IsDefined() && name.IsScalar() && !name.Scalar().empty())
-    at.step = "step " + in_quotes(name.Scalar());  // early, for the mapping's own errors
+    at.step = "step " + in_quotes(name.Scalar());  // early, for the mapping's own problems
   const mapping fields(node, at, "");
-  step_spec s;
-  s.name = required_text(fields.find("name"), node, at, "name");
-  at.step = "step " + in_quotes(s.name);
-  if (fields.find("dependencies") && fields.find("depends_on"))
-    at.fail(fields.find("depends_on")->key_node, "",
+  step_spec& s = out.spec;
+  attempt([&] { s.name = required_text(fields.find("name"), node, at, "name"); });
+  if (!s.name.empty())
+    at.step = "step " + in_quotes(s.name);
+  bool dependencies_read = !(fields.find("dependencies") && fields.find("depends_on"));
+  if (!dependencies_read)
+    at.note(fields.find("depends_on")->key_node, "",
             "\"dependencies\" and its alias \"depends_on\" are both given");
   if (!fields.find("handler"))
-    at.fail(node, "handler", "is required");
-  for (const auto& e : fields.entries) {
+    at.note(node, "handler", "is required");
+  for_each_entry(fields, [&](const mapping::entry& e) {
     if (e.key == "name")
-      continue;
-    if (e.key == "description") {
-      optional_text(e, at);
+      return;
+    if (e.key == "description" || e.key == "system_dependency") {
+      optional_text(e.value, at, e.key);
     } else if (e.key == "handler") {
       parse_handler(e.value, at, s);
     } else if (e.key == "dependencies" || e.key == "depends_on") {
-      s.options.dependencies = parse_dependencies(e, at);
+      const bool read = attempt([&] { s.options.dependencies = parse_dependencies(e, at); });
+      dependencies_read = dependencies_read && read;
     } else if (e.key == "retry") {
       s.options.retry_settings = parse_retry(e.value, at);
     } else if (e.key == "timeout_seconds") {
@@ -334,106 +304,222 @@ step_spec parse_step(const YAML::Node& node, std::size_t number, location at) {
     } else if (e.key == "type") {
       const std::string type = e.value.IsScalar() ? e.value.Scalar() : "";
       if (type == "standard")
-        continue;
+        return;
       if (type == "decision" || type == "deferred_convergence" || type == "batchable"
           || type == "batch_worker")
         at.fail(e.value, "", "step type " + in_quotes(type) + " is not supported yet");
       at.fail(e.value, "type",
               "must be standard, decision, deferred_convergence, batchable or batch_worker");
+    } else if (e.key == "publishes_events") {
+      check_events(e, at);
+    } else if (e.key == "result_schema") {
+      check_schema(e.value, at, e.key);
+    } else if (e.key == "batch_config") {
+      not_supported(e, at, e.key, " (batch steps are not)");
     } else {
-      at.fail(e.key_node, "", "unknown field " + in_quotes(e.key));
+      unknown(e, at, e.key);
     }
-  }
-  return s;
+  });
+  out.complete = !s.name.empty() && !s.handler.empty() && dependencies_read;
+  return out;
 }
 
-pipeline parse_document(const YAML::Node& root, location at) {
-  if (!root.IsMap())
-    at.fail(root, "", "a task template must be a mapping (name, namespace_name, version, steps)");
+// ---- the template -----------------------------------------------------------------------
+
+/// Where a problem the core found belongs: the step its message names
+/// ("pipeline L step \"a\": …" or "pipeline L step #2: …"), else the steps.
+/// `duplicates` counts the "duplicate step name" problems met per name: the
+/// core reports each later declaration of a name, in order.
+YAML::Mark place_of(const std::string& problem, const std::string& label,
+                    const std::vector<parsed_step>& steps, const YAML::Mark& fallback,
+                    std::map<std::string, std::size_t>& duplicates) {
+  const std::string head = "pipeline " + label + " step ";
+  if (problem.rfind(head, 0) != 0)
+    return fallback;
+  const std::string_view rest = std::string_view(problem).substr(head.size());
+  if (!rest.empty() && rest[0] == '#') {
+    std::size_t n = 0;
+    for (std::size_t i = 1; i < rest.size() && rest[i] >= '0' && rest[i] <= '9'; ++i)
+      n = n * 10 + static_cast<std::size_t>(rest[i] - '0');
+    return n >= 1 && n <= steps.size() ? steps[n - 1].mark : fallback;
+  }
+  const parsed_step* named = nullptr;  // the longest name that fits: names may hold quotes
+  for (const auto& s : steps)
+    if (rest.rfind(in_quotes(s.spec.name) + ":", 0) == 0
+        && (!named || s.spec.name.size() > named->spec.name.size()))
+      named = &s;
+  if (!named)
+    return fallback;
+  if (problem.find(": duplicate step name", head.size() + named->spec.name.size())
+      == std::string::npos)
+    return named->mark;
+  std::size_t k = ++duplicates[named->spec.name];  // the k-th later declaration
+  for (const auto& s : steps)
+    if (s.spec.name == named->spec.name && k-- == 0)
+      return s.mark;
+  return named->mark;
+}
+
+std::optional<pipeline> read_template(const YAML::Node& root, location at) {
+  if (!root.IsMap()) {
+    at.note(root, "", "a task template must be a mapping (name, namespace_name, version, steps)");
+    return std::nullopt;
+  }
+  if (!detail::within_bounds(root, at))
+    return std::nullopt;
   const mapping fields(root, at, "");
   if (const auto* name = fields.find("name"); name && name->value.IsScalar())
     at.pipeline = "pipeline " + in_quotes(name->value.Scalar());
-  const std::string ns = required_text(fields.find("namespace_name"), root, at, "namespace_name");
-  const std::string name = required_text(fields.find("name"), root, at, "name");
-  const std::string version = required_text(fields.find("version"), root, at, "version");
-  at.pipeline = "pipeline " + ns + "/" + name + "@" + version;
-  pipeline p(ns, name, version);
+  std::string ns, name, version;
+  attempt([&] { ns = required_text(fields.find("namespace_name"), root, at, "namespace_name"); });
+  attempt([&] { name = required_text(fields.find("name"), root, at, "name"); });
+  attempt([&] { version = required_text(fields.find("version"), root, at, "version"); });
+  const std::string label = ns + "/" + name + "@" + version;
+  const bool named = !ns.empty() && !name.empty() && !version.empty();
+  if (named)
+    at.pipeline = "pipeline " + label;
 
-  for (const auto& e : fields.entries) {
-    if (e.key == "name" || e.key == "namespace_name" || e.key == "version"
+  for_each_entry(fields, [&](const mapping::entry& e) {
+    if (e.key == "name" || e.key == "namespace_name" || e.key == "version" || e.key == "steps"
         || e.key == "metadata")  // documentation only
-      continue;
+      return;
     if (e.key == "description")
-      optional_text(e, at);
-    else if (e.key == "input_schema" || e.key == "environments")
-      at.fail(e.key_node, "", in_quotes(e.key) + " is not supported yet");
-    else if (e.key != "steps")
-      at.fail(e.key_node, "", "unknown field " + in_quotes(e.key));
-  }
+      optional_text(e.value, at, e.key);
+    else if (e.key == "system_dependencies")
+      check_system_dependencies(e.value, at);
+    else if (e.key == "domain_events")
+      check_events(e, at);
+    else if (e.key == "input_schema" || e.key == "environments" || e.key == "lifecycle")
+      not_supported(e, at, e.key);
+    else
+      unknown(e, at, e.key);
+  });
 
-  const auto* steps = fields.find("steps");
-  if (!steps || steps->value.IsNull())
-    at.fail(root, "steps", "is required");
-  if (!steps->value.IsSequence() || steps->value.size() == 0)
-    at.fail(steps->value, "steps", "must be a non-empty list");
-  std::size_t number = 0;
-  for (const auto& item : steps->value) {
-    step_spec s = parse_step(item, ++number, at);
-    p.step(std::move(s.name), std::move(s.handler), std::move(s.options));
+  std::vector<parsed_step> steps;
+  bool complete = named;
+  const auto* list = fields.find("steps");
+  if (!list || list->value.IsNull()) {
+    at.note(root, "steps", "is required");
+    complete = false;
+  } else if (!list->value.IsSequence() || list->value.size() == 0) {
+    at.note(list->value, "steps", "must be a non-empty list");
+    complete = false;
+  } else if (list->value.size() > template_limits::max_steps) {
+    at.note(list->value, "steps",
+            "has " + std::to_string(list->value.size()) + " steps, at most "
+                + std::to_string(template_limits::max_steps) + " are allowed");
+    complete = false;
+  } else {
+    std::size_t number = 0;
+    for (const auto& item : list->value) {
+      steps.push_back(parse_step(item, ++number, at));
+      complete = complete && steps.back().complete;
+    }
   }
+  if (!complete)
+    return std::nullopt;
 
-  const auto problems = p.validate();
-  if (!problems.empty()) {
-    std::string msg;
-    for (const auto& problem : problems)
-      msg += (msg.empty() ? "" : "\n") + at.origin + ": " + problem;
-    throw pipeline_error(msg);
-  }
+  pipeline p(ns, name, version);
+  for (const auto& s : steps)
+    p.step(s.spec.name, s.spec.handler, s.spec.options);
+  std::map<std::string, std::size_t> duplicates;
+  for (const auto& problem : p.validate())
+    at.record(place_of(problem, label, steps, list->value.Mark(), duplicates), problem);
+  if (!at.problems->empty())
+    return std::nullopt;
   return p;
+}
+
+template_error file_error(const std::string& origin, const std::string& problem) {
+  return template_error(std::vector<std::string>{origin + ": " + problem});
 }
 
 }  // namespace
 
 pipeline parse_pipeline_yaml(std::string_view yaml_text, std::string_view origin) {
-  location at{std::string(origin), {}, {}};
+  detail::problem_list problems;
+  const location at{std::string(origin), {}, {}, &problems};
+  if (yaml_text.size() > template_limits::max_bytes)
+    throw file_error(at.origin, "is " + std::to_string(yaml_text.size())
+                                    + " bytes, more than a template may have ("
+                                    + std::to_string(template_limits::max_bytes) + ")");
   std::vector<YAML::Node> documents;
   try {
     documents = YAML::LoadAll(std::string(yaml_text));
+  } catch (const YAML::DeepRecursion& e) {
+    at.record(e.mark, "mappings and lists are nested more than "
+                          + std::to_string(template_limits::max_depth) + " deep");
+    throw template_error(problems.lines(at.origin));
   } catch (const YAML::Exception& e) {
-    std::string msg = at.origin;
-    if (!e.mark.is_null())
-      msg += ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1);
-    throw pipeline_error(msg + ": malformed YAML: " + e.msg);
+    at.record(e.mark, "malformed YAML: " + e.msg);
+    throw template_error(problems.lines(at.origin));
   }
   if (documents.empty() || (documents.size() == 1 && documents[0].IsNull()))
-    throw pipeline_error(at.origin + ": the template is empty");
+    throw file_error(at.origin, "the template is empty");
   if (documents.size() > 1)
-    throw pipeline_error(at.origin + ": holds " + std::to_string(documents.size())
-                         + " YAML documents, one template per file is expected");
+    throw file_error(at.origin, "holds " + std::to_string(documents.size())
+                                    + " YAML documents, one template per file is expected");
+  std::optional<pipeline> p;
   try {
-    return parse_document(documents[0], at);
-  } catch (
-      const YAML::Exception& e) {  // a node access this loader did not guard: still a load error
-    throw pipeline_error(at.origin + ": " + e.what());
+    p = read_template(documents[0], at);
+  } catch (const YAML::Exception& e) {  // a node access this loader did not guard
+    at.record(YAML::Mark::null_mark(), e.what());
   }
+  if (!problems.empty() || !p) {
+    auto lines = problems.lines(at.origin);
+    if (lines.empty())
+      lines.push_back(at.origin + ": cannot be loaded");
+    throw template_error(std::move(lines));
+  }
+  return std::move(*p);
 }
 
 pipeline load_pipeline_yaml(const std::filesystem::path& file) {
+  const std::string name = file.string();
+  std::error_code ec;
+  if (std::filesystem::is_directory(file, ec))
+    throw file_error(name, "is a directory, not a template file");
   std::ifstream in(file, std::ios::binary);
   if (!in)
-    throw pipeline_error("cannot read " + file.string() + ": " + std::strerror(errno));
-  std::ostringstream text;
-  text << in.rdbuf();
+    throw file_error(name, std::string("cannot be read: ") + std::strerror(errno));
+  // One byte past the limit tells a file that is too large, pipes included.
+  std::string text(template_limits::max_bytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
   if (in.bad())
-    throw pipeline_error("cannot read " + file.string());
-  return parse_pipeline_yaml(text.str(), file.string());
+    throw file_error(name, "cannot be read");
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  if (text.size() > template_limits::max_bytes)
+    throw file_error(name, "is larger than a template may be ("
+                               + std::to_string(template_limits::max_bytes) + " bytes)");
+  return parse_pipeline_yaml(text, name);
 }
 
-std::vector<pipeline> load_pipeline_dir(const std::filesystem::path& dir) {
+std::vector<template_file> scan_pipeline_files(const std::vector<std::filesystem::path>& files) {
+  std::vector<template_file> out;
+  std::map<std::string, std::filesystem::path> seen;  // "ns/name@version" -> file
+  for (const auto& file : files) {
+    template_file& t = out.emplace_back();
+    t.path = file;
+    try {
+      pipeline p = load_pipeline_yaml(file);
+      const std::string id = p.namespace_name() + "/" + p.name() + "@" + p.version();
+      if (auto [it, fresh] = seen.emplace(id, file); !fresh)
+        t.problems.push_back(file.string() + ": pipeline " + id + " is already defined in "
+                             + it->second.string());
+      else
+        t.loaded = std::move(p);
+    } catch (const pipeline_error& e) {
+      t.problems = e.problems();
+    }
+  }
+  return out;
+}
+
+std::vector<std::filesystem::path> list_template_files(const std::filesystem::path& dir) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::is_directory(dir, ec))
-    throw pipeline_error("cannot load templates from " + dir.string() + ": not a directory");
+    throw file_error(dir.string(), "cannot load templates from it: not a directory");
   std::vector<fs::path> files;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     const fs::path& path = it->path();
@@ -446,21 +532,23 @@ std::vector<pipeline> load_pipeline_dir(const std::filesystem::path& dir) {
     files.push_back(path);
   }
   if (ec)
-    throw pipeline_error("cannot list " + dir.string() + ": " + ec.message());
+    throw file_error(dir.string(), "cannot be listed: " + ec.message());
   std::sort(files.begin(), files.end(),
             [](const fs::path& a, const fs::path& b) { return a.filename() < b.filename(); });
+  return files;
+}
 
-  std::vector<pipeline> out;
-  std::map<std::string, fs::path> seen;  // "ns/name@version" -> file
-  for (const auto& file : files) {
-    pipeline p = load_pipeline_yaml(file);
-    const std::string id = p.namespace_name() + "/" + p.name() + "@" + p.version();
-    if (auto [it, fresh] = seen.emplace(id, file); !fresh)
-      throw pipeline_error(file.string() + ": pipeline " + id + " is already defined in "
-                           + it->second.string());
-    out.push_back(std::move(p));
+std::vector<pipeline> load_pipeline_dir(const std::filesystem::path& dir) {
+  std::vector<pipeline> pipelines;
+  std::vector<std::string> problems;
+  for (auto& t : scan_pipeline_files(list_template_files(dir))) {
+    if (t.loaded)
+      pipelines.push_back(std::move(*t.loaded));
+    problems.insert(problems.end(), t.problems.begin(), t.problems.end());
   }
-  return out;
+  if (!problems.empty())
+    throw template_error(std::move(problems));
+  return pipelines;
 }
 
 }  // namespace tasker

@@ -242,7 +242,7 @@ TEST_CASE("tasker --help lists the subcommands and the exit codes" * doctest::ti
   auto r = tasker_process(dir, {"--help"}, {}).finish();
   INFO(describe(r));
   CHECK(r.code == 0);
-  for (const char* part : {"submit", "status", "list", "cancel", "retry", "Exit codes",
+  for (const char* part : {"submit", "status", "list", "cancel", "retry", "validate", "Exit codes",
                            "3  not found", "5  store unreachable", "8  --timeout"})
     CHECK(contains(r.out, part));
   auto sub = tasker_process(dir, {"retry", "--help"}, {}).finish();
@@ -562,4 +562,72 @@ TEST_CASE("tasker signal resumes a waiting step, and refuses a used or unknown t
   auto unknown = env.run({"signal", "7-1-0123456789abcdef0123456789abcdef"});
   INFO(describe(unknown));
   CHECK(unknown.code == 3);
+}
+
+TEST_CASE("tasker validate lists every problem of every template and exits 2 unless all are valid"
+          * doctest::timeout(60)) {
+  temp_dir dir;
+  dir.write("good.yaml", "name: good\nnamespace_name: shop\nversion: 1.0.0\n"
+                         "system_dependencies: {primary: default, secondary: []}\n"
+                         "steps:\n"
+                         "  - {name: a, handler: {callable: h}, publishes_events: []}\n"
+                         "  - {name: b, handler: {callable: h}, dependencies: [a]}\n");
+  dir.write("bad.yaml", "name: bad\nnamespace_name: shop\nversion: 1.0.0\n"
+                        "lifecycle: {max_duration_minutes: 5}\n"
+                        "steps:\n"
+                        "  - {name: a, handler: {callable: h}, dependencies: [ghost]}\n");
+  const auto good = dir.file("good.yaml"), bad = dir.file("bad.yaml");
+
+  auto ok = tasker_process(dir, {"validate", good}, {}).finish();
+  INFO(describe(ok));
+  CHECK(ok.code == 0);
+  CHECK(ok.out == good + ": valid: pipeline shop/good@1.0.0, 2 steps\n");
+  CHECK(ok.err.empty());
+
+  // No store is opened, so a store that is not there does not matter.
+  auto mixed =
+      tasker_process(dir, {"validate", good, bad}, {"TASKER_STORE=sqlite:/nonexistent/x.db"})
+          .finish();
+  INFO(describe(mixed));
+  CHECK(mixed.code == 2);
+  CHECK(mixed.out == good + ": valid: pipeline shop/good@1.0.0, 2 steps\n");
+  CHECK(mixed.err
+        == bad + ":4:1: pipeline shop/bad@1.0.0: \"lifecycle\" is not supported yet\n" + bad
+               + ":6:5: pipeline shop/bad@1.0.0 step \"a\": unknown dependency \"ghost\"\n"
+               + "tasker validate: 1 of 2 templates are invalid\n");
+
+  // A directory stands for its templates; the same version twice rejects the later.
+  std::filesystem::create_directory(dir.path() / "templates");
+  dir.write("templates/a.yaml", "name: good\nnamespace_name: shop\nversion: 1.0.0\n"
+                                "steps:\n  - {name: a, handler: {callable: h}}\n");
+  auto twice =
+      tasker_process(dir, {"validate", good, (dir.path() / "templates").string()}, {}).finish();
+  INFO(describe(twice));
+  CHECK(twice.code == 2);
+  CHECK(contains(twice.err, dir.file("templates/a.yaml")
+                                + ": pipeline shop/good@1.0.0 is already defined in " + good));
+
+  auto as_json =
+      tasker_process(dir, {"validate", "--json", good, bad, dir.file("none.yaml")}, {}).finish();
+  INFO(describe(as_json));
+  CHECK(as_json.code == 2);
+  const auto report = json::parse(as_json.out);
+  CHECK(report.at("valid") == false);
+  REQUIRE(report.at("files").size() == 3);
+  CHECK(report["files"][0]
+        == json{{"file", good}, {"valid", true}, {"pipeline", "shop/good@1.0.0"}, {"steps", 2}});
+  CHECK(report["files"][1].at("problems").size() == 2);
+  CHECK(report["files"][2].at("problems")
+        == json::array({dir.file("none.yaml") + ": cannot be read: No such file or directory"}));
+
+  // A template's bytes need not be UTF-8; the JSON report still is.
+  dir.write("latin1.yaml", "name: p\nnamespace_name: ns\nversion: 1\nsteps:\n"
+                           "  - {name: s, handler: {callable: h}, \"\xff\": 1}\n");
+  auto latin1 = tasker_process(dir, {"validate", "--json", dir.file("latin1.yaml")}, {}).finish();
+  INFO(describe(latin1));
+  CHECK(latin1.code == 2);
+  CHECK(json::accept(latin1.out));
+
+  auto none = tasker_process(dir, {"validate"}, {}).finish();
+  CHECK(none.code == 2);
 }

@@ -4,8 +4,10 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <filesystem>
 #include <initializer_list>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -19,10 +21,43 @@ namespace tasker {
 using json = nlohmann::json;
 
 /// Thrown when a pipeline is invalid or a template cannot be loaded; the
-/// message names the pipeline, the step and the field.
+/// message names the pipeline, the step and the field, one problem a line.
 class pipeline_error : public std::runtime_error {
 public:
-  using std::runtime_error::runtime_error;
+  /// One problem, or several one a line.
+  explicit pipeline_error(const std::string& what);
+  /// Every problem; what() holds them one a line.
+  explicit pipeline_error(std::vector<std::string> problems);
+
+  /// Every problem, in the order of what()'s lines.
+  const std::vector<std::string>& problems() const noexcept { return *problems_; }
+
+private:
+  std::shared_ptr<const std::vector<std::string>> problems_;  // shared: copies must not throw
+};
+
+/// Thrown when a YAML template cannot be loaded: the input is wrong, not the
+/// program. Each problem starts with the file (and, when it has one, the line
+/// and column): "order.yaml:8:5: pipeline shop/order@1 step "a": …".
+/// tasker::run_main prints them and exits 2.
+class template_error : public pipeline_error {
+public:
+  using pipeline_error::pipeline_error;
+};
+
+/// Bounds on one template; past any of them the template is rejected with a
+/// message naming the bound, so a hostile or broken file costs little.
+struct template_limits {
+  static constexpr std::size_t max_bytes = 1 << 20;  ///< size of a file (1 MiB)
+  /// Mappings and lists inside each other (an alias that contains itself
+  /// never ends, and is caught here).
+  static constexpr int max_depth = 64;
+  /// Values read, an alias counting every time it is used (so a small file
+  /// of aliases of aliases cannot expand to gigabytes).
+  static constexpr std::size_t max_values = 1'000'000;
+  static constexpr std::size_t max_steps = 10'000;  ///< the core's own limit
+  static constexpr std::size_t max_problems =
+      100;  ///< listed per file; a last line counts the rest
 };
 
 /// How a step is retried. Defaults follow Tasker.
@@ -107,15 +142,34 @@ private:
 };
 
 /// Parses one Tasker-format task template (YAML). `origin` names the source
-/// in messages (a file name). Throws pipeline_error for malformed YAML,
-/// missing required fields, and fields or values this engine does not
-/// support yet (they are rejected, never ignored).
+/// in messages (a file name). Throws template_error listing every problem:
+/// malformed YAML, missing required fields, fields or values this engine does
+/// not support yet (they are rejected, never ignored), bounds passed
+/// (template_limits) and what the core's validation finds.
 pipeline parse_pipeline_yaml(std::string_view yaml_text, std::string_view origin = "<string>");
 
-/// Loads one template file.
+/// Loads one template file; throws template_error.
 pipeline load_pipeline_yaml(const std::filesystem::path& file);
 
-/// Loads every *.yaml / *.yml file of a directory (not recursive), in name order.
+/// One template file as loaded: its pipeline, or every problem found in it.
+struct template_file {
+  std::filesystem::path path;
+  std::optional<pipeline> loaded;     ///< empty when the file was rejected
+  std::vector<std::string> problems;  ///< when rejected: one a line, each starting with the file
+};
+
+/// Loads each file, going on past the bad ones; the results are in the
+/// order of `files`. The same namespace/name/version in two files rejects
+/// the later one. Never throws for a file.
+std::vector<template_file> scan_pipeline_files(const std::vector<std::filesystem::path>& files);
+
+/// The *.yaml / *.yml files of a directory (not recursive, hidden files
+/// skipped), in name order. Throws template_error when it cannot be listed.
+std::vector<std::filesystem::path> list_template_files(const std::filesystem::path& dir);
+
+/// Loads every template of a directory (list_template_files, then
+/// scan_pipeline_files); throws template_error listing every problem of every
+/// rejected file, if any.
 std::vector<pipeline> load_pipeline_dir(const std::filesystem::path& dir);
 
 }  // namespace tasker

@@ -20,9 +20,11 @@ using worker_main = std::function<int(worker&)>;
 /// Reads the settings (worker_config::parse_args: INI file, environment,
 /// command line). `--help` prints the options and gives 0, a bad value prints
 /// what is wrong and gives 2; neither builds a worker. Otherwise builds the
-/// worker and returns what `body` returns. An exception from the worker's
-/// start (a store that cannot be opened) or from `body` is printed to stderr
-/// and gives 1, after the worker has stopped.
+/// worker and returns what `body` returns. A template_error (a YAML template
+/// that does not load: one of `--templates`, or one `body` loads itself)
+/// prints every problem, one a line, and gives 2. Any other exception from the worker's start (a
+/// store that cannot be opened) or from `body` is printed to stderr and gives 1. Either way after
+/// the worker has stopped.
 int run_main(int argc, char** argv, const worker_main& body);
 
 /// The same on settings of the caller's (defaults set before, or a type

@@ -84,10 +84,16 @@ public:
 
   /// Validates and registers a pipeline (any time). Throws pipeline_error.
   worker& register_pipeline(const pipeline& p);
-  /// Loads and registers every YAML template of a directory.
+  /// Loads and registers every YAML template of a directory. When any file
+  /// does not load, registers none of them and throws template_error listing
+  /// every problem of every file (the core refusing a pipeline, such as
+  /// another definition of its version, counts as a problem of its file).
   worker& load_templates(const std::filesystem::path& dir);
 
   /// Spawns the handlers and the poller; steps start flowing. Idempotent.
+  /// First loads the `templates` directory of the config, if any, like
+  /// load_templates; with `skip_invalid_templates`, the files that do not
+  /// load are logged and the others served.
   void start();
 
   /// Creating tasks and waiting for them (starts the worker if needed).

@@ -25,6 +25,9 @@ struct worker_config : caf::actor_system_config {
   std::int64_t fallback_poll_ms = 1000;    ///< safety-net poll interval
   std::int64_t drain_ms = 10000;           ///< shutdown: how long running steps may finish
   std::string templates;                   ///< a directory of YAML templates to load at start
+  /// A template of `templates` that does not load is logged and left out, and
+  /// the worker serves the others; without it, the worker does not start.
+  bool skip_invalid_templates = false;
   // The HTTP API (off unless http-port is set; docs/guide.md, "HTTP API").
   std::int64_t http_port = -1;                ///< -1: no HTTP server; 0: an ephemeral port
   std::string http_bind = "127.0.0.1";        ///< address the HTTP server listens on
