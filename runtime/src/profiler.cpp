@@ -17,26 +17,6 @@ namespace {
 
 constexpr auto relaxed = std::memory_order_relaxed;
 
-// Recording goes to one of a few shards per profiler. The first threads to
-// record into a profiler get a shard each, which only they write: a plain
-// load and store, no locked instruction. Later threads share the last shard
-// with atomic adds. (In a worker the poller is the only recording thread.)
-constexpr std::size_t shard_count = 4;
-
-std::atomic<std::uint64_t> next_profiler_id{1};
-
-struct shard_ref {
-  std::size_t index;
-  bool exclusive;
-};
-
-void bump(std::atomic<std::uint64_t>& a, std::uint64_t v, bool exclusive) noexcept {
-  if (exclusive)
-    a.store(a.load(relaxed) + v, relaxed);
-  else
-    a.fetch_add(v, relaxed);
-}
-
 std::uint64_t to_ns(std::chrono::nanoseconds d) noexcept {
   return d.count() > 0 ? static_cast<std::uint64_t>(d.count()) : 0;
 }
@@ -46,26 +26,6 @@ std::size_t series_hash(std::string_view namespace_name, std::string_view handle
   return h(namespace_name) * 31 + h(handler);
 }
 
-// Bucket counts and the sum of one histogram (one shard of it).
-template <std::size_t Bounds>
-struct counts {
-  std::array<std::atomic<std::uint64_t>, Bounds + 1> buckets{};
-  std::atomic<std::uint64_t> sum{0};
-
-  void add(std::size_t bucket, std::uint64_t value, bool exclusive) noexcept {
-    bump(buckets[bucket], 1, exclusive);
-    bump(sum, value, exclusive);
-  }
-  void add_to(histogram_snapshot& out) const {
-    out.buckets.resize(Bounds + 1, 0);
-    for (std::size_t i = 0; i <= Bounds; ++i)
-      out.buckets[i] += buckets[i].load(relaxed);
-    out.sum += sum.load(relaxed);
-  }
-};
-
-using duration_counts = counts<duration_buckets::count>;
-
 histogram_snapshot empty_histogram(std::size_t bounds) {
   histogram_snapshot h;
   h.buckets.assign(bounds + 1, 0);
@@ -74,19 +34,6 @@ histogram_snapshot empty_histogram(std::size_t bounds) {
 
 constexpr std::string_view outcome_names[] = {"succeeded", "failed", "timed_out", "waited"};
 constexpr std::string_view call_names[] = {"poll", "complete", "complete_and_poll"};
-
-struct error_slot {
-  std::string type;
-  std::atomic<std::uint64_t> count{0};
-};
-
-struct alignas(64) series_shard {
-  std::atomic<std::uint64_t> claimed{0};
-  std::array<std::atomic<std::uint64_t>, 4> outcomes{};  // by step_outcome
-  duration_counts queue_wait;
-  duration_counts run_time;
-  duration_counts cpu_time;
-};
 
 // "namespace=\"…\",handler=\"…\"" for a series.
 std::string series_labels(const series_snapshot& s) {
@@ -238,61 +185,75 @@ std::string prometheus_escape(std::string_view value) {
 
 // ---- the profiler's records --------------------------------------------------
 
-struct profiler::series {
-  static constexpr std::size_t max_error_types = 16;
-  std::string namespace_name;
-  std::string handler;
-  std::uint64_t slow_threshold_ns = 0;
-  std::array<series_shard, shard_count> shards;
-  // Error types seen, found without a lock; added under the profiler's
-  // create_mu_. Beyond max_error_types they count as "_other".
-  std::array<std::atomic<error_slot*>, max_error_types> errors{};
-  std::vector<std::unique_ptr<error_slot>> owned_errors;
-  error_slot other_errors;
+namespace {
 
-  // Failures are rare: always atomic adds, whoever records.
-  void record_failure(std::string_view type, std::mutex& mu) noexcept {
-    for (auto& e : errors) {
-      auto* slot = e.load(std::memory_order_acquire);
-      if (!slot)
-        break;
-      if (slot->type == type) {
-        slot->count.fetch_add(1, relaxed);
-        return;
-      }
-    }
-    try {
-      std::lock_guard<std::mutex> g{mu};
-      for (auto& e : errors) {
-        auto* slot = e.load(std::memory_order_acquire);
-        if (slot && slot->type == type) {
-          slot->count.fetch_add(1, relaxed);
-          return;
-        }
-        if (!slot) {
-          owned_errors.push_back(std::make_unique<error_slot>());
-          owned_errors.back()->type = type;
-          owned_errors.back()->count.store(1, relaxed);
-          e.store(owned_errors.back().get(), std::memory_order_release);
-          return;
-        }
-      }
-    } catch (...) {  // out of memory: count it with the rest
-    }
-    other_errors.count.fetch_add(1, relaxed);
+// A count with one writer (the hooks run one at a time): an update is a
+// plain load and store, no locked instruction; a reader on another thread
+// loads it whole.
+class counter {
+public:
+  void add(std::uint64_t v) noexcept { n_.store(n_.load(relaxed) + v, relaxed); }
+  std::uint64_t get() const noexcept { return n_.load(relaxed); }
+
+private:
+  std::atomic<std::uint64_t> n_{0};
+};
+
+// Bucket counts and the sum of one histogram, over duration_buckets or
+// size_buckets.
+template <class Buckets>
+struct histogram {
+  std::array<counter, Buckets::count + 1> buckets;
+  counter sum;
+
+  void record(std::uint64_t value) noexcept {
+    buckets[Buckets::index(value)].add(1);
+    sum.add(value);
+  }
+  histogram_snapshot read() const {
+    histogram_snapshot out;
+    out.buckets.reserve(buckets.size());
+    for (const auto& b : buckets)
+      out.buckets.push_back(b.get());
+    out.sum = sum.get();
+    return out;
   }
 };
 
-struct alignas(64) profiler::worker_shard {
-  std::atomic<std::uint64_t> claimed{0};
-  std::atomic<std::uint64_t> completed{0};
-  counts<size_buckets::count> poll_batch;
-  std::array<duration_counts, 3> core_calls;  // by core_call
+using durations = histogram<duration_buckets>;
+
+}  // namespace
+
+struct profiler::series {
+  static constexpr std::size_t max_error_types = 16;
+  struct error_count {
+    std::string type;
+    counter count;
+  };
+
+  std::string namespace_name;
+  std::string handler;
+  std::uint64_t slow_threshold_ns = 0;
+  counter claimed;
+  std::array<counter, 4> outcomes;  // by step_outcome
+  durations queue_wait;
+  durations run_time;
+  durations cpu_time;
+  // Error types seen, up to max_error_types (later ones count as "_other");
+  // the hooks search them unlocked and add to them under the profiler's mu_.
+  std::vector<std::unique_ptr<error_count>> errors;
+  counter other_errors;
+};
+
+struct profiler::totals {
+  counter claimed;
+  counter completed;
+  histogram<size_buckets> poll_batch;
+  std::array<durations, 3> core_calls;  // by core_call
 };
 
 profiler::profiler(profiler_options options)
-  : options_(std::move(options)), id_(next_profiler_id.fetch_add(1, relaxed)),
-    table_(new std::atomic<series*>[table_size]()), worker_(new worker_shard[shard_count]()) {
+  : options_(std::move(options)), table_(table_size, nullptr), totals_(std::make_unique<totals>()) {
   options_.max_series = std::clamp<std::size_t>(options_.max_series, 1, table_size / 2);
   if (!options_.statsd_address.empty()) {
     statsd_ = std::make_unique<dogstatsd_client>(options_.statsd_address);
@@ -308,101 +269,87 @@ profiler::series* profiler::find_or_create(std::string_view namespace_name,
                                            std::string_view handler) noexcept {
   const std::size_t hash = series_hash(namespace_name, handler);
   for (std::size_t i = 0; i < table_size; ++i) {
-    auto* s = table_[(hash + i) % table_size].load(std::memory_order_acquire);
-    if (!s)
-      break;
-    if (s->handler == handler && s->namespace_name == namespace_name)
-      return s;
+    series*& slot = table_[(hash + i) % table_size];
+    if (!slot)
+      return add_series(namespace_name, handler, slot);
+    if (slot->handler == handler && slot->namespace_name == namespace_name)
+      return slot;
   }
+  return nullptr;  // not reached: the table is at most half full
+}
+
+// A (namespace, handler) not in the table: a series of its own while there
+// are fewer than max_series, else the shared "_other" (and the empty slot
+// stays empty, so the table never holds more than max_series).
+profiler::series* profiler::add_series(std::string_view namespace_name, std::string_view handler,
+                                       series*& slot) noexcept {
   try {
-    return create(namespace_name, handler);
+    const bool full = series_.size() - (other_ ? 1 : 0) >= options_.max_series;
+    if (full && other_)
+      return other_;
+    auto s = std::make_unique<series>();
+    s->namespace_name = full ? "_other" : namespace_name;
+    s->handler = full ? "_other" : handler;
+    const auto slow = options_.slow_thresholds.find(s->handler);
+    if (!full && slow != options_.slow_thresholds.end())
+      s->slow_threshold_ns = static_cast<std::uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(slow->second).count());
+    auto* raw = s.get();
+    {
+      std::lock_guard<std::mutex> g{mu_};
+      series_.push_back(std::move(s));
+    }
+    (full ? other_ : slot) = raw;
+    return raw;
   } catch (...) {
     return nullptr;  // out of memory: this step goes unrecorded
   }
 }
 
-profiler::series* profiler::create(std::string_view namespace_name, std::string_view handler) {
-  std::lock_guard<std::mutex> g{create_mu_};
-  const std::size_t hash = series_hash(namespace_name, handler);
-  std::size_t free_slot = table_size;
-  for (std::size_t i = 0; i < table_size; ++i) {
-    const auto slot = (hash + i) % table_size;
-    auto* s = table_[slot].load(std::memory_order_acquire);
-    if (!s) {
-      free_slot = slot;
-      break;
+void profiler::record_failure(series& s, std::string_view type) noexcept {
+  for (const auto& e : s.errors)
+    if (e->type == type) {
+      e->count.add(1);
+      return;
     }
-    if (s->handler == handler && s->namespace_name == namespace_name)
-      return s;  // another thread made it first
-  }
-  const bool full = owned_.size() - (other_ ? 1 : 0) >= options_.max_series;
-  if (full || free_slot == table_size) {
-    if (!other_) {
-      owned_.push_back(std::make_unique<series>());
-      other_ = owned_.back().get();
-      other_->namespace_name = "_other";
-      other_->handler = "_other";
+  if (s.errors.size() < series::max_error_types) {
+    try {
+      auto e = std::make_unique<series::error_count>();
+      e->type = type;
+      e->count.add(1);
+      std::lock_guard<std::mutex> g{mu_};
+      s.errors.push_back(std::move(e));
+      return;
+    } catch (...) {  // out of memory: count it with the rest
     }
-    return other_;
   }
-  auto s = std::make_unique<series>();
-  s->namespace_name = namespace_name;
-  s->handler = handler;
-  if (auto it = options_.slow_thresholds.find(s->handler); it != options_.slow_thresholds.end())
-    s->slow_threshold_ns = static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(it->second).count());
-  auto* raw = s.get();
-  owned_.push_back(std::move(s));
-  table_[free_slot].store(raw, std::memory_order_release);
-  return raw;
+  s.other_errors.add(1);
 }
 
 // ---- hooks (the poller's thread) ---------------------------------------------
 
-std::pair<std::size_t, bool> profiler::my_shard() noexcept {
-  // Keyed by the profiler's id, not its address: a new profiler at a freed
-  // one's address must not inherit a shard another thread may own.
-  thread_local std::uint64_t owner = 0;
-  thread_local shard_ref ref{shard_count - 1, false};
-  if (owner != id_) {
-    const auto n = next_shard_.fetch_add(1, relaxed);
-    ref = n < shard_count - 1 ? shard_ref{n, true} : shard_ref{shard_count - 1, false};
-    owner = id_;
-  }
-  return {ref.index, ref.exclusive};
-}
-
 void* profiler::on_step_claimed(const step_claimed_event& e) noexcept {
   auto* s = find_or_create(e.namespace_name, e.handler);
-  if (s) {
-    const auto [i, mine] = my_shard();
-    bump(s->shards[i].claimed, 1, mine);
-  }
+  if (s)
+    s->claimed.add(1);
   return s;
 }
 
 void profiler::on_step_started(const step_started_event& e) noexcept {
   auto* s = e.cookie ? static_cast<series*>(e.cookie) : find_or_create(e.namespace_name, e.handler);
-  if (!s)
-    return;
-  const auto wait = to_ns(e.started_at - e.claimed_at);
-  const auto [i, mine] = my_shard();
-  s->shards[i].queue_wait.add(duration_buckets::index(wait), wait, mine);
+  if (s)
+    s->queue_wait.record(to_ns(e.started_at - e.claimed_at));
 }
 
 void profiler::on_step_finished(const step_finished_event& e) noexcept {
   auto* s = e.cookie ? static_cast<series*>(e.cookie) : find_or_create(e.namespace_name, e.handler);
   if (!s)
     return;
-  const auto [i, mine] = my_shard();
-  auto& shard = s->shards[i];
   if (e.started) {
     const auto run = to_ns(e.finished_at - e.started_at);
-    shard.run_time.add(duration_buckets::index(run), run, mine);
-    if (e.cpu_time.count() >= 0) {
-      const auto cpu = to_ns(e.cpu_time);
-      shard.cpu_time.add(duration_buckets::index(cpu), cpu, mine);
-    }
+    s->run_time.record(run);
+    if (e.cpu_time.count() >= 0)
+      s->cpu_time.record(to_ns(e.cpu_time));
     if (s->slow_threshold_ns > 0 && run > s->slow_threshold_ns)
       spdlog::warn("slow step: task={} step={} name={} handler={} attempt={} ran {} (threshold {})",
                    e.task_id, e.step_id, e.step_name, e.handler, e.attempt,
@@ -410,72 +357,55 @@ void profiler::on_step_finished(const step_finished_event& e) noexcept {
                    human(static_cast<double>(s->slow_threshold_ns)));
   }
   if (e.outcome != step_outcome::succeeded && e.outcome != step_outcome::waited)
-    s->record_failure(e.error_type.empty() ? std::string_view{"unknown"} : e.error_type,
-                      create_mu_);
+    record_failure(*s, e.error_type.empty() ? std::string_view{"unknown"} : e.error_type);
   // Counted last, after the claim it pairs with (the snapshot reads outcomes
   // before claims, and clamps in-flight at zero in any case).
-  bump(shard.outcomes[static_cast<std::size_t>(e.outcome)], 1, mine);
+  s->outcomes[static_cast<std::size_t>(e.outcome)].add(1);
 }
 
 void profiler::on_poll(const poll_event& e) noexcept {
-  const auto [i, mine] = my_shard();
-  auto& w = worker_[i];
+  auto& t = *totals_;
   if (e.call == core_call::poll)
-    w.core_calls[0].add(duration_buckets::index(to_ns(e.duration)), to_ns(e.duration), mine);
+    t.core_calls[0].record(to_ns(e.duration));
   if (!e.ok)
     return;
-  bump(w.claimed, e.claimed, mine);
-  w.poll_batch.add(size_buckets::index(e.claimed), e.claimed, mine);
+  t.claimed.add(e.claimed);
+  t.poll_batch.record(e.claimed);
 }
 
 void profiler::on_complete_batch(const complete_batch_event& e) noexcept {
-  const auto [i, mine] = my_shard();
-  auto& w = worker_[i];
-  w.core_calls[static_cast<std::size_t>(e.call)].add(duration_buckets::index(to_ns(e.duration)),
-                                                     to_ns(e.duration), mine);
+  auto& t = *totals_;
+  t.core_calls[static_cast<std::size_t>(e.call)].record(to_ns(e.duration));
   if (e.ok)
-    bump(w.completed, e.size, mine);
+    t.completed.add(e.size);
 }
 
 // ---- reading -----------------------------------------------------------------
 
+// Under mu_ throughout: the hooks take it only to add a series or an error
+// type, so a snapshot delays the poller only then, and never its counting.
 metrics_snapshot profiler::snapshot() const {
   metrics_snapshot out;
   out.taken = observer_clock::now();
-  std::vector<const series*> all;
-  {
-    std::lock_guard<std::mutex> g{create_mu_};
-    for (const auto& s : owned_)
-      all.push_back(s.get());
-  }
-  for (const auto* s : all) {
+  std::lock_guard<std::mutex> g{mu_};
+  for (const auto& s : series_) {
     series_snapshot ss;
     ss.namespace_name = s->namespace_name;
     ss.handler = s->handler;
-    ss.queue_wait = empty_histogram(duration_buckets::count);
-    ss.run_time = empty_histogram(duration_buckets::count);
-    ss.cpu_time = empty_histogram(duration_buckets::count);
     // Outcomes before claims: every step is claimed before it finishes, so
     // the in-flight difference cannot go below zero.
-    for (const auto& shard : s->shards) {
-      ss.succeeded += shard.outcomes[0].load(relaxed);
-      ss.failed += shard.outcomes[1].load(relaxed);
-      ss.timed_out += shard.outcomes[2].load(relaxed);
-      ss.waited += shard.outcomes[3].load(relaxed);
-    }
-    for (const auto& shard : s->shards) {
-      ss.claimed += shard.claimed.load(relaxed);
-      shard.queue_wait.add_to(ss.queue_wait);
-      shard.run_time.add_to(ss.run_time);
-      shard.cpu_time.add_to(ss.cpu_time);
-    }
+    ss.succeeded = s->outcomes[0].get();
+    ss.failed = s->outcomes[1].get();
+    ss.timed_out = s->outcomes[2].get();
+    ss.waited = s->outcomes[3].get();
+    ss.claimed = s->claimed.get();
+    ss.queue_wait = s->queue_wait.read();
+    ss.run_time = s->run_time.read();
+    ss.cpu_time = s->cpu_time.read();
     ss.in_flight = ss.claimed - std::min(ss.claimed, ss.finished());
-    {
-      std::lock_guard<std::mutex> g{create_mu_};
-      for (const auto& e : s->owned_errors)
-        ss.failures.emplace_back(e->type, e->count.load(relaxed));
-    }
-    if (const auto n = s->other_errors.count.load(relaxed))
+    for (const auto& e : s->errors)
+      ss.failures.emplace_back(e->type, e->count.get());
+    if (const auto n = s->other_errors.get())
       ss.failures.emplace_back("_other", n);
     std::sort(ss.failures.begin(), ss.failures.end());
     out.series.push_back(std::move(ss));
@@ -483,17 +413,12 @@ metrics_snapshot profiler::snapshot() const {
   std::sort(out.series.begin(), out.series.end(), [](const auto& a, const auto& b) {
     return std::tie(a.namespace_name, a.handler) < std::tie(b.namespace_name, b.handler);
   });
-  out.poll_batch = empty_histogram(size_buckets::count);
-  for (auto& c : out.core_calls)
-    c = empty_histogram(duration_buckets::count);
-  for (std::size_t i = 0; i < shard_count; ++i) {
-    const auto& w = worker_[i];
-    out.claimed += w.claimed.load(relaxed);
-    out.completed += w.completed.load(relaxed);
-    w.poll_batch.add_to(out.poll_batch);
-    for (std::size_t c = 0; c < 3; ++c)
-      w.core_calls[c].add_to(out.core_calls[c]);
-  }
+  const auto& t = *totals_;
+  out.claimed = t.claimed.get();
+  out.completed = t.completed.get();
+  out.poll_batch = t.poll_batch.read();
+  for (std::size_t c = 0; c < 3; ++c)
+    out.core_calls[c] = t.core_calls[c].read();
   return out;
 }
 
