@@ -82,6 +82,10 @@ void profiler::start_reporting() {
   reporter_ = std::thread([this] { report_loop(); });
 }
 
+// The thread reads the profiler's records and logs through spdlog's default
+// logger, so it is joined before either may go: here, which the destructor
+// calls first thing and a worker calls in stop() before it logs that it
+// stopped.
 void profiler::stop_reporting() {
   {
     std::lock_guard<std::mutex> g{report_mu_};
@@ -96,10 +100,14 @@ void profiler::stop_reporting() {
     flush_statsd();  // what the last interval collected
   } catch (const std::exception& e) {
     spdlog::warn("profiler: last DogStatsD flush failed: {}", e.what());
+  } catch (...) {
+    spdlog::warn("profiler: last DogStatsD flush failed");
   }
 }
 
-void profiler::report_loop() {
+// The thread's body: nothing escapes it. A tick that fails is logged and the
+// next one tries again.
+void profiler::report_loop() noexcept {
   using clock = std::chrono::steady_clock;
   const auto statsd_every = std::max(options_.statsd_interval, std::chrono::milliseconds{10});
   const auto summary_every = options_.summary_interval;
@@ -110,39 +118,46 @@ void profiler::report_loop() {
   // ended, which a summary would then never count (a test caught it).
   metrics_snapshot last;
   last.taken = created_;
-  std::unique_lock<std::mutex> lk{report_mu_};
-  while (!stopping_) {
-    auto due = clock::time_point::max();
-    if (statsd_)
-      due = std::min(due, next_statsd);
-    if (summary_every.count() > 0)
-      due = std::min(due, next_summary);
-    report_cv_.wait_until(lk, due, [this] { return stopping_; });
-    if (stopping_)
-      break;
-    lk.unlock();
-    const auto now = clock::now();
-    try {
-      if (statsd_ && now >= next_statsd) {
-        flush_statsd();
-        next_statsd = now + statsd_every;
-      }
-      if (summary_every.count() > 0 && now >= next_summary) {
-        auto current = snapshot();
-        bool active = false;
-        for (const auto& s : current.series) {
-          const auto* b = last.find(s.namespace_name, s.handler);
-          active = active || s.in_flight > 0 || !b || b->finished() != s.finished();
-        }
-        if (active)  // a quiet worker stays quiet
-          spdlog::info("{}", summary_line(last, current));
-        last = std::move(current);
-        next_summary = now + summary_every;
-      }
-    } catch (const std::exception& e) {
-      spdlog::warn("profiler: reporting failed: {}", e.what());
+  auto tick = [&](clock::time_point now) {
+    if (statsd_ && now >= next_statsd) {
+      flush_statsd();
+      next_statsd = now + statsd_every;
     }
-    lk.lock();
+    if (summary_every.count() > 0 && now >= next_summary) {
+      auto current = snapshot();
+      bool active = false;
+      for (const auto& s : current.series) {
+        const auto* b = last.find(s.namespace_name, s.handler);
+        active = active || s.in_flight > 0 || !b || b->finished() != s.finished();
+      }
+      if (active)  // a quiet worker stays quiet
+        spdlog::info("{}", summary_line(last, current));
+      last = std::move(current);
+      next_summary = now + summary_every;
+    }
+  };
+  try {
+    std::unique_lock<std::mutex> lk{report_mu_};
+    while (!stopping_) {
+      auto due = clock::time_point::max();
+      if (statsd_)
+        due = std::min(due, next_statsd);
+      if (summary_every.count() > 0)
+        due = std::min(due, next_summary);
+      report_cv_.wait_until(lk, due, [this] { return stopping_; });
+      if (stopping_)
+        break;
+      lk.unlock();
+      try {
+        tick(clock::now());
+      } catch (const std::exception& e) {
+        spdlog::warn("profiler: reporting failed: {}", e.what());
+      } catch (...) {
+        spdlog::warn("profiler: reporting failed");
+      }
+      lk.lock();
+    }
+  } catch (...) {  // the lock itself failed: stop reporting, quietly
   }
 }
 

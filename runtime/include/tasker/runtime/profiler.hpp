@@ -162,7 +162,7 @@ private:
   series* add_series(std::string_view namespace_name, std::string_view handler,
                      series*& slot) noexcept;
   void record_failure(series& s, std::string_view type) noexcept;
-  void report_loop();
+  void report_loop() noexcept;
 
   profiler_options options_;
   // The hooks' own: an open-addressing table of series pointers (at most
