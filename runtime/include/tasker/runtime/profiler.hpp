@@ -120,9 +120,10 @@ struct profiler_options {
 };
 
 /// Per-handler and per-worker metrics. Install it as a worker's observer:
-/// its hooks must run one at a time (the poller's thread, as
-/// actors::observer promises), and they write without a lock or a locked
-/// instruction. Read it with prometheus_text() or snapshot() from any thread.
+/// its hooks must run one at a time (on the poller's thread, as
+/// actors::observer promises); they count without a locked instruction and
+/// take a lock only to add a series or an error type. Read it with
+/// prometheus_text() or snapshot() from any thread.
 class profiler final : public observer {
 public:
   /// Throws std::invalid_argument for a statsd address that does not parse
@@ -154,10 +155,10 @@ public:
   /// The summary line of what happened between two snapshots.
   static std::string summary_line(const metrics_snapshot& before, const metrics_snapshot& now);
 
-  struct series;
-  struct totals;
-
 private:
+  struct series;  // one (namespace, handler)'s records
+  struct totals;  // the worker's store calls
+
   series* find_or_create(std::string_view namespace_name, std::string_view handler) noexcept;
   series* add_series(std::string_view namespace_name, std::string_view handler,
                      series*& slot) noexcept;
