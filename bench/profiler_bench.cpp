@@ -2,9 +2,10 @@
 //
 //   record      all hooks of one step (claimed, started, finished, plus its
 //               share of a poll and a complete batch of 64) on a profiler,
-//               per step: one thread, then two threads recording at once
-//               into the same handler's series; the same loop on an
-//               observer that does nothing, for the loop's own cost
+//               per step: on one thread (the poller is a profiler's only
+//               writer), alone and while another thread renders the
+//               Prometheus text over and over; the same loop on an observer
+//               that does nothing, for the loop's own cost
 //   cpu clock   the two CLOCK_THREAD_CPUTIME_ID reads a function handler's
 //               run costs when the worker profiles
 //   runtime     no-op 4-step tasks through a real worker on the memory
@@ -133,25 +134,25 @@ per_step record(tasker::observer& obs, long steps, const std::vector<std::chrono
   return {ns_total / static_cast<double>(steps), cpu_total / static_cast<double>(steps)};
 }
 
-// The slower thread's figures.
-per_step record_threads(tasker::observer& obs, long steps, int threads,
-                        const std::vector<std::chrono::nanoseconds>& d) {
-  std::vector<per_step> per(static_cast<std::size_t>(threads));
-  std::atomic<int> ready{0};
-  std::vector<std::thread> ts;
-  for (int t = 0; t < threads; ++t)
-    ts.emplace_back([&, t] {
-      ++ready;
-      while (ready.load() < threads) {
-      }
-      per[static_cast<std::size_t>(t)] = record(obs, steps, d, static_cast<std::int64_t>(t) << 40);
-    });
-  for (auto& t : ts)
-    t.join();
-  per_step worst{0, 0};
-  for (const auto& p : per)
-    worst = {std::max(worst.wall_ns, p.wall_ns), std::max(worst.cpu_ns, p.cpu_ns)};
-  return worst;
+// The writer's figures while another thread renders the Prometheus text
+// without a pause (a scraper does it every few seconds: this is the worst a
+// reader can do to the writer). `renders` gets how many texts it made.
+per_step record_while_read(tasker::profiler& prof, long steps,
+                           const std::vector<std::chrono::nanoseconds>& d, long& renders) {
+  std::atomic<bool> done{false};
+  std::atomic<long> made{0};
+  std::thread reader([&] {
+    while (!done.load(std::memory_order_acquire)) {
+      const auto text = prof.prometheus_text();
+      if (!text.empty())
+        made.fetch_add(1, std::memory_order_relaxed);
+    }
+  });
+  const auto r = record(prof, steps, d, 0);
+  done.store(true, std::memory_order_release);
+  reader.join();
+  renders = made.load();
+  return r;
 }
 
 double cpu_clock_pair_ns(long n) {
@@ -235,7 +236,7 @@ int main(int argc, char** argv) {
 
   std::printf("recording, %ld steps per run, median of %d runs (ns per step, all hooks)\n", o.steps,
               o.rounds);
-  std::vector<double> none, one, one_cpu, two, two_cpu, clock_pair;
+  std::vector<double> none, one, one_cpu, read, read_cpu, renders, clock_pair;
   for (int r = 0; r < o.rounds; ++r) {
     tasker::observer nothing;
     tasker::observer* volatile opaque = &nothing;  // no devirtualising the no-op hooks away
@@ -244,31 +245,35 @@ int main(int argc, char** argv) {
     const auto a = record(single, o.steps, d, 0);
     one.push_back(a.wall_ns);
     one_cpu.push_back(a.cpu_ns);
-    tasker::profiler shared;
-    const auto b = record_threads(shared, o.steps, 2, d);
-    two.push_back(b.wall_ns);
-    two_cpu.push_back(b.cpu_ns);
+    tasker::profiler scraped;
+    long texts = 0;
+    const auto b = record_while_read(scraped, o.steps, d, texts);
+    read.push_back(b.wall_ns);
+    read_cpu.push_back(b.cpu_ns);
+    renders.push_back(static_cast<double>(texts)
+                      / (b.wall_ns * static_cast<double>(o.steps) / 1e9));
     clock_pair.push_back(cpu_clock_pair_ns(o.steps / 10));
   }
   const double none_ns = bench::median(none), one_ns = bench::median(one),
-               two_ns = bench::median(two), pair_ns = bench::median(clock_pair);
+               read_ns = bench::median(read), pair_ns = bench::median(clock_pair);
+  const double read_cpu_ns = bench::median(read_cpu);
   std::printf("                                            wall      thread CPU\n");
   std::printf("  no-op observer (loop, events, 5 calls)    %7.1f ns\n", none_ns);
   std::printf("  profiler, 1 thread                        %7.1f ns  %7.1f ns\n", one_ns,
               bench::median(one_cpu));
-  std::printf("  profiler, 2 threads, same series          %7.1f ns  %7.1f ns  (slower thread)\n",
-              two_ns, bench::median(two_cpu));
+  std::printf("  profiler, 1 thread, text read meanwhile   %7.1f ns  %7.1f ns  (%.0f texts/s)\n",
+              read_ns, read_cpu_ns, bench::median(renders));
   std::printf(
       "  CPU clock: two CLOCK_THREAD_CPUTIME_ID reads %6.1f ns (per measured handler run)\n",
       pair_ns);
-  const double two_cpu_ns = bench::median(two_cpu);
-  std::printf(
-      "target recording < 100 ns per step: 1 thread %.1f ns %s, 2 threads %.1f ns (CPU) %s\n",
-      one_ns, one_ns < 100 ? "pass" : "MISS", two_cpu_ns, two_cpu_ns < 100 ? "pass" : "MISS");
+  std::printf("target recording < 100 ns per step: alone %.1f ns %s, read meanwhile %.1f ns (CPU) "
+              "%s\n",
+              one_ns, one_ns < 100 ? "pass" : "MISS", read_cpu_ns,
+              read_cpu_ns < 100 ? "pass" : "MISS");
   bench::table_row_absolute("profiler: recording per step (all hooks), 1 thread", "-",
                             bench::fmt(one_ns, "ns"), "< 100 ns", one_ns < 100);
-  bench::table_row_absolute("profiler: recording per step, 2 threads (thread CPU)", "-",
-                            bench::fmt(two_cpu_ns, "ns"), "< 100 ns", two_cpu_ns < 100);
+  bench::table_row_absolute("profiler: recording per step, text read meanwhile (thread CPU)", "-",
+                            bench::fmt(read_cpu_ns, "ns"), "< 100 ns", read_cpu_ns < 100);
   std::fflush(stdout);
 
   std::printf("runtime, memory store, %d no-op 4-step tasks per round (steps/s, creation "

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <memory>
 #include <netinet/in.h>
+#include <optional>
 #include <poll.h>
 #include <sstream>
 #include <string>
@@ -254,30 +255,31 @@ TEST_CASE("a step slower than its handler's threshold is logged once with its id
           * doctest::timeout(60)) {
   auto cfg = memory_config();
   cfg.log_level = "warn";
-  tasker::worker w{cfg};  // sets up the "tasker" logger
+  // Reset, not just stopped, before the sink goes: see the summary test.
+  std::optional<tasker::worker> w{std::in_place, cfg};  // sets up the "tasker" logger
   std::ostringstream captured;
   auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(captured);
   auto logger = spdlog::default_logger();
   logger->sinks().push_back(sink);
   tasker::handler_options snail;
   snail.slow_threshold = 5ms;
-  w.handle(
+  w->handle(
       "snail",
       [](tasker::step_context&) {
         std::this_thread::sleep_for(30ms);
         return tasker::success();
       },
       snail);
-  w.handle(
+  w->handle(
       "quick", [](tasker::step_context&) { return tasker::success(); }, snail);
   tasker::pipeline p{"tests", "slow", "1"};
   p.step("crawl", "snail", once()).step("dash", "quick", once(0ms, "crawl"));
-  w.register_pipeline(p);
-  auto& c = w.client();
+  w->register_pipeline(p);
+  auto& c = w->client();
   const auto task = c.create(p);
   REQUIRE(c.wait(task) == "complete");
   const auto step_id = c.status(task).at("steps")[0].at("id").get<std::int64_t>();
-  w.stop();
+  w.reset();
   logger->flush();
   logger->sinks().pop_back();
   const auto text = captured.str();
@@ -295,7 +297,13 @@ TEST_CASE("the worker logs a summary line at its interval once steps have run"
   auto cfg = memory_config();
   cfg.log_level = "info";
   cfg.summary_interval_ms = 20;
-  tasker::worker w{cfg};
+  // Reset, not just stopped, before the sink is detached and destroyed: stop()
+  // joins the profiler's reporter, but the poller logs its last line ("N
+  // steps claimed in …") from its own thread as it ends, which may be after
+  // stop() has returned; only the worker's destructor waits for it (the actor
+  // system waits for its actors). A sink destroyed under that line was once
+  // "pure virtual method called".
+  std::optional<tasker::worker> w{std::in_place, cfg};
   // Read while the reporter thread writes: a sink that hands out its lines
   // under its own lock (an ostringstream read meanwhile was a data race, and
   // crashed the test once).
@@ -308,11 +316,11 @@ TEST_CASE("the worker logs a summary line at its interval once steps have run"
   };
   auto logger = spdlog::default_logger();
   logger->sinks().push_back(sink);
-  w.handle("ok", [](tasker::step_context&) { return tasker::success(); });
+  w->handle("ok", [](tasker::step_context&) { return tasker::success(); });
   tasker::pipeline p{"tests", "summary", "1"};
   p.step("a", "ok", once()).step("b", "ok", once(0ms, "a")).step("c", "ok", once(0ms, "b"));
-  w.register_pipeline(p);
-  auto& c = w.client();
+  w->register_pipeline(p);
+  auto& c = w->client();
   REQUIRE(c.wait(c.create(p)) == "complete");
   // The reporter runs on its own thread, which tells no one of its lines:
   // wait (up to 10 s) until they account for the three steps (a tick may
@@ -332,7 +340,7 @@ TEST_CASE("the worker logs a summary line at its interval once steps have run"
         return steps_reported(text) >= 3;
       },
       10s, 10ms);
-  w.stop();
+  w.reset();
   logger->flush();
   logger->sinks().pop_back();
   INFO(text);

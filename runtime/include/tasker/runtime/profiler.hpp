@@ -5,7 +5,6 @@
 #pragma once
 
 #include <array>
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -120,9 +119,11 @@ struct profiler_options {
   std::size_t max_series = 256;
 };
 
-/// Per-handler and per-worker metrics, recorded lock-free. Install it as a
-/// worker's observer; read it with prometheus_text() or snapshot() from any
-/// thread.
+/// Per-handler and per-worker metrics. Install it as a worker's observer:
+/// its hooks must run one at a time (on the poller's thread, as
+/// actors::observer promises); they count without a locked instruction and
+/// take a lock only to add a series or an error type. Read it with
+/// prometheus_text() or snapshot() from any thread.
 class profiler final : public observer {
 public:
   /// Throws std::invalid_argument for a statsd address that does not parse
@@ -154,27 +155,27 @@ public:
   /// The summary line of what happened between two snapshots.
   static std::string summary_line(const metrics_snapshot& before, const metrics_snapshot& now);
 
-  struct series;
-
 private:
-  series* find_or_create(std::string_view namespace_name, std::string_view handler) noexcept;
-  /// The calling thread's shard, and whether it is the only thread writing it.
-  std::pair<std::size_t, bool> my_shard() noexcept;
-  series* create(std::string_view namespace_name, std::string_view handler);
-  void report_loop();
+  struct series;  // one (namespace, handler)'s records
+  struct totals;  // the worker's store calls
 
-  struct worker_shard;
+  series* find_or_create(std::string_view namespace_name, std::string_view handler) noexcept;
+  series* add_series(std::string_view namespace_name, std::string_view handler,
+                     series*& slot) noexcept;
+  void record_failure(series& s, std::string_view type) noexcept;
+  void report_loop() noexcept;
+
   profiler_options options_;
-  std::uint64_t id_;                        // unique per profiler in the process
-  std::atomic<std::size_t> next_shard_{0};  // shards handed to recording threads
-  // Series, found without a lock through an open-addressing table of
-  // pointers; created (rarely) under `create_mu_`, never removed.
+  // The hooks' own: an open-addressing table of series pointers (at most
+  // half full) that only they read and write.
   static constexpr std::size_t table_size = 1024;
-  std::unique_ptr<std::atomic<series*>[]> table_;
-  mutable std::mutex create_mu_;
-  std::vector<std::unique_ptr<series>> owned_;
+  std::vector<series*> table_;
+  // What readers reach: series and their error types are added by the hooks
+  // (rarely) under `mu_`, which readers hold while they copy; never removed.
+  mutable std::mutex mu_;
+  std::vector<std::unique_ptr<series>> series_;
   series* other_ = nullptr;
-  std::unique_ptr<worker_shard[]> worker_;
+  std::unique_ptr<totals> totals_;  // store calls
 
   const observer_clock::time_point created_ = observer_clock::now();
   std::unique_ptr<dogstatsd_client> statsd_;
