@@ -381,7 +381,13 @@ bool worker::stop() {
   // client itself lives on with the worker: such a thread may still be in
   // its call.)
   d.tasks.stop_waits();
-  caf::anon_send_exit(d.poller, caf::exit_reason::user_shutdown);
+  {
+    // Waits for the poller to end (it closes its worker handle and logs its
+    // counts as it goes), so nothing of it runs or logs after stop() returns.
+    caf::scoped_actor self{d.sys};
+    self->send_exit(d.poller, caf::exit_reason::user_shutdown);
+    self->wait_for(d.poller);
+  }
   for (auto& a : d.instances)
     caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   d.instances.clear();

@@ -297,12 +297,11 @@ TEST_CASE("the worker logs a summary line at its interval once steps have run"
   auto cfg = memory_config();
   cfg.log_level = "info";
   cfg.summary_interval_ms = 20;
-  // Reset, not just stopped, before the sink is detached and destroyed: stop()
-  // joins the profiler's reporter, but the poller logs its last line ("N
-  // steps claimed in …") from its own thread as it ends, which may be after
-  // stop() has returned; only the worker's destructor waits for it (the actor
-  // system waits for its actors). A sink destroyed under that line was once
-  // "pure virtual method called".
+  // Reset, not just stopped, before the sink is detached and destroyed: the
+  // worker's actors may log until the actor system is gone. (The poller's
+  // last line, "N steps claimed in …", once came after stop() returned and
+  // hit a destroyed sink: "pure virtual method called". stop() now waits for
+  // the poller to end; the check below holds it to that.)
   std::optional<tasker::worker> w{std::in_place, cfg};
   // Read while the reporter thread writes: a sink that hands out its lines
   // under its own lock (an ostringstream read meanwhile was a data race, and
@@ -340,6 +339,10 @@ TEST_CASE("the worker logs a summary line at its interval once steps have run"
         return steps_reported(text) >= 3;
       },
       10s, 10ms);
+  w->stop();
+  logger->flush();
+  CHECK(captured().find("steps claimed in")
+        != std::string::npos);  // the poller's, before stop() returned
   w.reset();
   logger->flush();
   logger->sinks().pop_back();
