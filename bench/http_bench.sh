@@ -17,7 +17,9 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${1:-$root/build-release}"
-worker_bin="$build/tests/pg_worker"
+# The test worker: tests/runtime/ since the tests mirror the modules (built
+# there by the tests, or beside the benchmarks when tests are off).
+worker_bin="$build/tests/runtime/pg_worker"
 [[ -x "$worker_bin" ]] || worker_bin="$build/bench/pg_worker"
 duration="${DURATION:-10s}"
 connections="${CONNECTIONS:-50}"

@@ -19,9 +19,8 @@
 
 #include <doctest/doctest.h>
 
+#include <tasker/test/child_process.hpp>
 #include <tasker/test/temp_dir.hpp>
-
-extern char** environ;
 
 namespace {
 
@@ -47,18 +46,9 @@ run_result run_worker(const temp_dir& dir, const std::vector<std::string>& args,
                       const std::vector<std::string>& env = {}) {
   std::vector<std::string> argv_s{TASKER_TEMPLATE_WORKER, "--store=memory:", "--log-level=warn"};
   argv_s.insert(argv_s.end(), args.begin(), args.end());
-  std::vector<std::string> env_s;
-  for (char** e = environ; *e; ++e)
-    if (std::strncmp(*e, "TASKER_", 7) != 0)
-      env_s.emplace_back(*e);
-  env_s.insert(env_s.end(), env.begin(), env.end());
-  std::vector<char*> argv_p, env_p;
-  for (auto& a : argv_s)
-    argv_p.push_back(a.data());
-  argv_p.push_back(nullptr);
-  for (auto& e : env_s)
-    env_p.push_back(e.data());
-  env_p.push_back(nullptr);
+  auto env_s = tasker::test::child_environment(env);
+  auto argv_p = tasker::test::c_strings(argv_s);
+  auto env_p = tasker::test::c_strings(env_s);
 
   const auto out_path = dir.file("stdout"), err_path = dir.file("stderr");
   posix_spawn_file_actions_t fa;

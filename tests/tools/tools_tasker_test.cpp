@@ -18,9 +18,8 @@
 #include <string>
 #include <vector>
 
+#include <tasker/test/child_process.hpp>
 #include <tasker/test/core.hpp>
-
-extern char** environ;
 
 using namespace tasker::test;
 
@@ -59,18 +58,9 @@ public:
     : err_path_(dir.file("stderr-" + std::to_string(++runs_))) {
     std::vector<std::string> argv_s{TASKER_CLI};
     argv_s.insert(argv_s.end(), args.begin(), args.end());
-    std::vector<std::string> env_s;
-    for (char** e = environ; *e; ++e)
-      if (std::strncmp(*e, "TASKER_", 7) != 0 && std::strncmp(*e, "COLUMNS=", 8) != 0)
-        env_s.emplace_back(*e);
-    env_s.insert(env_s.end(), env.begin(), env.end());
-    std::vector<char*> argv_p, env_p;
-    for (auto& a : argv_s)
-      argv_p.push_back(a.data());
-    argv_p.push_back(nullptr);
-    for (auto& e : env_s)
-      env_p.push_back(e.data());
-    env_p.push_back(nullptr);
+    auto env_s = tasker::test::child_environment(env, {"TASKER_", "COLUMNS="});
+    auto argv_p = tasker::test::c_strings(argv_s);
+    auto env_p = tasker::test::c_strings(env_s);
 
     int fds[2];
     REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
