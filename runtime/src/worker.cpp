@@ -149,9 +149,23 @@ worker::~worker() {
   }
 }
 
+namespace {
+
+// A handler name is registered once; found at the call, not at start() with
+// half the worker running.
+void require_new_handler(const std::vector<worker::impl::handler_entry>& handlers,
+                         const std::string& name) {
+  for (const auto& h : handlers)
+    if (h.name == name)
+      throw std::logic_error("worker: two handlers named \"" + name + "\"");
+}
+
+}  // namespace
+
 worker& worker::handle(std::string name, handler_fn fn, handler_options options) {
   if (impl_->started)
     throw std::logic_error("worker: handle(\"" + name + "\") after start()");
+  require_new_handler(impl_->handlers, name);
   auto wrapped = [fn = std::move(fn)](const step_event& event) -> step_result {
     step_context ctx{event};
     try {
@@ -167,6 +181,7 @@ worker& worker::handle(std::string name, handler_fn fn, handler_options options)
 worker& worker::handle_actor(std::string name, actor_factory factory, handler_options options) {
   if (impl_->started)
     throw std::logic_error("worker: handle_actor(\"" + name + "\") after start()");
+  require_new_handler(impl_->handlers, name);
   impl_->handlers.push_back({std::move(name), nullptr, std::move(factory), options});
   return *this;
 }
@@ -262,9 +277,7 @@ void worker::start() {
   const bool measure_cpu = d.prof != nullptr;
   std::unordered_map<std::string, actors::handler_route> routes;
   for (auto& h : d.handlers) {
-    auto& route = routes[h.name];
-    if (!route.instances.empty())
-      throw std::logic_error("worker: two handlers named \"" + h.name + "\"");
+    auto& route = routes[h.name];  // one per name: handle() refused a second
     route.timeout = h.options.timeout;
     route.respawn = [sys = &d.sys, h, measure_cpu]() {
       return spawn_instance(*sys, h, measure_cpu);

@@ -552,3 +552,17 @@ TEST_CASE("a thread waiting for a task hears that the worker stopped" * doctest:
   CHECK(waiting.get().find("the worker stopped before task") != std::string::npos);
   release.count_down();
 }
+
+TEST_CASE("a handler name registered twice is refused at the second registration"
+          * doctest::timeout(30)) {
+  auto cfg = memory_config();
+  tasker::worker w{cfg};
+  w.handle("twice", [](tasker::step_context&) { return tasker::success(); });
+  CHECK_THROWS_WITH_AS(w.handle("twice", [](tasker::step_context&) { return tasker::success(); }),
+                       "worker: two handlers named \"twice\"", std::logic_error);
+  CHECK_THROWS_AS(w.handle_actor("twice", nullptr), std::logic_error);
+  auto p = one_step("once", "twice", attempts(1));
+  w.register_pipeline(p);
+  auto& c = w.client();  // the first registration serves
+  CHECK(c.wait(c.create(p), 20s) == "complete");
+}

@@ -77,9 +77,11 @@ public:
   worker(const worker&) = delete;
   worker& operator=(const worker&) = delete;
 
-  /// Registers a function handler under `name`. Before start() only.
+  /// Registers a function handler under `name`. Before start() only; a name
+  /// already registered throws std::logic_error.
   worker& handle(std::string name, handler_fn fn, handler_options options = {});
-  /// Registers an actor handler under `name`. Before start() only.
+  /// Registers an actor handler under `name`. Before start() only; a name
+  /// already registered throws std::logic_error.
   worker& handle_actor(std::string name, actor_factory factory, handler_options options = {});
 
   /// Validates and registers a pipeline (any time). Throws pipeline_error.
