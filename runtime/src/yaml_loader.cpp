@@ -180,13 +180,11 @@ retry_policy parse_retry(const YAML::Node& node, const location& at) {
       p.retryable = v.get<bool>();
     } else if (e.key == "max_attempts") {
       const auto n = integer(e.value, at, field);
-      if (n == 0)
-        at.fail(e.value, field,
-                "is 0: Tasker's meaning (one run, no retry) is not supported yet; 1 means the "
-                "same here");
-      if (n < 1 || n > 1000)
-        at.fail(e.value, field, "is " + std::to_string(n) + ", must be 1 to 1000");
-      p.max_attempts = static_cast<int>(n);
+      if (n < 0 || n > 1000)
+        at.fail(e.value, field, "is " + std::to_string(n) + ", must be 0 to 1000");
+      // max_attempts counts every execution, the first included; Tasker lets
+      // 0 mean what 1 means (the first execution runs, no retry follows).
+      p.max_attempts = n == 0 ? 1 : static_cast<int>(n);
     } else if (e.key == "backoff") {
       const std::string b = e.value.IsScalar() ? e.value.Scalar() : "";
       if (b == "fibonacci")

@@ -177,8 +177,8 @@ TEST_CASE("the fields that need the core stay errors naming the field and its pl
        "t.yaml:7:13: pipeline ns/p@1 step \"s\": \"retry.initial_delay\" is not supported yet"},
       {one_step("    retry: {max_delay: 100}\n"),
        "t.yaml:7:13: pipeline ns/p@1 step \"s\": \"retry.max_delay\" is not supported yet"},
-      {one_step("    retry: {max_attempts: 0}\n"),
-       "t.yaml:7:27: pipeline ns/p@1 step \"s\": retry.max_attempts: is 0"},
+      {one_step("    retry: {max_attempts: -1}\n"),
+       "t.yaml:7:27: pipeline ns/p@1 step \"s\": retry.max_attempts: is -1, must be 0 to 1000"},
       {one_step("    type: decision\n"),
        "t.yaml:7:11: pipeline ns/p@1 step \"s\": step type \"decision\" is not supported yet"},
       {one_step("    retry: {backoff: fibonacci}\n"),
@@ -213,8 +213,6 @@ environments: {test: {}}
       "many.yaml:4:1: pipeline ns/p@1: unknown field \"colour\"",
       "many.yaml:5:1: pipeline ns/p@1: \"input_schema\" is not supported yet",
       "many.yaml:8:28: pipeline ns/p@1 step \"a\": \"handler.resolver\" is not supported yet",
-      "many.yaml:9:27: pipeline ns/p@1 step \"a\": retry.max_attempts: is 0: Tasker's meaning (one "
-      "run, no retry) is not supported yet; 1 means the same here",
       "many.yaml:9:39: pipeline ns/p@1 step \"a\": retry.backoff: backoff \"fibonacci\" is not "
       "supported yet",
       "many.yaml:11:11: pipeline ns/p@1 step \"b\": step type \"batchable\" is not supported yet",
@@ -337,4 +335,13 @@ TEST_CASE("a directory with a bad and a good template: each file loads or lists 
     CHECK(e.problems().size() == 3);
   }
   CHECK_THROWS_AS(tasker::list_template_files(dir.path() / "missing"), tasker::template_error);
+}
+
+TEST_CASE("retry.max_attempts: 0 is Tasker's 'the first execution runs, no retry follows'"
+          * doctest::timeout(10)) {
+  const auto zero = tasker::parse_pipeline_yaml(one_step("    retry: {max_attempts: 0}\n"), "z");
+  const auto one = tasker::parse_pipeline_yaml(one_step("    retry: {max_attempts: 1}\n"), "o");
+  const auto core_zero = nlohmann::json::parse(zero.to_core_json());
+  CHECK(core_zero.at("steps")[0].at("retry").at("max_attempts") == 1);
+  CHECK(zero.to_core_json() == one.to_core_json());
 }
