@@ -55,12 +55,26 @@ struct latency {
   double p50_ms = 0, p99_ms = 0;
 };
 
-// The linear 4-step pipeline, as core JSON (for the naive worker).
-const char* linear_json = R"({"namespace":"bench","name":"linear","version":"1","steps":[
-  {"name":"a","handler":"noop"},
-  {"name":"b","handler":"noop","dependencies":["a"]},
-  {"name":"c","handler":"noop","dependencies":["b"]},
-  {"name":"d","handler":"noop","dependencies":["c"]}]})";
+// The linear 4-step pipeline both sides run (the naive worker takes its core
+// JSON, pipeline::to_core_json).
+tasker::pipeline linear_pipeline() {
+  tasker::pipeline linear{"bench", "linear", "1"};
+  linear.step("a", "noop")
+      .step("b", "noop", tasker::after("a"))
+      .step("c", "noop", tasker::after("b"))
+      .step("d", "noop", tasker::after("c"));
+  return linear;
+}
+
+// The one-step pipeline of the overload run: two attempts, no backoff.
+tasker::pipeline one_step_pipeline() {
+  tasker::pipeline one{"bench", "one", "1"};
+  tasker::retry_policy retry;
+  retry.max_attempts = 2;
+  retry.backoff = "none";
+  one.step("work", "work", tasker::step_options{}.retry(retry));
+  return one;
+}
 
 std::string store_url(const std::string& store, const tasker::test::temp_dir& dir,
                       const char* file) {
@@ -92,7 +106,8 @@ latency wakeup_run(bool callback, const options& o, const tasker::test::temp_dir
     bench::naive_options no;
     no.how = bench::naive_options::mode::interval;
     no.interval = 10ms;
-    bench::naive_worker naive{store_url(o.store, dir, "wake-interval.db"), linear_json, no};
+    bench::naive_worker naive{store_url(o.store, dir, "wake-interval.db"),
+                              linear_pipeline().to_core_json(), no};
     return linear_latency(
         "10ms-poll", o, [&] { return naive.create("bench", "linear", "1", 1).at(0); },
         [&](std::int64_t id) { return naive.wait(id, 60s); });
@@ -100,11 +115,7 @@ latency wakeup_run(bool callback, const options& o, const tasker::test::temp_dir
   auto cfg = base_config(o.store, dir, "wake-callback.db");
   tasker::worker w{cfg};
   w.handle("noop", [](tasker::step_context&) { return tasker::success(); });
-  tasker::pipeline linear{"bench", "linear", "1"};
-  linear.step("a", "noop")
-      .step("b", "noop", tasker::after("a"))
-      .step("c", "noop", tasker::after("b"))
-      .step("d", "noop", tasker::after("c"));
+  const auto linear = linear_pipeline();
   w.register_pipeline(linear);
   auto& c = w.client();
   return linear_latency(
@@ -164,11 +175,8 @@ overload_figures overload_run(bool gated, const options& o, const tasker::test::
     no.threads = 8;
     no.lease_ms = 500;  // dropped claims lapse soon
     no.work = quick_step;
-    bench::naive_worker naive{
-        store_url(o.store, dir, "drop.db"),
-        R"({"namespace":"bench","name":"one","version":"1","steps":[{"name":"work",
-            "handler":"work","retry":{"max_attempts":2,"backoff":"none"}}]})",
-        no};
+    bench::naive_worker naive{store_url(o.store, dir, "drop.db"),
+                              one_step_pipeline().to_core_json(), no};
     const auto start = clock_type::now();
     const auto ids = naive.create("bench", "one", "1", burst);
     return burst_figures(
@@ -189,11 +197,7 @@ overload_figures overload_run(bool gated, const options& o, const tasker::test::
         return tasker::success();
       },
       ho);
-  tasker::pipeline one{"bench", "one", "1"};
-  tasker::retry_policy retry;
-  retry.max_attempts = 2;
-  retry.backoff = "none";
-  one.step("work", "work", tasker::step_options{}.retry(retry));
+  const auto one = one_step_pipeline();
   w.register_pipeline(one);
   auto& c = w.client();
   const auto start = clock_type::now();
