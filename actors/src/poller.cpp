@@ -187,6 +187,8 @@ void poller_state::accept(const tk_step_event* events, std::size_t count, std::s
     ev.task_context.assign(e.task_context, e.task_context_len);
     ev.dependency_results.assign(e.dependency_results, e.dependency_results_len);
     ev.wait_token.assign(e.wait_token, e.wait_token_len);
+    if (e.step_inputs)  // the core always sets it; events made by hand may not
+      ev.step_inputs.assign(e.step_inputs, e.step_inputs_len);
     ev.signalled = e.signal_payload != nullptr;
     if (ev.signalled) {
       ev.signal_name.assign(e.signal_name, e.signal_name_len);
@@ -221,6 +223,7 @@ step_event take_for_handler(step_event& e) {
   out.signalled = e.signalled;
   out.signal_name = std::move(e.signal_name);
   out.signal_payload = std::move(e.signal_payload);
+  out.step_inputs = std::move(e.step_inputs);
   return out;
 }
 

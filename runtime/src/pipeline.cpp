@@ -8,6 +8,17 @@
 
 namespace tasker {
 
+const char* to_string(step_type t) {
+  switch (t) {
+    case step_type::standard: return "standard";
+    case step_type::decision: return "decision";
+    case step_type::deferred_convergence: return "deferred_convergence";
+    case step_type::batchable: return "batchable";
+    case step_type::batch_worker: return "batch_worker";
+  }
+  return "standard";
+}
+
 namespace {
 
 // The core's pipeline JSON. A jitter JSON cannot hold (NaN, infinity) goes
@@ -21,6 +32,10 @@ std::string core_json_of(const pipeline& p, json::error_handler_t on_bad_utf8) {
               {"config", o.config.is_null() ? json::object() : o.config},
               {"dependencies", o.dependencies},
               {"timeout_ms", o.time_limit.count()}};
+    if (o.type != step_type::standard)
+      j["type"] = to_string(o.type);
+    if (!o.batch_config.is_null())
+      j["batch_config"] = o.batch_config;
     if (const auto& r = o.retry_settings)
       j["retry"] = {
           {"max_attempts", r->max_attempts},

@@ -108,6 +108,27 @@ json step_context::all_dependency_results(std::string_view prefix) const {
   return out;
 }
 
+const json& step_context::step_inputs() const {
+  if (!inputs_parsed_) {
+    inputs_ = parse_object(event_.step_inputs, "the step's inputs");
+    inputs_parsed_ = true;
+  }
+  return inputs_;
+}
+
+const json& step_context::batch_cursor() const {
+  const json* cursor = find(step_inputs(), "cursor");
+  if (!cursor || !cursor->is_object())
+    throw step_input_error("step \"" + event_.step_name
+                           + "\" has no batch cursor: it is no batch worker instance");
+  return *cursor;
+}
+
+json step_context::batch_config() const {
+  const json* c = find(step_inputs(), "batch_config");
+  return c && c->is_object() ? *c : json::object();
+}
+
 const json* step_context::find(const json& object, std::string_view key) {
   if (!object.is_object())
     return nullptr;

@@ -301,11 +301,12 @@ parsed_step parse_step(const YAML::Node& node, std::size_t number, location at) 
       s.options.time_limit = std::chrono::milliseconds(std::llround(seconds * 1000));
     } else if (e.key == "type") {
       const std::string type = e.value.IsScalar() ? e.value.Scalar() : "";
-      if (type == "standard")
-        return;
-      if (type == "decision" || type == "deferred_convergence" || type == "batchable"
-          || type == "batch_worker")
-        at.fail(e.value, "", "step type " + in_quotes(type) + " is not supported yet");
+      for (auto t : {step_type::standard, step_type::decision, step_type::deferred_convergence,
+                     step_type::batchable, step_type::batch_worker})
+        if (type == to_string(t)) {
+          s.options.type = t;
+          return;
+        }
       at.fail(e.value, "type",
               "must be standard, decision, deferred_convergence, batchable or batch_worker");
     } else if (e.key == "publishes_events") {
@@ -313,7 +314,11 @@ parsed_step parse_step(const YAML::Node& node, std::size_t number, location at) 
     } else if (e.key == "result_schema") {
       check_schema(e.value, at, e.key);
     } else if (e.key == "batch_config") {
-      not_supported(e, at, e.key, " (batch steps are not)");
+      if (e.value.IsNull())
+        return;
+      if (!e.value.IsMap())
+        at.fail(e.value, e.key, "must be a mapping");
+      s.options.batch_config = detail::to_json(e.value, at, e.key);
     } else {
       unknown(e, at, e.key);
     }

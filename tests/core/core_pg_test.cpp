@@ -343,7 +343,7 @@ TEST_CASE("workers that start together on a new schema create it once" * doctest
   sql db(pg_base_url());
   const auto schema = schema_of(url);
   CHECK(db.value("SELECT count(*) FROM " + schema + ".tk_schema") == "1");
-  CHECK(db.value("SELECT version FROM " + schema + ".tk_schema") == "3");
+  CHECK(db.value("SELECT version FROM " + schema + ".tk_schema") == "4");
   CHECK(db.value("SELECT count(*) FROM " + schema + ".tk_meta") == "1");
   CHECK(db.value("SELECT count(*) FROM " + schema + ".tk_pipelines") == "1");
 }
@@ -431,13 +431,16 @@ TEST_CASE("after a server restart the next call reconnects and notifications flo
   CHECK(poll(w, 10).size() == 2);
 }
 
-/// Turns a schema of version 3 back into one of version 2, as that version
-/// made it: step ids from an identity column, steps found by (task_id, idx).
-/// `old_id` gives each step its version-2 id, from (task id, index).
+/// Turns a schema of version 4 back into one of version 2, as that version
+/// made it: no dynamic steps (version 4), step ids from an identity column,
+/// steps found by (task_id, idx) (version 3). `old_id` gives each step its
+/// version-2 id, from (task id, index).
 template <class OldId>
 void downgrade_to_v2(const std::string& schema, OldId old_id) {
   sql db(pg_base_url());
   const auto steps = schema + ".tk_steps";
+  db.exec("ALTER TABLE " + steps + " DROP COLUMN tmpl, DROP COLUMN name, DROP COLUMN inputs");
+  db.exec("ALTER TABLE " + schema + ".tk_tasks DROP COLUMN steps_total");
   db.exec("UPDATE " + steps
           + " SET id = -id, claim_seq = claim_seq - 4294967296 "
             "WHERE claim_seq >= 4294967296");
@@ -491,7 +494,7 @@ TEST_CASE("a version 1 schema is migrated in place and its tasks can wait" * doc
   CHECK(succeed(w, resumed) == TK_OK);
   CHECK(task_state(core, id) == "complete");
   sql db(pg_base_url());
-  CHECK(db.value("SELECT version FROM " + schema + ".tk_schema") == "3");
+  CHECK(db.value("SELECT version FROM " + schema + ".tk_schema") == "4");
 }
 
 TEST_CASE("a version 2 schema moves to step ids derived from the task: waits answer the tokens "
@@ -542,7 +545,7 @@ TEST_CASE("a version 2 schema moves to step ids derived from the task: waits ans
 
   auto core = open_core(url);  // migrates to version 3
   use_clock(core, clock);
-  CHECK(db.value("SELECT version FROM " + schema + ".tk_schema") == "3");
+  CHECK(db.value("SELECT version FROM " + schema + ".tk_schema") == "4");
   CHECK(db.value("SELECT count(*) FROM " + schema + ".tk_steps WHERE id <> task_id * 1048576 + idx")
         == "0");
   CHECK(db.value("SELECT count(*) FROM " + schema + ".tk_step_alias") == "3");

@@ -293,6 +293,8 @@ TEST_CASE("a version 1 database is migrated in place and its running work can wa
         "DROP INDEX tk_steps_wait; ALTER TABLE tk_steps DROP COLUMN wait_name; "
         "ALTER TABLE tk_steps DROP COLUMN signal; ALTER TABLE tk_steps DROP COLUMN signal_seq; "
         "ALTER TABLE tk_steps DROP COLUMN resume; DROP TABLE tk_meta; "
+        "ALTER TABLE tk_steps DROP COLUMN tmpl; ALTER TABLE tk_steps DROP COLUMN name; "
+        "ALTER TABLE tk_steps DROP COLUMN inputs; ALTER TABLE tk_tasks DROP COLUMN steps_total; "
         "UPDATE tk_schema SET version = 1;";
     char* message = nullptr;
     const int rc = sqlite3_exec(db, downgrade, nullptr, nullptr, &message);

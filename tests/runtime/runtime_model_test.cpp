@@ -712,15 +712,51 @@ TEST_CASE("dependencies and depends_on together are rejected" * doctest::timeout
            "\"depends_on\" are both given");
 }
 
-TEST_CASE("unsupported step types are rejected naming the step" * doctest::timeout(10)) {
-  for (const char* type : {"decision", "deferred_convergence", "batchable", "batch_worker"}) {
+TEST_CASE("step types load, and what each needs of the graph is checked at its step"
+          * doctest::timeout(10)) {
+  const std::pair<const char*, const char*> alone[] = {
+      {"deferred_convergence", "a deferred_convergence step needs dependencies"},
+      {"batchable", "a batchable step needs a batch_worker step that depends on it"},
+      {"batch_worker", "a batch_worker must depend on exactly one step, a batchable one"}};
+  for (const auto& [type, problem] : alone) {
     CAPTURE(type);
     CHECK(yaml_error(one_step(std::string("    type: ") + type + "\n"))
-          == std::string("t.yaml:7:11: pipeline ns/p@1 step \"s\": step type \"") + type
-                 + "\" is not supported yet");
+          == std::string("t.yaml:5:5: pipeline ns/p@1 step \"s\": ") + problem);
   }
+  CHECK_NOTHROW(tasker::parse_pipeline_yaml(one_step("    type: decision\n"), "t.yaml"));
   CHECK(contains(yaml_error(one_step("    type: magic\n")),
                  "step \"s\": type: must be standard, decision"));
+  CHECK(contains(yaml_error(one_step("    batch_config: [1]\n")),
+                 "t.yaml:7:19: pipeline ns/p@1 step \"s\": batch_config: must be a mapping"));
+
+  const auto p = tasker::parse_pipeline_yaml(R"(name: p
+namespace_name: ns
+version: '1'
+steps:
+  - {name: plan, type: batchable, handler: {callable: h}}
+  - name: work
+    type: batch_worker
+    dependencies: [plan]
+    handler: {callable: h}
+    batch_config: {batch_size: 200, failure_strategy: continue_on_failure}
+  - {name: sum, type: deferred_convergence, dependencies: [work], handler: {callable: h}}
+)",
+                                             "t.yaml");
+  CHECK(p.find("plan")->options.type == tasker::step_type::batchable);
+  CHECK(p.find("work")->options.batch_config.at("batch_size") == 200);
+  CHECK(p.find("sum")->options.type == tasker::step_type::deferred_convergence);
+  CHECK(contains(yaml_error(R"(name: p
+namespace_name: ns
+version: '1'
+steps:
+  - {name: plan, type: batchable, handler: {callable: h}}
+  - name: work
+    type: batch_worker
+    dependencies: [plan]
+    handler: {callable: h}
+    batch_config: {batch_size: 0, failure_strategy: sometimes}
+)"),
+                 "batch_config failure_strategy is \"sometimes\""));
 }
 
 TEST_CASE("every unsupported or unknown field is rejected with a message" * doctest::timeout(10)) {

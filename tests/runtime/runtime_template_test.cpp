@@ -166,8 +166,6 @@ TEST_CASE("the fields that need the core stay errors naming the field and its pl
        "t.yaml:4:1: pipeline ns/p@1: \"environments\" is not supported yet"},
       {head + "lifecycle: {max_duration_minutes: 5}\n" + steps,
        "t.yaml:4:1: pipeline ns/p@1: \"lifecycle\" is not supported yet"},
-      {one_step("    batch_config: {batch_size: 10}\n"),
-       "t.yaml:7:5: pipeline ns/p@1 step \"s\": \"batch_config\" is not supported yet"},
       {head + "steps:\n  - name: s\n    handler: {callable: h, resolver: explicit_mapping}\n",
        "t.yaml:6:28: pipeline ns/p@1 step \"s\": \"handler.resolver\" is not supported yet"},
       {head + "steps:\n  - name: s\n    handler: {callable: h, method: refund}\n",
@@ -179,8 +177,6 @@ TEST_CASE("the fields that need the core stay errors naming the field and its pl
        "t.yaml:7:13: pipeline ns/p@1 step \"s\": \"retry.max_delay\" is not supported yet"},
       {one_step("    retry: {max_attempts: -1}\n"),
        "t.yaml:7:27: pipeline ns/p@1 step \"s\": retry.max_attempts: is -1, must be 0 to 1000"},
-      {one_step("    type: decision\n"),
-       "t.yaml:7:11: pipeline ns/p@1 step \"s\": step type \"decision\" is not supported yet"},
       {one_step("    retry: {backoff: fibonacci}\n"),
        "t.yaml:7:22: pipeline ns/p@1 step \"s\": retry.backoff: backoff \"fibonacci\" is not "
        "supported yet"},
@@ -215,7 +211,8 @@ environments: {test: {}}
       "many.yaml:8:28: pipeline ns/p@1 step \"a\": \"handler.resolver\" is not supported yet",
       "many.yaml:9:39: pipeline ns/p@1 step \"a\": retry.backoff: backoff \"fibonacci\" is not "
       "supported yet",
-      "many.yaml:11:11: pipeline ns/p@1 step \"b\": step type \"batchable\" is not supported yet",
+      "many.yaml:10:5: pipeline ns/p@1 step \"b\": a batchable step needs a batch_worker step "
+      "that depends on it",
       "many.yaml:12:48: pipeline ns/p@1 step \"b\": handler.initialization.x: .inf cannot be "
       "represented in JSON",
       "many.yaml:12:57: pipeline ns/p@1 step \"b\": handler.initialization.y: the tag "

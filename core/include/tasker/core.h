@@ -254,7 +254,7 @@ typedef struct tk_step_event {
   int64_t task_id;
   int64_t step_id;
   const char* namespace_name;
-  const char* step_name;
+  const char* step_name; /**< a batch worker's is its instance's: "<template>_001" */
   const char* handler;
   const char* handler_config;     /**< JSON object ({} when none) */
   const char* task_context;       /**< JSON object */
@@ -275,6 +275,12 @@ typedef struct tk_step_event {
   const char* signal_name;
   const char* signal_payload;
   size_t wait_token_len, signal_name_len, signal_payload_len;
+  /** The step's own inputs, a JSON object ({} when none). A batch worker's
+   *  holds its cursor: {"cursor": {"batch_id", "start_cursor", "end_cursor",
+   *  "batch_size"}, "batch_metadata": {...}, "batch_config": {...},
+   *  "is_no_op": false}. */
+  const char* step_inputs;
+  size_t step_inputs_len;
 } tk_step_event;
 
 /** What a worker claims and for how long: given once, when it opens; the

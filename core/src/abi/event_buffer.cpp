@@ -57,18 +57,30 @@ const tk_step_event* event_buffer::finish() {
     e.task_context_len = s.context_len;
     e.dependency_results = base + s.deps;
     e.dependency_results_len = s.deps_len;
-    const char** targets[3] = {&e.wait_token, &e.signal_name, &e.signal_payload};
-    std::size_t* lens[3] = {&e.wait_token_len, &e.signal_name_len, &e.signal_payload_len};
-    for (int f = 0; f < 3; ++f) {
-      *targets[f] = s.set[f] ? base + s.at[f] : nullptr;
-      *lens[f] = s.set[f] ? s.len[f] : 0;
+    const char** targets[field_count] = {&e.wait_token, &e.signal_name, &e.signal_payload,
+                                         &e.step_name, &e.step_inputs};
+    std::size_t* lens[field_count] = {&e.wait_token_len, &e.signal_name_len, &e.signal_payload_len,
+                                      &e.step_name_len, &e.step_inputs_len};
+    for (int f = 0; f < field_count; ++f) {
+      if (s.set[f]) {
+        *targets[f] = base + s.at[f];
+        *lens[f] = s.len[f];
+      } else if (f == step_inputs) {
+        *targets[f] = "{}";
+        *lens[f] = 2;
+      } else if (f != step_name) {  // step_name keeps the pipeline's
+        *targets[f] = nullptr;
+        *lens[f] = 0;
+      }
     }
     if (!pooled_) {
-      const char** strings[5] = {&e.task_context, &e.dependency_results, &e.wait_token,
-                                 &e.signal_name, &e.signal_payload};
-      const std::size_t sizes[5] = {e.task_context_len, e.dependency_results_len, e.wait_token_len,
-                                    e.signal_name_len, e.signal_payload_len};
-      for (int k = 0; k < 5; ++k) {
+      const char** strings[7] = {&e.task_context, &e.dependency_results, &e.wait_token,
+                                 &e.signal_name,  &e.signal_payload,     &e.step_name,
+                                 &e.step_inputs};
+      const std::size_t sizes[7] = {e.task_context_len, e.dependency_results_len, e.wait_token_len,
+                                    e.signal_name_len,  e.signal_payload_len,     e.step_name_len,
+                                    e.step_inputs_len};
+      for (int k = 0; k < 7; ++k) {
         if (!*strings[k])
           continue;
         copies_.emplace_back(new char[sizes[k] + 1]);

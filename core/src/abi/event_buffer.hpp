@@ -38,7 +38,9 @@ public:
   /// Closes the string opened last as the current event's dependency results.
   void end_dependency_results();
   /// The optional strings of an event.
-  enum field { wait_token, signal_name, signal_payload };
+  /// step_name, when set, replaces the name the event was given (a batch
+  /// worker instance's own); step_inputs is "{}" unless set.
+  enum field { wait_token, signal_name, signal_payload, step_name, step_inputs, field_count };
   /// Closes the string opened last as the current event's `f`.
   void end_string(field f);
   /// Appends a wait token (wait_token.hpp) without a temporary string.
@@ -56,8 +58,8 @@ public:
 private:
   struct spans {
     std::size_t context = 0, context_len = 0, deps = 0, deps_len = 0;
-    std::size_t at[3] = {0, 0, 0}, len[3] = {0, 0, 0};
-    bool set[3] = {false, false, false};
+    std::size_t at[field_count] = {}, len[field_count] = {};
+    bool set[field_count] = {};
   };
   std::vector<tk_step_event> events_;
   std::vector<spans> spans_;

@@ -1,6 +1,7 @@
 #include "model/pipeline.hpp"
 
 #include <algorithm>
+#include <functional>
 #include <unordered_map>
 
 #include <nlohmann/json.hpp>
@@ -15,6 +16,7 @@ namespace {
 using nlohmann::json;
 
 constexpr std::size_t max_steps = 10000;
+constexpr int max_decision_depth = 32;  // decisions on one path
 
 std::string in_quotes(std::string_view s) {
   return "\"" + std::string(s) + "\"";
@@ -260,6 +262,60 @@ void compute_ancestors(pipeline_def& p) {
   }
 }
 
+/// batch_config of a batch_worker step: kept as given (its instances see it)
+/// once its fields are checked.
+void parse_batch_config(const json& s, step_def& d, const std::string& at, problem_list& problems) {
+  auto it = s.find("batch_config");
+  if (it == s.end() || it->is_null())
+    return;
+  if (!it->is_object()) {
+    problems.add(at + ": batch_config must be an object");
+    return;
+  }
+  const auto& c = *it;
+  static const char* const known[] = {"batch_size", "parallelism", "cursor_field",
+                                      "worker_template", "failure_strategy"};
+  check_fields(c, known, at + " batch_config", problems);
+  get_int<std::int64_t>(c, "batch_size", 1, 1, 1'000'000'000, at, "batch_config batch_size", "",
+                        problems);
+  get_int<std::int64_t>(c, "parallelism", 1, 1, 1'000'000, at, "batch_config parallelism", "",
+                        problems);
+  get_string(c, "cursor_field", at + " batch_config", problems);
+  if (auto w = get_string(c, "worker_template", at + " batch_config", problems);
+      !w.empty() && w != d.name)
+    problems.add(at + ": batch_config worker_template is " + in_quotes(w)
+                 + ", must be the step's own name");
+  const auto strategy = get_string(c, "failure_strategy", at + " batch_config", problems);
+  if (strategy == "continue_on_failure")
+    d.tolerates_failure = true;
+  else if (!strategy.empty() && strategy != "fail_fast")
+    problems.add(at + ": batch_config failure_strategy is " + in_quotes(strategy)
+                 + ", must be \"fail_fast\" or \"continue_on_failure\"");
+  d.batch_config = c.dump();
+}
+
+/// Kahn's order, lowest index first among the steps whose parents are done.
+void compute_topo(pipeline_def& p) {
+  const auto n = p.steps.size();
+  std::vector<int> waiting(n);
+  std::vector<int> ready;
+  for (std::size_t i = 0; i < n; ++i)
+    if ((waiting[i] = static_cast<int>(p.steps[i].parents.size())) == 0)
+      ready.push_back(static_cast<int>(i));
+  std::make_heap(ready.begin(), ready.end(), std::greater<>());
+  while (!ready.empty()) {
+    std::pop_heap(ready.begin(), ready.end(), std::greater<>());
+    const int i = ready.back();
+    ready.pop_back();
+    p.topo.push_back(i);
+    for (int c : p.steps[i].children)
+      if (--waiting[c] == 0) {
+        ready.push_back(c);
+        std::push_heap(ready.begin(), ready.end(), std::greater<>());
+      }
+  }
+}
+
 /// Parses step `i` (already known to be an object) and checks it, adding
 /// its edges; `first` maps each name to its first declaration.
 step_def parse_step(const json& s, std::size_t i, const std::string& where,
@@ -268,8 +324,8 @@ step_def parse_step(const json& s, std::size_t i, const std::string& where,
   d.name = get_string(s, "name", where + " step #" + std::to_string(i + 1), problems);
   const std::string at = d.name.empty() ? where + " step #" + std::to_string(i + 1)
                                         : where + " step " + in_quotes(d.name);
-  static const char* const known[] = {"name",         "handler", "config",
-                                      "dependencies", "retry",   "timeout_ms"};
+  static const char* const known[] = {"name",  "handler",    "config", "dependencies",
+                                      "retry", "timeout_ms", "type",   "batch_config"};
   check_fields(s, known, at, problems);
   if (d.name.empty())
     problems.add(at + ": name is empty");
@@ -307,10 +363,85 @@ step_def parse_step(const json& s, std::size_t i, const std::string& where,
   d.retry = parse_retry(s, at, problems);
   d.timeout_ms =
       get_int<millis>(s, "timeout_ms", 0, 0, 7 * 86'400'000LL, at, "timeout", " ms", problems);
+  if (const auto type = get_string(s, "type", at, problems); !type.empty()) {
+    bool known_kind = false;
+    for (auto k : {step_kind::standard, step_kind::decision, step_kind::deferred_convergence,
+                   step_kind::batchable, step_kind::batch_worker})
+      if (type == to_string(k)) {
+        d.kind = k;
+        known_kind = true;
+      }
+    if (!known_kind)
+      problems.add(at + ": type is " + in_quotes(type)
+                   + ", must be standard, decision, deferred_convergence, batchable or "
+                     "batch_worker");
+  }
+  parse_batch_config(s, d, at, problems);
   return d;
 }
 
+/// Checks what the step types ask of the graph, and derives which steps a
+/// task creates at once (initially_created) and which see dynamic
+/// dependency results.
+void check_kinds(pipeline_def& p, const std::string& where, problem_list& problems) {
+  auto at = [&](const step_def& d) { return where + " step " + in_quotes(d.name) + ": "; };
+  for (const auto& d : p.steps) {
+    if (d.kind == step_kind::batch_worker) {
+      if (d.parents.size() != 1 || p.steps[d.parents[0]].kind != step_kind::batchable)
+        problems.add(at(d) + "a batch_worker must depend on exactly one step, a batchable one");
+    } else if (!d.batch_config.empty()) {
+      problems.add(at(d) + "batch_config belongs to batch_worker steps");
+    }
+    if (d.kind == step_kind::batchable
+        && std::none_of(d.children.begin(), d.children.end(),
+                        [&](int c) { return p.steps[c].kind == step_kind::batch_worker; }))
+      problems.add(at(d) + "a batchable step needs a batch_worker step that depends on it");
+    if (d.kind == step_kind::deferred_convergence && d.parents.empty())
+      problems.add(at(d) + "a deferred_convergence step needs dependencies");
+  }
+  if (!problems.empty())
+    return;
+  std::vector<int> depth(p.steps.size(), 0);  // decisions above, on the deepest path
+  for (int i : p.topo) {
+    auto& d = p.steps[i];
+    bool created = d.kind != step_kind::batch_worker;
+    for (int parent : d.parents) {
+      const auto& pd = p.steps[parent];
+      depth[i] = std::max(depth[i], depth[parent] + (pd.kind == step_kind::decision ? 1 : 0));
+      // A decision's children wait for its outcome; a batch worker template
+      // is there as soon as its batchable step is.
+      const bool edge = pd.kind == step_kind::decision ? false
+                        : pd.kind == step_kind::batch_worker
+                            ? p.steps[pd.parents[0]].initially_created
+                            : pd.initially_created;
+      created = created && edge;
+    }
+    d.initially_created = created;
+    if (depth[i] > max_decision_depth)
+      problems.add(at(d) + "lies below " + std::to_string(depth[i]) + " decision steps, at most "
+                   + std::to_string(max_decision_depth) + " are allowed on one path");
+    if (d.kind == step_kind::decision || d.kind == step_kind::batchable)
+      p.dynamic = true;
+  }
+  for (auto& d : p.steps) {
+    p.initial_steps += d.initially_created ? 1 : 0;
+    d.dynamic_dependencies = std::any_of(d.ancestors.begin(), d.ancestors.end(),
+                                         [&](int a) { return !p.steps[a].initially_created; });
+  }
+}
+
 }  // namespace
+
+const char* to_string(step_kind k) {
+  switch (k) {
+    case step_kind::standard: return "standard";
+    case step_kind::decision: return "decision";
+    case step_kind::deferred_convergence: return "deferred_convergence";
+    case step_kind::batchable: return "batchable";
+    case step_kind::batch_worker: return "batch_worker";
+  }
+  return "standard";
+}
 
 std::string pipeline_def::label() const {
   return namespace_name + "/" + name + "@" + version;
@@ -392,6 +523,10 @@ std::shared_ptr<pipeline_def> parse_pipeline(std::string_view text) {
     d.result_key += ':';
   }
   compute_ancestors(*p);
+  compute_topo(*p);
+  check_kinds(*p, where, problems);
+  if (!problems.empty())
+    problems.fail();
 
   // Canonical form: every default spelled out, keys in a fixed order.
   json canon = json::object();
@@ -412,6 +547,10 @@ std::shared_ptr<pipeline_def> parse_pipeline(std::string_view text) {
                   {"jitter", d.retry.jitter},
                   {"retryable", d.retry.retryable}};
     s["timeout_ms"] = d.timeout_ms;
+    if (d.kind != step_kind::standard)  // absent for the default: older definitions stay equal
+      s["type"] = to_string(d.kind);
+    if (!d.batch_config.empty())
+      s["batch_config"] = json::parse(d.batch_config);
     arr.push_back(std::move(s));
   }
   canon["steps"] = std::move(arr);

@@ -11,6 +11,17 @@
 
 namespace tasker::core {
 
+/// What a step does besides running its handler (Tasker's step types).
+enum class step_kind {
+  standard,
+  decision,              ///< its result names which of its children are created
+  deferred_convergence,  ///< waits for those of its dependencies that were created
+  batchable,             ///< its result asks for instances of its batch worker child
+  batch_worker           ///< a template: its instances run, never the step itself
+};
+
+const char* to_string(step_kind k);
+
 /// One step of a pipeline, with its edges precomputed as step indexes.
 struct step_def {
   std::string name;
@@ -23,6 +34,16 @@ struct step_def {
   std::vector<int> children;   ///< direct dependents
   std::vector<int> ancestors;  ///< all transitive dependencies, in index order
   std::string result_key;      ///< `"name":` ready to splice into dependency JSON
+  step_kind kind = step_kind::standard;
+  std::string batch_config;  ///< batch_worker: its batch_config, compact JSON object
+  /// A batch worker whose failed instances do not fail the task
+  /// (batch_config.failure_strategy "continue_on_failure").
+  bool tolerates_failure = false;
+  /// Created with the task: not behind a decision, not a batch worker template.
+  bool initially_created = true;
+  /// Some ancestor may be skipped or is a batch worker template: its
+  /// dependency results depend on the task's rows, not on the pipeline only.
+  bool dynamic_dependencies = false;
 };
 
 /// A parsed, validated pipeline. Shared read-only between the store and the
@@ -33,7 +54,11 @@ struct pipeline_def {
   std::string version;
   std::vector<step_def> steps;
   std::string canonical_json;  ///< normalised definition: stored, and compared on re-registration
-  std::int64_t id = 0;         ///< assigned by the store
+  /// Has decision or batchable steps: its tasks' rows change as they run.
+  bool dynamic = false;
+  int initial_steps = 0;  ///< steps created with a task (initially_created)
+  std::vector<int> topo;  ///< step indexes, parents before children
+  std::int64_t id = 0;    ///< assigned by the store
 
   /// "namespace/name@version", for messages.
   std::string label() const;

@@ -5,6 +5,7 @@
 
 #include <random>
 #include <string_view>
+#include <vector>
 
 #include "store/store.hpp"
 
@@ -17,8 +18,13 @@ inline bool task_active(const task_row& t) {
 
 /// True when the state is final for a step.
 inline bool step_finished(step_state s) {
-  return s == step_state::complete || s == step_state::error || s == step_state::cancelled;
+  return s == step_state::complete || s == step_state::error || s == step_state::cancelled
+         || s == step_state::skipped;
 }
+
+/// Limits on what one outcome may create (a clear failure past them).
+constexpr std::size_t max_batch_workers = 10000;  ///< instances per batchable outcome
+constexpr std::size_t max_task_rows = 1000000;    ///< rows of one task, instances included
 
 /// Marks a ready step claimed: attempt counted (unless it resumes a wait),
 /// new fencing token, lease set.
@@ -29,8 +35,37 @@ void claim_step(step_row& s, task_row& t, millis now, millis lease_ms, std::stri
 int check_claim(const step_row& s, const task_row& t, std::int64_t token);
 
 /// Records a success. Returns true when the task thereby completed. The
-/// caller releases the children (release_parent) unless the task completed.
+/// caller releases the children (release_parent) unless the task completed,
+/// or, for a decision or batchable step (creates_steps), calls expand.
 bool apply_success(step_row& s, task_row& t, std::string_view result_json, millis now);
+
+/// A decision or batchable step: its success goes through expand.
+inline bool creates_steps(const task_row& t, const step_row& s) {
+  const auto k = t.pipeline->steps[static_cast<std::size_t>(s.index)].kind;
+  return k == step_kind::decision || k == step_kind::batchable;
+}
+
+/// What expand did.
+struct expansion {
+  bool refused = false;        ///< the outcome was invalid: the step and the task failed
+  std::size_t made_ready = 0;  ///< steps that became ready
+};
+
+/// A decision or batchable step, rows[done], just succeeded (apply_success).
+/// `rows` holds every row of its task, in any order. Applies the outcome its
+/// result names, all on these rows: a decision's chosen children become
+/// pending (the others skipped), a batchable step's instances are appended
+/// to `rows` (slot after the last, state ready, inputs holding the cursor);
+/// then every dormant step whose fate is now known is created or skipped,
+/// pending counts are recomputed and the task completes if nothing is left.
+/// An invalid outcome (unknown step names, malformed, past the limits)
+/// fails the step (type "invalid_outcome") and the task; the store then
+/// parks the unstarted steps.
+expansion expand(task_row& t, std::vector<step_row>& rows, std::size_t done, millis now);
+
+/// The rows of a new task, one per pipeline step: created steps pending or
+/// ready, the others dormant. Sets t.steps_total.
+std::vector<step_row> initial_rows(task_row& t, millis now);
 
 /// One parent of `child` completed; true when the child became ready (only
 /// while the task is active).
@@ -40,8 +75,12 @@ bool release_parent(step_row& child, const task_row& t, millis now);
 enum class failure_effect {
   retry_now,    ///< ready again immediately
   retry_later,  ///< waiting_for_retry until s.due_at
-  failed        ///< step error, task error: the store then parks the task's
+  failed,       ///< step error, task error: the store then parks the task's
                 ///< unstarted steps (park_unstarted)
+  tolerated     ///< a batch worker instance failed for good under
+                ///< "continue_on_failure": the step is in error but counts as
+                ///< done; the caller releases its children as for a success
+                ///< (unless the task thereby completed: task_active is false)
 };
 
 /// After a task failed: a ready, retry-waiting or signal-waiting step goes
@@ -90,16 +129,50 @@ void check_retryable(const task_row& t);
 /// order). The task is running again (completed_at cleared). A step in
 /// `error` gets a fresh attempt budget (attempts 0, finished_at cleared,
 /// last_error kept). Every step in `error` or `pending` then counts its
-/// parents that are not complete (pending_parents) and is `ready` when none
-/// is left, else `pending`, released by its parents as usual. Complete and
-/// running steps are left as they are. Returns how many steps became ready.
+/// parents that are not done (pending_parents, see recount) and is `ready`
+/// when none is left, else `pending`, released by its parents as usual.
+/// Complete and running steps are left as they are. Returns how many steps
+/// became ready.
 std::size_t retry(task_row& t, step_row* steps, std::size_t count, millis now);
 
-/// Appends the event for a just-claimed step to `out`; `ancestor_result(i)`
-/// returns the stored result JSON of step index i (empty: null).
+/// Sets pending_parents of every pending row from the others: a parent
+/// counts while it is not complete and not skipped; a batch worker template
+/// counts as its instances not done (1 while it has none yet). A pending row
+/// with none left becomes ready if the task is active. Returns how many did.
+std::size_t recount(const task_row& t, step_row* steps, std::size_t count, millis now);
+
+/// Appends the dependency results of a step whose ancestors are all
+/// pipeline steps created with the task (not dynamic_dependencies):
+/// `ancestor_result(i)` returns the stored result JSON of step index i
+/// (empty: null).
 template <class AncestorResult>
+void append_dependencies(event_buffer& out, const pipeline_def& p, const step_def& d,
+                         AncestorResult&& ancestor_result) {
+  out.append('{');
+  bool first = true;
+  for (int a : d.ancestors) {
+    if (!first)
+      out.append(',');
+    first = false;
+    out.append(p.steps[static_cast<std::size_t>(a)].result_key);
+    std::string_view r = ancestor_result(a);
+    out.append(r.empty() ? std::string_view{"null"} : r);
+  }
+  out.append('}');
+}
+
+/// Appends the dependency results of step `d` from all rows of its task
+/// (any order): each ancestor's result by name, a batch worker template's
+/// instances each by its own name (a tolerated failure as {"error": …}),
+/// skipped and dormant ancestors left out.
+void append_dependencies(event_buffer& out, const pipeline_def& p, const step_def& d,
+                         const step_row* rows, std::size_t count);
+
+/// Appends the event for a just-claimed step to `out`; `dependencies(out)`
+/// appends its dependency results (one of the append_dependencies).
+template <class Dependencies>
 void add_event(event_buffer& out, const step_row& s, const task_row& t, millis lease_until,
-               const wait_key& key, AncestorResult&& ancestor_result) {
+               const wait_key& key, Dependencies&& dependencies) {
   const auto& p = *t.pipeline;
   const auto& d = p.steps[static_cast<std::size_t>(s.index)];
   auto& e = out.add();
@@ -121,17 +194,7 @@ void add_event(event_buffer& out, const step_row& s, const task_row& t, millis l
   out.append(t.context);
   out.end_context();
   out.begin_string();
-  out.append('{');
-  bool first = true;
-  for (int a : d.ancestors) {
-    if (!first)
-      out.append(',');
-    first = false;
-    out.append(p.steps[static_cast<std::size_t>(a)].result_key);
-    std::string_view r = ancestor_result(a);
-    out.append(r.empty() ? std::string_view{"null"} : r);
-  }
-  out.append('}');
+  dependencies(out);
   out.end_dependency_results();
   out.begin_string();
   out.append_wait_token(key, s.id, s.claim_seq);
@@ -143,6 +206,16 @@ void add_event(event_buffer& out, const step_row& s, const task_row& t, millis l
     out.begin_string();
     out.append(s.signal);
     out.end_string(event_buffer::signal_payload);
+  }
+  if (!s.name.empty()) {
+    out.begin_string();
+    out.append(s.name);
+    out.end_string(event_buffer::step_name);
+  }
+  if (!s.inputs.empty()) {
+    out.begin_string();
+    out.append(s.inputs);
+    out.end_string(event_buffer::step_inputs);
   }
 }
 

@@ -1,5 +1,8 @@
 #include "store/store.hpp"
 
+#include <algorithm>
+#include <vector>
+
 #include "abi/error.hpp"
 #include "util/json.hpp"
 
@@ -15,6 +18,8 @@ const char* to_string(step_state s) {
     case step_state::error: return "error";
     case step_state::cancelled: return "cancelled";
     case step_state::waiting: return "waiting";
+    case step_state::dormant: return "dormant";
+    case step_state::skipped: return "skipped";
   }
   return "unknown";
 }
@@ -43,7 +48,8 @@ bool parse_task_state(std::string_view name, task_state& out) {
 bool parse_step_state(std::string_view name, step_state& out) {
   for (auto s :
        {step_state::pending, step_state::ready, step_state::running, step_state::waiting_for_retry,
-        step_state::complete, step_state::error, step_state::cancelled, step_state::waiting})
+        step_state::complete, step_state::error, step_state::cancelled, step_state::waiting,
+        step_state::dormant, step_state::skipped})
     if (name == to_string(s)) {
       out = s;
       return true;
@@ -104,19 +110,42 @@ std::string render_status(const task_row& t, const step_row* steps, std::size_t 
   out += ",\"created_at\":" + std::to_string(t.created_at)
          + ",\"updated_at\":" + std::to_string(t.updated_at) + ",\"completed_at\":";
   time_or_null(out, t.completed_at);
+  out += ",\"steps_done\":" + std::to_string(t.steps_done)
+         + ",\"steps_total\":" + std::to_string(t.steps_total);
   out += ",\"steps\":[";
-  for (std::size_t i = 0; i < count; ++i) {
-    const auto& s = steps[i];
+  // In slot order: pipeline steps as declared, then batch worker instances.
+  std::vector<const step_row*> order;
+  order.reserve(count);
+  for (std::size_t i = 0; i < count; ++i)
+    order.push_back(&steps[i]);
+  std::sort(order.begin(), order.end(),
+            [](const step_row* a, const step_row* b) { return a->slot < b->slot; });
+  bool first = true;
+  for (const step_row* row : order) {
+    const auto& s = *row;
     const auto& d = p.steps[static_cast<std::size_t>(s.index)];
-    if (i)
+    if (d.kind == step_kind::batch_worker && s.name.empty())
+      continue;  // a template: its instances are the steps
+    if (!first)
       out += ',';
+    first = false;
     out += "{\"id\":" + std::to_string(s.id) + ',';
     field(out, "name");
-    append_json_string(out, d.name);
+    append_json_string(out, s.name.empty() ? d.name : s.name);
     out += ',';
     field(out, "handler");
     append_json_string(out, d.handler);
     out += ',';
+    if (d.kind != step_kind::standard) {
+      field(out, "type");
+      append_json_string(out, to_string(d.kind));
+      out += ',';
+    }
+    if (!s.inputs.empty()) {
+      field(out, "inputs");
+      out += s.inputs;
+      out += ',';
+    }
     field(out, "state");
     append_json_string(out, to_string(s.state));
     out += ",\"attempts\":" + std::to_string(s.attempts)

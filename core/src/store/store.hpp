@@ -31,7 +31,10 @@ enum class step_state {
   complete,           ///< finished with a result
   error,              ///< failed for good
   cancelled,          ///< its task was cancelled before it finished
-  waiting             ///< waits for a signal (TK_RESULT_WAIT) until due_at; no lease
+  waiting,            ///< waits for a signal (TK_RESULT_WAIT) until due_at; no lease
+  dormant,            ///< not created yet: behind a decision, or a batch worker template
+  skipped             ///< never created: its decision chose otherwise; a batch worker
+                      ///< template whose instances were created (hidden)
 };
 
 /// Task states, stored by name.
@@ -183,15 +186,19 @@ struct task_row {
   std::string context;
   std::string idempotency_key;  ///< empty: none
   millis created_at = 0, updated_at = 0;
-  millis completed_at = -1;     ///< -1: not finished
-  std::int32_t steps_done = 0;  ///< steps complete
+  millis completed_at = -1;      ///< -1: not finished
+  std::int32_t steps_done = 0;   ///< steps complete (and batch instances failed but tolerated)
+  std::int32_t steps_total = 0;  ///< steps created, which must all be done
 };
 
 /// A step as every store records it.
 struct step_row {
   std::int64_t id = 0;
   std::int64_t task_id = 0;
-  std::int32_t index = 0;  ///< into pipeline->steps
+  std::int32_t index = 0;  ///< into pipeline->steps: the step it runs
+  /// Its place among the task's rows: a pipeline step's is its index; batch
+  /// worker instances come after them, in the order they were created.
+  std::int32_t slot = 0;
   step_state state = step_state::pending;
   std::int32_t attempts = 0;
   std::int32_t pending_parents = 0;  ///< parents not complete yet
@@ -208,6 +215,8 @@ struct step_row {
   std::string signal;           ///< the last signal's payload (JSON); empty: none
   std::int64_t signal_seq = 0;  ///< the claim (fencing token) that signal answered
   bool resume = false;          ///< the next claim resumes a wait: no attempt counted
+  std::string name;             ///< a batch worker instance's ("<template>_001"); empty: the step's
+  std::string inputs;           ///< the step's own inputs (JSON object); empty: none
 };
 
 /// Renders tk_task_status JSON; a waiting step shows its wait's token.

@@ -1,5 +1,6 @@
 #include "store/memory/memory_store.hpp"
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <queue>
@@ -86,22 +87,14 @@ public:
     t.context.assign(r.context.data(), r.context.size());
     t.idempotency_key.assign(r.idempotency_key.data(), r.idempotency_key.size());
     t.created_at = t.updated_at = now;
-    first_step_.push_back(static_cast<std::int64_t>(steps_.size()) + 1);
     auto& q = namespaces_[p->namespace_name];
     task_queues_.push_back(&q);
-    auto& heap = q.ready;
-    for (std::size_t i = 0; i < p->steps.size(); ++i) {
-      step_row s;
+    task_rows_.emplace_back();
+    for (auto& s : initial_rows(t, now)) {
       s.id = static_cast<std::int64_t>(steps_.size()) + 1;
-      s.task_id = t.id;
-      s.index = static_cast<std::int32_t>(i);
-      s.pending_parents = static_cast<std::int32_t>(p->steps[i].parents.size());
-      s.created_at = now;
-      if (s.pending_parents == 0) {
-        s.state = step_state::ready;
-        s.due_at = now;
-        heap.push({t.priority, now, s.id});
-      }
+      if (s.state == step_state::ready)
+        q.ready.push({t.priority, now, s.id});
+      task_rows_.back().push_back(s.id);
       steps_.push_back(std::move(s));
     }
     if (!r.idempotency_key.empty())
@@ -142,8 +135,8 @@ public:
 
   std::string task_status(std::int64_t task_id) override {
     const auto& t = task(task_id);
-    return render_status(t, &steps_[static_cast<std::size_t>(first_step_of(task_id) - 1)],
-                         t.pipeline->steps.size(), key_);
+    const auto rows = rows_of(task_id);
+    return render_status(t, rows.data(), rows.size(), key_);
   }
 
   task_state state_of(std::int64_t task_id) override { return task(task_id).state; }
@@ -153,26 +146,17 @@ public:
     if (!task_active(t))
       fail(TK_CONFLICT,
            "task " + std::to_string(task_id) + " has already ended (" + to_string(t.state) + ")");
-    cancel(t, &steps_[static_cast<std::size_t>(first_step_of(task_id) - 1)],
-           t.pipeline->steps.size(), now);
+    auto rows = rows_of(task_id);
+    cancel(t, rows.data(), rows.size(), now);
+    store_rows(rows);
   }
 
   void retry_task(std::int64_t task_id, millis now, effects& fx) override {
     auto& t = task(task_id);
     check_retryable(t);
-    const auto base = static_cast<std::size_t>(first_step_of(task_id) - 1);
-    const auto n = t.pipeline->steps.size();
-    std::vector<step_state> before(n);
-    for (std::size_t i = 0; i < n; ++i)
-      before[i] = steps_[base + i].state;
-    retry(t, &steps_[base], n, now);
-    for (std::size_t i = 0; i < n; ++i) {
-      const auto& s = steps_[base + i];
-      if (s.state == step_state::ready && before[i] != step_state::ready) {
-        queues_of(task_id).ready.push({t.priority, now, s.id});
-        fx.work_ready = true;
-      }
-    }
+    auto rows = rows_of(task_id);
+    retry(t, rows.data(), rows.size(), now);
+    store_rows(rows, &fx);
   }
 
   std::string list_tasks(const list_request& r) override {
@@ -225,10 +209,20 @@ public:
       auto& t = tasks_[static_cast<std::size_t>(s.task_id - 1)];
       claim_step(s, t, r.now, r.lease_ms, r.worker);
       queues_of(s.task_id).leases.push({s.due_at, s.id, s.claim_seq});
-      const auto base = static_cast<std::size_t>(first_step_of(s.task_id) - 1);
-      add_event(out, s, t, s.due_at, key_, [&](int index) -> std::string_view {
-        return steps_[base + static_cast<std::size_t>(index)].result;
-      });
+      const auto& d = t.pipeline->steps[static_cast<std::size_t>(s.index)];
+      const auto& ids = task_rows_[static_cast<std::size_t>(s.task_id - 1)];
+      if (d.dynamic_dependencies) {
+        const auto rows = rows_of(s.task_id);
+        add_event(out, s, t, s.due_at, key_, [&](event_buffer& o) {
+          append_dependencies(o, *t.pipeline, d, rows.data(), rows.size());
+        });
+      } else {
+        add_event(out, s, t, s.due_at, key_, [&](event_buffer& o) {
+          append_dependencies(o, *t.pipeline, d, [&](int index) -> std::string_view {
+            return step(ids[static_cast<std::size_t>(index)]).result;
+          });
+        });
+      }
     }
   }
 
@@ -253,14 +247,20 @@ public:
           fx.note(t, before);
           continue;
         }
-        const auto base = static_cast<std::size_t>(first_step_of(s.task_id) - 1);
-        for (int c : t.pipeline->steps[static_cast<std::size_t>(s.index)].children) {
-          auto& child = steps_[base + static_cast<std::size_t>(c)];
-          if (release_parent(child, t, now)) {
-            queues_of(s.task_id).ready.push({t.priority, now, child.id});
-            fx.work_ready = true;
-          }
+        if (creates_steps(t, s)) {
+          auto rows = rows_of(s.task_id);
+          const auto done = static_cast<std::size_t>(
+              std::find_if(rows.begin(), rows.end(),
+                           [&](const step_row& row) { return row.id == s.id; })
+              - rows.begin());
+          const bool refused = expand(t, rows, done, now).refused;
+          store_rows(rows, &fx);
+          if (refused)
+            park_task(t.id);
+          fx.note(t, before);
+          continue;
         }
+        release_children(s, t, now, fx);
       } else if (r.kind == TK_RESULT_WAIT) {
         if (apply_wait(s, t, r.wait_signal, r.wait_timeout_ms, now)) {
           queues_of(s.task_id).ready.push({t.priority, now, s.id});
@@ -323,9 +323,9 @@ public:
 
 private:
   std::map<std::tuple<std::string, std::string, std::string>, pipeline_ptr> pipelines_;
-  std::vector<task_row> tasks_;           // id = index + 1
-  std::vector<std::int64_t> first_step_;  // per task: id of its first step
-  std::vector<step_row> steps_;           // id = index + 1; a task's steps are contiguous
+  std::vector<task_row> tasks_;                       // id = index + 1
+  std::vector<std::vector<std::int64_t>> task_rows_;  // per task: its steps' ids, by slot
+  std::vector<step_row> steps_;                       // id = index + 1
   std::unordered_map<std::string, std::int64_t> idempotency_;
   // Per namespace: ready steps, waiting retries, running leases. Map nodes
   // are stable, so each task keeps a pointer to its namespace's queues.
@@ -360,8 +360,46 @@ private:
     return id >= 1 && static_cast<std::size_t>(id) <= steps_.size();
   }
   step_row& step(std::int64_t id) { return steps_[static_cast<std::size_t>(id - 1)]; }
-  std::int64_t first_step_of(std::int64_t task_id) const {
-    return first_step_[static_cast<std::size_t>(task_id - 1)];
+  /// Copies of a task's rows, by slot (for the whole-task transitions).
+  std::vector<step_row> rows_of(std::int64_t task_id) {
+    std::vector<step_row> rows;
+    for (auto id : task_rows_[static_cast<std::size_t>(task_id - 1)])
+      rows.push_back(step(id));
+    return rows;
+  }
+
+  /// Writes back rows_of's copies: new rows (id 0) get ids, steps that
+  /// became ready are queued (and noted in `fx` when given).
+  void store_rows(std::vector<step_row>& rows, effects* fx = nullptr) {
+    for (auto& r : rows) {
+      const auto& t = tasks_[static_cast<std::size_t>(r.task_id - 1)];
+      bool was_ready = false;
+      if (r.id == 0) {
+        r.id = static_cast<std::int64_t>(steps_.size()) + 1;
+        task_rows_[static_cast<std::size_t>(r.task_id - 1)].push_back(r.id);
+        steps_.push_back(r);
+      } else {
+        was_ready = step(r.id).state == step_state::ready;
+        step(r.id) = r;
+      }
+      if (r.state == step_state::ready && !was_ready && task_active(t)) {
+        queues_of(r.task_id).ready.push({t.priority, r.due_at, r.id});
+        if (fx)
+          fx->work_ready = true;
+      }
+    }
+  }
+
+  /// A step is done (complete, or failed but tolerated): its children may be ready.
+  void release_children(const step_row& s, const task_row& t, millis now, effects& fx) {
+    const auto& ids = task_rows_[static_cast<std::size_t>(s.task_id - 1)];
+    for (int c : t.pipeline->steps[static_cast<std::size_t>(s.index)].children) {
+      auto& child = step(ids[static_cast<std::size_t>(c)]);
+      if (release_parent(child, t, now)) {
+        queues_of(s.task_id).ready.push({t.priority, now, child.id});
+        fx.work_ready = true;
+      }
+    }
   }
   task_row& task(std::int64_t id) {
     if (id < 1 || static_cast<std::size_t>(id) > tasks_.size())
@@ -370,10 +408,8 @@ private:
   }
 
   void park_task(std::int64_t task_id) {
-    const auto base = static_cast<std::size_t>(first_step_of(task_id) - 1);
-    const auto n = tasks_[static_cast<std::size_t>(task_id - 1)].pipeline->steps.size();
-    for (std::size_t i = 0; i < n; ++i)
-      park_unstarted(steps_[base + i]);
+    for (auto id : task_rows_[static_cast<std::size_t>(task_id - 1)])
+      park_unstarted(step(id));
   }
 
   // Pops heap tops that are no longer claimable (task ended or cancelled).
@@ -402,6 +438,11 @@ private:
   void after_failure(queues& q, const step_row& s, const task_row& t, failure_effect effect,
                      task_state before, millis now, effects& fx) {
     switch (effect) {
+      case failure_effect::tolerated:
+        if (task_active(t))
+          release_children(s, t, now, fx);
+        fx.note(t, before);
+        break;
       case failure_effect::retry_now:
         q.ready.push({t.priority, now, s.id});
         fx.work_ready = true;

@@ -127,13 +127,18 @@ void pg_store::complete_in_transaction(const tk_step_result* results, std::size_
     const auto task = task_of_step(id);
     task_ids.push_back(task);
     const auto it = pipeline_of_.find(id);
-    const pipeline_def* p = it == pipeline_of_.end() ? nullptr : it->second;
+    const pipeline_def* p = it == pipeline_of_.end() ? nullptr : it->second.pipeline;
+    const auto index =
+        it == pipeline_of_.end() ? std::size_t{0} : static_cast<std::size_t>(it->second.index);
     if (it != pipeline_of_.end())
       pipeline_of_.erase(it);
-    if (results[i].kind != TK_RESULT_SUCCESS)
+    // A success releases children; so may a failure of a batch worker
+    // instance whose failures are tolerated.
+    const bool known = p && index < p->steps.size();
+    if (results[i].kind == TK_RESULT_WAIT
+        || (results[i].kind == TK_RESULT_FAILURE && !(known && p->steps[index].tolerates_failure)))
       continue;
-    const auto index = static_cast<std::size_t>(id - step_id_of(task, 0));
-    if (p && index < p->steps.size()) {
+    if (known) {
       for (int c : p->steps[index].children)
         children.push_back(step_id_of(task, c));
     } else {
@@ -165,7 +170,8 @@ void pg_store::complete_in_transaction(const tk_step_result* results, std::size_
   }
   std::vector<step_row> steps;
   std::unordered_map<std::int64_t, std::size_t> step_at;
-  std::map<std::pair<std::int64_t, int>, std::size_t> child_at;  // (task, index) -> position
+  // (task, slot) -> position; children are pipeline steps, whose slot is their index.
+  std::map<std::pair<std::int64_t, int>, std::size_t> child_at;
   steps.reserve(static_cast<std::size_t>(srows.rows() + prows.rows()));
   for (const pg_result* rows : {&srows, &prows})
     for (int i = 0; i < rows->rows(); ++i) {
@@ -174,14 +180,17 @@ void pg_store::complete_in_transaction(const tk_step_result* results, std::size_
                    // now pending again (locked above)
       steps.push_back(read_step(*rows, i));
       step_at[steps.back().id] = steps.size() - 1;
-      child_at[{steps.back().task_id, steps.back().index}] = steps.size() - 1;
+      child_at[{steps.back().task_id, steps.back().slot}] = steps.size() - 1;
     }
   std::vector<bool> dirty(steps.size(), false);
   std::vector<std::int64_t> parked;
-  std::size_t made_ready = 0;  // steps this call made claimable
+  std::vector<std::pair<const task_row*, step_row>> inserted;  // batch worker instances
+  std::size_t made_ready = 0;                                  // steps this call made claimable
   std::vector<const std::string*> made_ready_ns;
   auto find_child = [&](std::int64_t task, int index) -> step_row* {
     if (auto it = child_at.find({task, index}); it != child_at.end()) {
+      if (it->second >= dirty.size())
+        dirty.resize(steps.size(), false);
       dirty[it->second] = true;
       return &steps[it->second];
     }
@@ -192,7 +201,8 @@ void pg_store::complete_in_transaction(const tk_step_result* results, std::size_
     if (row.rows() == 0)
       return nullptr;
     steps.push_back(read_step(row, 0));
-    dirty.push_back(true);
+    dirty.resize(steps.size(), false);
+    dirty.back() = true;
     child_at[{task, index}] = steps.size() - 1;
     step_at[steps.back().id] = steps.size() - 1;
     return &steps.back();
@@ -212,14 +222,12 @@ void pg_store::complete_in_transaction(const tk_step_result* results, std::size_
     if (outcomes[i] != TK_OK)
       continue;
     dirty[pos] = true;
-    if (res.kind == TK_RESULT_SUCCESS) {
-      bool done = apply_success(steps[pos], t, res.result_json ? res.result_json : "null", now);
-      if (done)
-        continue;
-      const auto task_id = steps[pos].task_id;
-      const auto index = static_cast<std::size_t>(steps[pos].index);
+    // Its children count one parent less (may grow `steps`: no references kept).
+    auto release_children = [&](std::size_t at) {
+      const auto task_id = steps[at].task_id;
+      const auto index = static_cast<std::size_t>(steps[at].index);
       for (int c : t.pipeline->steps[index].children) {
-        step_row* child = find_child(task_id, c);  // may grow `steps`: no references kept
+        step_row* child = find_child(task_id, c);
         if (!child)
           fail(TK_STORE_ERROR,
                "step " + std::to_string(c) + " of task " + std::to_string(task_id) + " is missing");
@@ -228,6 +236,24 @@ void pg_store::complete_in_transaction(const tk_step_result* results, std::size_
           made_ready_ns.push_back(&t.pipeline->namespace_name);
         }
       }
+    };
+    if (res.kind == TK_RESULT_SUCCESS) {
+      bool done = apply_success(steps[pos], t, res.result_json ? res.result_json : "null", now);
+      if (done)
+        continue;
+      if (creates_steps(t, steps[pos])) {
+        dirty.resize(steps.size(), false);
+        const auto x = expand_task(t, res.step_id, steps, dirty, step_at, inserted, now);
+        for (const auto& s : steps)  // rows loaded there may be children later in this call
+          child_at.emplace(std::make_pair(s.task_id, s.slot), step_at.at(s.id));
+        if (x.refused)
+          parked.push_back(t.id);
+        made_ready += x.made_ready;
+        if (x.made_ready > 0)
+          made_ready_ns.push_back(&t.pipeline->namespace_name);
+        continue;
+      }
+      release_children(pos);
     } else if (res.kind == TK_RESULT_WAIT) {
       if (apply_wait(steps[pos], t, res.wait_signal, res.wait_timeout_ms, now)) {
         ++made_ready;
@@ -243,10 +269,15 @@ void pg_store::complete_in_transaction(const tk_step_result* results, std::size_
       if (effect == failure_effect::retry_now) {
         ++made_ready;
         made_ready_ns.push_back(&t.pipeline->namespace_name);
-      } else if (effect == failure_effect::failed)
+      } else if (effect == failure_effect::failed) {
         parked.push_back(t.id);
+      } else if (effect == failure_effect::tolerated && task_active(t)) {
+        release_children(pos);
+      }
     }
   }
+  dirty.resize(steps.size(), false);
+  insert_steps(inserted);  // first: saved rows may be their children
   std::vector<step_row> changed;
   for (std::size_t k = 0; k < steps.size(); ++k) {
     if (!dirty[k])
@@ -357,7 +388,7 @@ void pg_store::claim_in_transaction(const claim_request& r, event_buffer& out, s
   for (std::size_t k = 0; k < claims.size(); ++k) {
     const auto& rows = res[claims[k]];
     for (int i = 0; i < rows.rows(); ++i)
-      got.push_back({&rows, i, rows.integer(i, step_col_count + 10), read_step(rows, i)});
+      got.push_back({&rows, i, rows.integer(i, claim_prio_column), read_step(rows, i)});
   }
   if (namespaces.size() > 1) {
     const auto first = got.begin() + (handoff_ids.empty() ? 0 : res[claims[0]].rows());
@@ -368,10 +399,25 @@ void pg_store::claim_in_transaction(const claim_request& r, event_buffer& out, s
   for (auto& c : got) {
     auto t = read_task(*c.rows, c.row, step_col_count);
     t.state = task_state::running;  // as claim_step leaves it
-    pipeline_of_[c.step.id] = t.pipeline.get();
+    pipeline_of_[c.step.id] = {t.pipeline.get(), c.step.index};
+    const auto& d = t.pipeline->steps[static_cast<std::size_t>(c.step.index)];
+    if (d.dynamic_dependencies) {  // from all the task's rows (rare: below a decision or batch)
+      pg_params a;
+      a.add(t.id);
+      auto all = db_.run(s_steps_of_task, sql_steps_of_task, std::move(a));
+      std::vector<step_row> rows;
+      for (int k = 0; k < all.rows(); ++k)
+        rows.push_back(read_step(all, k));
+      add_event(out, c.step, t, c.step.due_at, key_, [&](event_buffer& o) {
+        append_dependencies(o, *t.pipeline, d, rows.data(), rows.size());
+      });
+      continue;
+    }
     const auto done = c.rows->text(c.row, claim_done_column);
-    add_event(out, c.step, t, c.step.due_at, key_,
-              [&](int index) { return ancestor_result(done, index); });
+    add_event(out, c.step, t, c.step.due_at, key_, [&](event_buffer& o) {
+      append_dependencies(o, *t.pipeline, d,
+                          [&](int index) { return ancestor_result(done, index); });
+    });
   }
   const bool full = r.max > 0 && got.size() >= r.max;
   // Saturated: "ready" notifications would only wake us for nothing (see
@@ -435,8 +481,30 @@ void pg_store::take_back_expired(const std::string& ns_list, millis now, std::mt
     if (effect == failure_effect::retry_now) {
       fx.work_ready = true;
       ready_ns_.push_back(t.pipeline->namespace_name);
-    } else if (effect == failure_effect::failed)
+    } else if (effect == failure_effect::failed) {
       parked.push_back(t.id);
+    } else if (effect == failure_effect::tolerated && task_active(t)) {
+      // A batch worker instance that counts as done: its children count it.
+      for (int c : t.pipeline->steps[static_cast<std::size_t>(s.index)].children) {
+        const auto id = step_id_of(t.id, c);
+        auto at = std::find_if(changed.begin(), changed.end(),
+                               [&](const step_row& x) { return x.id == id; });
+        if (at == changed.end()) {
+          pg_params q;
+          q.add(id);
+          auto found = db_.run(s_child, sql_child, std::move(q));
+          if (found.rows() == 0)
+            fail(TK_STORE_ERROR,
+                 "step " + std::to_string(c) + " of task " + std::to_string(t.id) + " is missing");
+          changed.push_back(read_step(found, 0));
+          at = changed.end() - 1;
+        }
+        if (release_parent(*at, t, now)) {
+          fx.work_ready = true;
+          ready_ns_.push_back(t.pipeline->namespace_name);
+        }
+      }
+    }
     pipeline_of_.erase(s.id);
     changed.push_back(std::move(s));
   }
@@ -445,6 +513,88 @@ void pg_store::take_back_expired(const std::string& ns_list, millis now, std::mt
   park(parked);
   for (std::size_t k = 0; k < tasks.size(); ++k)
     fx.note(tasks[k], before[k]);
+}
+
+expansion pg_store::expand_task(task_row& t, std::int64_t step_id, std::vector<step_row>& steps,
+                                std::vector<bool>& dirty,
+                                std::unordered_map<std::int64_t, std::size_t>& step_at,
+                                std::vector<std::pair<const task_row*, step_row>>& inserted,
+                                millis now) {
+  // Every row of the task, locked (its task is locked already: the lock
+  // order holds), with this call's own versions of those it changed.
+  pg_params a;
+  a.add(t.id);
+  auto all = db_.run(s_steps_of_task_locked, sql_steps_of_task_locked, std::move(a));
+  std::vector<step_row> rows;
+  for (int k = 0; k < all.rows(); ++k) {
+    rows.push_back(read_step(all, k));
+    if (auto it = step_at.find(rows.back().id); it != step_at.end())
+      rows.back() = steps[it->second];
+  }
+  for (const auto& [task, row] : inserted)  // instances created earlier in this call
+    if (row.task_id == t.id)
+      rows.push_back(row);
+  const auto known = rows.size();
+  std::size_t done = 0;
+  while (done < rows.size() && rows[done].id != step_id)
+    ++done;
+  if (done == rows.size())
+    fail(TK_STORE_ERROR, "step " + std::to_string(step_id) + " vanished");
+  const auto before = rows;
+  const auto x = expand(t, rows, done, now);
+  for (std::size_t k = 0; k < rows.size(); ++k) {
+    if (k >= known) {  // new: the id its slot gives it
+      rows[k].id = step_id_of(t.id, rows[k].slot);
+      inserted.emplace_back(&t, rows[k]);
+      continue;
+    }
+    if (rows[k].id == 0 || before[k].id == 0)
+      continue;  // inserted earlier in this call, unchanged since (expand only appends)
+    auto it = step_at.find(rows[k].id);
+    if (it != step_at.end()) {
+      steps[it->second] = rows[k];
+      dirty[it->second] = true;
+    } else if (rows[k].state != before[k].state
+               || rows[k].pending_parents != before[k].pending_parents
+               || rows[k].last_error != before[k].last_error) {
+      steps.push_back(rows[k]);
+      dirty.push_back(true);
+      step_at[rows[k].id] = steps.size() - 1;
+    }
+  }
+  return x;
+}
+
+void pg_store::insert_steps(const std::vector<std::pair<const task_row*, step_row>>& rows) {
+  if (rows.empty())
+    return;
+  std::string ids = "{", tasks = "{", slots = "{", tmpls = "{", ns = "{", prios = "{", states = "{",
+              pending = "{", due = "{", created = "{", started = "{", finished = "{", results = "{",
+              names = "{", inputs = "{";
+  for (const auto& [t, s] : rows) {
+    append_array_int(ids, s.id, false);
+    append_array_int(tasks, s.task_id, false);
+    append_array_int(slots, s.slot, false);
+    append_array_int(tmpls, s.index, false);
+    append_array_text(ns, t->pipeline->namespace_name, false);
+    append_array_int(prios, t->priority, false);
+    append_array_text(states, to_string(s.state), false);
+    append_array_int(pending, s.pending_parents, false);
+    append_array_int(due, s.due_at, false);
+    append_array_int(created, s.created_at, false);
+    append_array_int(started, s.started_at, s.started_at < 0);
+    append_array_int(finished, s.finished_at, s.finished_at < 0);
+    append_array_text(results, s.result, s.result.empty());
+    append_array_text(names, s.name, false);
+    append_array_text(inputs, s.inputs, s.inputs.empty());
+  }
+  pg_params a;
+  for (auto* arr : {&ids, &tasks, &slots, &tmpls, &ns, &prios, &states, &pending, &due, &created,
+                    &started, &finished, &results, &names, &inputs}) {
+    *arr += '}';
+    a.add(*arr);
+  }
+  db_.queue(s_insert_steps, sql_insert_steps, std::move(a));
 }
 
 }  // namespace tasker::core

@@ -85,11 +85,25 @@ void migrate_to_3(pg_connection& db) {
   db.exec("DROP INDEX tk_steps_pending");
 }
 
+// Schema 4: steps created as a task runs (decisions, batches). idx stays
+// the row's slot; a batch worker instance names the step it runs in tmpl
+// and has a name and inputs (its cursor) of its own. Tasks count the steps
+// they created.
+void migrate_to_4(pg_connection& db) {
+  db.exec("ALTER TABLE tk_steps ADD COLUMN tmpl INTEGER, ADD COLUMN name TEXT, "
+          "ADD COLUMN inputs TEXT");
+  db.exec("ALTER TABLE tk_tasks ADD COLUMN steps_total INTEGER NOT NULL DEFAULT 0");
+  db.exec(
+      "UPDATE tk_tasks t SET steps_total = (SELECT count(*) FROM tk_steps s WHERE s.id" TK_STEPS_OF(
+          "t.id") ")");
+}
+
 void apply_migration(pg_connection& db, int version) {
   switch (version) {
     case 1: return migrate_to_1(db);
     case 2: return migrate_to_2(db);
     case 3: return migrate_to_3(db);
+    case 4: return migrate_to_4(db);
   }
   fail(TK_STORE_ERROR, "no migration to schema version " + std::to_string(version));
 }

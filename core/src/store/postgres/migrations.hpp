@@ -9,7 +9,7 @@
 namespace tasker::core {
 
 /// The schema version this code writes and reads.
-constexpr int schema_version = 3;
+constexpr int schema_version = 4;
 
 /// Creates the schema `schema` or migrates it to schema_version, in one
 /// transaction under an advisory lock, so that workers starting together do

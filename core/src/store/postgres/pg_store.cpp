@@ -110,7 +110,9 @@ void pg_store::create_tasks(const task_request* r, std::size_t n, millis now, cr
           .add(r[i].context)
           .add_opt(r[i].idempotency_key)
           .add(now)
-          .add(parent_counts(p));
+          .add(initial_rows_of(p).parents)
+          .add(initial_rows_of(p).states)
+          .add(std::int64_t{p.initial_steps});
       at[i] = db_.queue(s_create, sql_create, std::move(a));
     }
     fx.work_ready = n > 0;
@@ -314,15 +316,21 @@ void pg_store::note_served(const std::vector<std::string>& namespaces) {
       served_.push_back(n);
 }
 
-const std::string& pg_store::parent_counts(const pipeline_def& p) {
-  auto& parents = parent_counts_[p.id];
-  if (parents.empty()) {
+const pg_store::initial_arrays& pg_store::initial_rows_of(const pipeline_def& p) {
+  auto& arrays = initial_[p.id];
+  if (arrays.parents.empty()) {
+    task_row t;
+    t.pipeline = pipelines_.at(p.id);
     std::vector<std::int64_t> counts;
-    for (const auto& s : p.steps)
-      counts.push_back(static_cast<std::int64_t>(s.parents.size()));
-    parents = int_array(counts);
+    std::vector<std::string> states;
+    for (const auto& s : initial_rows(t, 0)) {
+      counts.push_back(s.pending_parents);
+      states.emplace_back(to_string(s.state));
+    }
+    arrays.parents = int_array(counts);
+    arrays.states = text_array(states);
   }
-  return parents;
+  return arrays;
 }
 
 /// Queues notifications, which PostgreSQL sends when the transaction commits.

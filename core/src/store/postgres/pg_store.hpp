@@ -15,8 +15,10 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
+#include "model/transitions.hpp"
 #include "store/postgres/connection.hpp"
 #include "store/postgres/listener.hpp"
 #include "store/postgres/rows.hpp"
@@ -60,9 +62,14 @@ private:
   std::string ready_channel_, done_channel_;
   std::unique_ptr<pg_listener> listener_;
 
-  std::unordered_map<std::int64_t, pipeline_ptr> pipelines_;     // immutable once stored
-  std::unordered_map<std::string, std::int64_t> pipeline_ids_;   // "ns\nname\nversion" -> id
-  std::unordered_map<std::int64_t, std::string> parent_counts_;  // pipeline id -> "{0,1,1}"
+  std::unordered_map<std::int64_t, pipeline_ptr> pipelines_;    // immutable once stored
+  std::unordered_map<std::string, std::int64_t> pipeline_ids_;  // "ns\nname\nversion" -> id
+  /// Per pipeline id: its steps' parent counts and first states, as arrays
+  /// ("{0,1,1}", "{ready,pending,dormant}") for the statement creating a task.
+  struct initial_arrays {
+    std::string parents, states;
+  };
+  std::unordered_map<std::int64_t, initial_arrays> initial_;
 
   due_info next_due_;
   std::vector<std::string> next_due_namespaces_;
@@ -81,7 +88,11 @@ private:
   /// Pipeline of each step this store claimed and has not completed yet
   /// (pipelines_ keeps them): a completion of those reads just the children
   /// it may release, by id.
-  std::unordered_map<std::int64_t, const pipeline_def*> pipeline_of_;
+  struct claimed_as {
+    const pipeline_def* pipeline;
+    int index;  ///< the step it runs (a batch worker instance's template)
+  };
+  std::unordered_map<std::int64_t, claimed_as> pipeline_of_;
 
   std::vector<std::int64_t> handoffs_;  // from complete_in_transaction to claim_in_transaction
   std::vector<std::string> ready_ns_;   ///< namespaces given ready work by this call (NOTIFY)
@@ -99,7 +110,17 @@ private:
   // Pipelines, namespaces, rows and notifications (pg_store.cpp).
   bool serves(std::string_view ns) const;
   void note_served(const std::vector<std::string>& namespaces);
-  const std::string& parent_counts(const pipeline_def& p);
+  const initial_arrays& initial_rows_of(const pipeline_def& p);
+  /// A decision or batchable step succeeded: its outcome applied to the
+  /// whole task (transitions.hpp: expand), merged into `steps` (the rows of
+  /// this call, `dirty` marks those to save) with new rows in `inserted`.
+  /// Returns what expand did.
+  expansion expand_task(task_row& t, std::int64_t step_id, std::vector<step_row>& steps,
+                        std::vector<bool>& dirty,
+                        std::unordered_map<std::int64_t, std::size_t>& step_at,
+                        std::vector<std::pair<const task_row*, step_row>>& inserted, millis now);
+  /// Queues one statement inserting new rows, each of its task.
+  void insert_steps(const std::vector<std::pair<const task_row*, step_row>>& rows);
   void notify(const effects& fx);
   void known_namespace(const std::string& ns);
   const std::vector<std::string>& all_namespaces();

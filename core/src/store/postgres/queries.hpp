@@ -34,14 +34,18 @@ constexpr std::int64_t task_of_step(std::int64_t step_id) {
 #define TK_STEPS_OF(T)                                                                             \
   " BETWEEN " T " * " TK_STEP_SPAN " AND " T " * " TK_STEP_SPAN " + " TK_STEP_SPAN " - 1 "
 
+// A row's idx is its slot (schema 4): a pipeline step's index, or, for a
+// batch worker instance, a place after them; tmpl then names the step it
+// runs, and name and inputs are its own.
 #define TK_STEP_COLS                                                                               \
   "s.id, s.task_id, s.idx, s.state, s.attempts, s.pending_parents, s.claim_seq, s.due_at, "        \
   "s.created_at, s.started_at, s.finished_at, s.result, s.last_error, s.claimed_by, "              \
-  "s.wait_name, s.signal, s.signal_seq, s.resume"
-constexpr int step_col_count = 18;
+  "s.wait_name, s.signal, s.signal_seq, s.resume, s.tmpl, s.name, s.inputs"
+constexpr int step_col_count = 21;
 #define TK_TASK_COLS                                                                               \
   "t.id, t.pipeline_id, t.state, t.priority, t.context, t.idempotency_key, t.created_at, "         \
-  "t.updated_at, t.completed_at, t.steps_done"
+  "t.updated_at, t.completed_at, t.steps_done, t.steps_total"
+constexpr int task_col_count = 11;
 
 // Statement slots.
 enum slot : std::size_t {
@@ -80,6 +84,7 @@ enum slot : std::size_t {
   s_wait_expired,
   s_signal_task,
   s_signal_step,
+  s_insert_steps,
 };
 
 // ---- tk_pipelines
@@ -104,16 +109,25 @@ inline const std::string sql_state_of = "SELECT state FROM tk_tasks WHERE id = $
 // taken (then no row comes back).
 inline const std::string sql_create =
     "WITH t AS (INSERT INTO tk_tasks (pipeline_id, namespace, state, priority, context, "
-    "idempotency_key, created_at, updated_at, steps_done) "
-    "VALUES ($1, $2, 'pending', $3, $4, $5, $6, $6, 0) "
+    "idempotency_key, created_at, updated_at, steps_done, steps_total) "
+    "VALUES ($1, $2, 'pending', $3, $4, $5, $6, $6, 0, $9) "
     "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id) "
     "INSERT INTO tk_steps (id, task_id, idx, namespace, priority, state, attempts, "
     "pending_parents, parents, claim_seq, due_at, created_at) "
-    "SELECT t.id * " TK_STEP_SPAN " + u.ord - 1, t.id, u.ord - 1, $2, $3, CASE WHEN u.parents = 0 "
-    "THEN 'ready' ELSE 'pending' END, "
-    "0, u.parents, u.parents, 0, $6, $6 FROM t, unnest($7::int[]) WITH ORDINALITY AS u(parents, "
-    "ord) "
+    "SELECT t.id * " TK_STEP_SPAN " + u.ord - 1, t.id, u.ord - 1, $2, $3, u.state, "
+    "0, u.parents, u.parents, 0, $6, $6 FROM t, unnest($7::int[], $8::text[]) WITH ORDINALITY "
+    "AS u(parents, state, ord) "
     "ORDER BY u.ord RETURNING task_id";
+// A batch's worker instances (transitions.hpp: expand), all in one statement.
+inline const std::string sql_insert_steps =
+    "INSERT INTO tk_steps (id, task_id, idx, tmpl, namespace, priority, state, attempts, "
+    "pending_parents, parents, claim_seq, due_at, created_at, started_at, finished_at, result, "
+    "name, inputs) SELECT v.id, v.task, v.idx, v.tmpl, v.ns, v.prio, v.state, 0, v.pending, 1, "
+    "0, v.due, v.created, v.started, v.finished, v.result, v.name, v.inputs "
+    "FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::int[], $5::text[], $6::int[], "
+    "$7::text[], $8::int[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], "
+    "$13::text[], $14::text[], $15::text[]) AS v(id, task, idx, tmpl, ns, prio, state, pending, "
+    "due, created, started, finished, result, name, inputs)";
 inline const std::string sql_idem_find =
     "SELECT id, pipeline_id FROM tk_tasks WHERE idempotency_key = $1";
 // Lock order everywhere: tasks by id, then their steps by id.
@@ -122,9 +136,9 @@ inline const std::string sql_tasks_locked =
     "FOR UPDATE";
 inline const std::string sql_save_tasks =
     "UPDATE tk_tasks AS t SET state = v.state, updated_at = v.updated, "
-    "completed_at = v.completed, steps_done = v.done "
-    "FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::int[]) "
-    "AS v(id, state, updated, completed, done) WHERE t.id = v.id";
+    "completed_at = v.completed, steps_done = v.done, steps_total = v.total "
+    "FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::int[], $6::int[]) "
+    "AS v(id, state, updated, completed, done, total) WHERE t.id = v.id";
 /// The list_tasks statement for slot s_list_0 + v: v & 1 filters by state,
 /// v & 2 by namespace.
 inline const std::string& sql_list_tasks(std::size_t v) {
@@ -251,11 +265,12 @@ inline const std::string sql_next_due =
 // rows (10 ms instead of 2 for 64 steps among 20,000 tasks), and with both
 // conditions some backends' plans probed every id for every row of `pick`
 // (64 x 64 probes, 6 ms). The final select joins `pick` back for the order.
-// The results of the task's complete steps, for a claimed step with parents.
+// The results of the task's complete pipeline steps (not a batch's
+// instances: tmpl is null), for a claimed step with parents.
 #define TK_CLAIM_DEPS                                                                              \
   "CASE WHEN upd.parents > 0 THEN (SELECT string_agg(a.idx || ':' || octet_length(a.result) "      \
   "|| ':' || a.result, '' ORDER BY a.idx) FROM tk_steps a WHERE a.state = 'complete' AND "         \
-  "a.id" TK_STEPS_OF("upd.task_id") ") END "
+  "a.tmpl IS NULL AND a.id" TK_STEPS_OF("upd.task_id") ") END "
 // Moves the claimed steps' pending tasks to running.
 #define TK_CLAIM_STARTED(NOW)                                                                      \
   ", started AS (UPDATE tk_tasks SET state = 'running', updated_at = " NOW " WHERE id IN "         \
@@ -269,11 +284,11 @@ inline const std::string sql_next_due =
   "RETURNING s.id, s.task_id, s.idx, "                                                             \
   "s.state, s.attempts, s.pending_parents, s.claim_seq, s.due_at, s.created_at, s.started_at, "    \
   "s.finished_at, s.result, s.last_error, s.claimed_by, s.wait_name, s.signal, s.signal_seq, "     \
-  "s.resume, s.parents)" STARTED " "                                                               \
+  "s.resume, s.tmpl, s.name, s.inputs, s.parents)" STARTED " "                                     \
   "SELECT upd.id, upd.task_id, upd.idx, upd.state, upd.attempts, upd.pending_parents, "            \
   "upd.claim_seq, upd.due_at, upd.created_at, upd.started_at, upd.finished_at, upd.result, "       \
   "upd.last_error, upd.claimed_by, upd.wait_name, upd.signal, upd.signal_seq, "                    \
-  "upd.resume, " TK_TASK_COLS ", p.prio, " TK_CLAIM_DEPS                                           \
+  "upd.resume, upd.tmpl, upd.name, upd.inputs, " TK_TASK_COLS ", p.prio, " TK_CLAIM_DEPS           \
   "FROM upd JOIN pick p ON p.id = upd.id JOIN tk_tasks t ON t.id = upd.task_id "                   \
   "ORDER BY p.src, p.prio DESC, p.ready_at, upd.id"
 inline const std::string sql_claim =
@@ -297,7 +312,8 @@ inline const std::string sql_claim_both =
     "ORDER BY s.priority DESC, s.due_at, s.id LIMIT $2 FOR UPDATE SKIP LOCKED), "
     "pick AS (SELECT * FROM handed UNION ALL SELECT * FROM queued), " TK_CLAIM_TAIL(
         "$3", "$4", "$5", TK_CLAIM_STARTED("$3"));
-constexpr int claim_done_column = step_col_count + 11;
+constexpr int claim_prio_column = step_col_count + task_col_count;
+constexpr int claim_done_column = claim_prio_column + 1;
 
 // ---- Notifications
 

@@ -49,6 +49,11 @@ step_row read_step(const pg_result& r, int row) {
   s.signal.assign(r.text(row, 15));
   s.signal_seq = r.integer(row, 16);
   s.resume = r.integer(row, 17) != 0;
+  s.slot = s.index;  // idx is the row's slot
+  if (!r.null(row, 18))
+    s.index = static_cast<std::int32_t>(r.integer(row, 18));
+  s.name.assign(r.text(row, 19));
+  s.inputs.assign(r.text(row, 20));
   return s;
 }
 
@@ -66,6 +71,7 @@ task_row read_task_columns(const pg_result& r, int row, int at) {
   t.updated_at = r.integer(row, at + 7);
   t.completed_at = r.time(row, at + 8);
   t.steps_done = static_cast<std::int32_t>(r.integer(row, at + 9));
+  t.steps_total = static_cast<std::int32_t>(r.integer(row, at + 10));
   return t;
 }
 
@@ -100,16 +106,17 @@ pg_params save_steps_params(const std::vector<step_row>& steps) {
 }
 
 pg_params save_tasks_params(const std::vector<task_row>& tasks) {
-  std::string ids = "{", states = "{", updated = "{", completed = "{", done = "{";
+  std::string ids = "{", states = "{", updated = "{", completed = "{", done = "{", total = "{";
   for (const auto& t : tasks) {
     append_array_int(ids, t.id, false);
     append_array_text(states, to_string(t.state), false);
     append_array_int(updated, t.updated_at, false);
     append_array_int(completed, t.completed_at, t.completed_at < 0);
     append_array_int(done, t.steps_done, false);
+    append_array_int(total, t.steps_total, false);
   }
   pg_params a;
-  for (auto* arr : {&ids, &states, &updated, &completed, &done}) {
+  for (auto* arr : {&ids, &states, &updated, &completed, &done, &total}) {
     *arr += '}';
     a.add(*arr);
   }

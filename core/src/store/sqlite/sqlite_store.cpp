@@ -12,7 +12,7 @@ namespace tasker::core {
 
 namespace {
 
-constexpr int schema_version = 2;
+constexpr int schema_version = 3;
 
 // Column lists shared by every query that loads a whole row; `prefix` names
 // the table's alias in a join.
@@ -27,15 +27,17 @@ std::string columns(std::initializer_list<const char*> names, const char* prefix
   return out;
 }
 std::string step_columns(const char* prefix = "") {
-  return columns({"id", "task_id", "idx", "state", "attempts", "pending_parents", "claim_seq",
-                  "due_at", "created_at", "started_at", "finished_at", "result", "last_error",
-                  "claimed_by", "wait_name", "signal", "signal_seq", "resume"},
-                 prefix);
+  return columns(
+      {"id",         "task_id",    "idx",        "state",      "attempts",    "pending_parents",
+       "claim_seq",  "due_at",     "created_at", "started_at", "finished_at", "result",
+       "last_error", "claimed_by", "wait_name",  "signal",     "signal_seq",  "resume",
+       "tmpl",       "name",       "inputs"},
+      prefix);
 }
-constexpr int step_column_count = 18;
+constexpr int step_column_count = 21;
 std::string task_columns(const char* prefix = "") {
   return columns({"id", "pipeline_id", "state", "priority", "context", "idempotency_key",
-                  "created_at", "updated_at", "completed_at", "steps_done"},
+                  "created_at", "updated_at", "completed_at", "steps_done", "steps_total"},
                  prefix);
 }
 
@@ -134,12 +136,14 @@ public:
       }
     }
     auto& insert = stmt(4, [&] {
-      return std::string(
-          "INSERT INTO tk_tasks (pipeline_id, namespace, state, priority, context, "
-          "idempotency_key, "
-          "created_at, updated_at, steps_done) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, 0) "
-          "RETURNING id");
+      return std::string("INSERT INTO tk_tasks (pipeline_id, namespace, state, priority, context, "
+                         "idempotency_key, "
+                         "created_at, updated_at, steps_done, steps_total) "
+                         "VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, 0, ?) RETURNING id");
     });
+    task_row t;
+    t.pipeline = p;
+    auto rows = initial_rows(t, now);
     insert.bind(1, p->id);
     insert.bind(2, p->namespace_name);
     insert.bind(3, std::int64_t{r.priority});
@@ -147,6 +151,7 @@ public:
     insert.bind_opt(5, r.idempotency_key);
     insert.bind(6, now);
     insert.bind(7, now);
+    insert.bind(8, std::int64_t{t.steps_total});
     if (!insert.step())
       fail(TK_STORE_ERROR, "inserting a task returned no id");
     auto task_id = insert.get_int(0);
@@ -157,15 +162,14 @@ public:
           "pending_parents, "
           "claim_seq, due_at, created_at) VALUES (?, ?, ?, ?, ?, 0, ?, 0, ?, ?)");
     });
-    for (std::size_t i = 0; i < p->steps.size(); ++i) {
-      auto parents = static_cast<std::int64_t>(p->steps[i].parents.size());
+    for (const auto& row : rows) {
       step.reset();
       step.bind(1, task_id);
-      step.bind(2, static_cast<std::int64_t>(i));
+      step.bind(2, std::int64_t{row.slot});
       step.bind(3, p->namespace_name);
       step.bind(4, std::int64_t{r.priority});
-      step.bind(5, std::string_view{parents == 0 ? "ready" : "pending"});
-      step.bind(6, parents);
+      step.bind(5, std::string_view{to_string(row.state)});
+      step.bind(6, std::int64_t{row.pending_parents});
       step.bind(7, now);
       step.bind(8, now);
       step.step();
@@ -339,21 +343,33 @@ public:
       claim_step(s, t, r.now, r.lease_ms, r.worker);
       save_step(s);
       const auto& d = t.pipeline->steps[static_cast<std::size_t>(s.index)];
+      if (d.dynamic_dependencies) {
+        const auto rows = load_steps(s.task_id);
+        add_event(out, s, t, s.due_at, key_, [&](event_buffer& o) {
+          append_dependencies(o, *t.pipeline, d, rows.data(), rows.size());
+        });
+        continue;
+      }
       ancestor_results_.assign(t.pipeline->steps.size(), std::string{});
       if (!d.ancestors.empty()) {
+        // Pipeline steps only (slot = idx below their count): a batch's
+        // instances, after them, are no ancestors here.
         auto& a = stmt(8, [&] {
-          return std::string(
-              "SELECT idx, result FROM tk_steps WHERE task_id = ? AND state = 'complete'");
+          return std::string("SELECT idx, result FROM tk_steps WHERE task_id = ? AND idx < ? "
+                             "AND state = 'complete'");
         });
         a.bind(1, s.task_id);
+        a.bind(2, static_cast<std::int64_t>(t.pipeline->steps.size()));
         while (a.step()) {
           auto idx = static_cast<std::size_t>(a.get_int(0));
           if (idx < ancestor_results_.size())
             ancestor_results_[idx].assign(a.get_text(1));
         }
       }
-      add_event(out, s, t, s.due_at, key_, [&](int index) -> std::string_view {
-        return ancestor_results_[static_cast<std::size_t>(index)];
+      add_event(out, s, t, s.due_at, key_, [&](event_buffer& o) {
+        append_dependencies(o, *t.pipeline, d, [&](int index) -> std::string_view {
+          return ancestor_results_[static_cast<std::size_t>(index)];
+        });
       });
     }
     for (auto& [id, t] : task_cache_)
@@ -383,15 +399,11 @@ public:
         save_step(s);
         if (done)
           continue;
-        for (int c : t.pipeline->steps[static_cast<std::size_t>(s.index)].children) {
-          step_row child;
-          if (!find_child(s.task_id, c, child))
-            fail(TK_STORE_ERROR, "step " + std::to_string(c) + " of task "
-                                     + std::to_string(s.task_id) + " is missing");
-          if (release_parent(child, t, now))
-            fx.work_ready = true;
-          save_step(child);
+        if (creates_steps(t, s)) {
+          expand_task(t, s.id, now, fx);
+          continue;
         }
+        release_children(s, t, now, fx);
       } else if (r.kind == TK_RESULT_WAIT) {
         if (apply_wait(s, t, r.wait_signal, r.wait_timeout_ms, now))
           fx.work_ready = true;
@@ -399,10 +411,7 @@ public:
       } else {
         auto effect = apply_failure(s, t, r, now, rng);
         save_step(s);
-        if (effect == failure_effect::retry_now)
-          fx.work_ready = true;
-        else if (effect == failure_effect::failed)
-          park_task(s.task_id);
+        after_failure(s, t, effect, now, fx);
       }
     }
     for (auto& [id, t] : task_cache_)
@@ -502,7 +511,7 @@ private:
 
   sqlite_connection db_;
 
-  // Each call site owns a statement slot (0-34; 26-29 are list_tasks's
+  // Each call site owns a statement slot (0-35; 26-29 are list_tasks's
   // filter variants): its SQL is built only the first time, so a hot call
   // neither allocates nor hashes its SQL text.
   template <class MakeSql>
@@ -537,6 +546,8 @@ private:
       create_version_1();
     if (found < 2)
       migrate_to_2();
+    if (found < 3)
+      migrate_to_3();
     if (found < schema_version)
       db_.exec("UPDATE tk_schema SET version = " + std::to_string(schema_version));
     auto& k = stmt(
@@ -557,6 +568,17 @@ private:
     db_.exec("CREATE TABLE tk_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
     db_.exec("INSERT INTO tk_meta (key, value) VALUES ('wait_secret', '"
              + wait_key::random().to_hex() + "')");
+  }
+
+  // Version 3: dynamic steps (decisions, batches). A row's idx is its slot;
+  // a batch worker instance names the step it runs in tmpl, has a name of
+  // its own and inputs (its cursor). Tasks count the steps they created.
+  void migrate_to_3() {
+    for (const char* column : {"tmpl INTEGER", "name TEXT", "inputs TEXT"})
+      db_.exec(std::string("ALTER TABLE tk_steps ADD COLUMN ") + column);
+    db_.exec("ALTER TABLE tk_tasks ADD COLUMN steps_total INTEGER NOT NULL DEFAULT 0");
+    db_.exec("UPDATE tk_tasks SET steps_total = "
+             "(SELECT count(*) FROM tk_steps s WHERE s.task_id = tk_tasks.id)");
   }
 
   void create_version_1() {
@@ -643,6 +665,11 @@ private:
     s.signal.assign(q.get_text(15));
     s.signal_seq = q.get_int(16);
     s.resume = q.get_int(17) != 0;
+    s.slot = static_cast<std::int32_t>(s.index);  // idx is the row's slot
+    if (!q.is_null(18))
+      s.index = static_cast<std::int32_t>(q.get_int(18));
+    s.name.assign(q.get_text(19));
+    s.inputs.assign(q.get_text(20));
     return s;
   }
 
@@ -662,6 +689,7 @@ private:
     t.updated_at = q.get_int(at + 7);
     t.completed_at = q.get_time(at + 8);
     t.steps_done = static_cast<std::int32_t>(q.get_int(at + 9));
+    t.steps_total = static_cast<std::int32_t>(q.get_int(at + 10));
     t.pipeline = pipeline_by_id(pipeline_id);  // may prepare another statement: read columns first
     return t;
   }
@@ -772,25 +800,102 @@ private:
   void save_task(const task_row& t, task_state before) {
     if (t.state == before) {  // leaves the state index alone
       auto& u = stmt(21, [&] {
-        return std::string("UPDATE tk_tasks SET updated_at = ?, steps_done = ? WHERE id = ?");
+        return std::string(
+            "UPDATE tk_tasks SET updated_at = ?, steps_done = ?, steps_total = ? WHERE id = ?");
       });
       u.bind(1, t.updated_at);
       u.bind(2, std::int64_t{t.steps_done});
-      u.bind(3, t.id);
+      u.bind(3, std::int64_t{t.steps_total});
+      u.bind(4, t.id);
       u.step();
       return;
     }
     auto& u = stmt(22, [&] {
       return std::string(
-          "UPDATE tk_tasks SET state = ?, updated_at = ?, completed_at = ?, steps_done = ? "
-          "WHERE id = ?");
+          "UPDATE tk_tasks SET state = ?, updated_at = ?, completed_at = ?, steps_done = ?, "
+          "steps_total = ? WHERE id = ?");
     });
     u.bind(1, std::string_view{to_string(t.state)});
     u.bind(2, t.updated_at);
     u.bind_time(3, t.completed_at);
     u.bind(4, std::int64_t{t.steps_done});
-    u.bind(5, t.id);
+    u.bind(5, std::int64_t{t.steps_total});
+    u.bind(6, t.id);
     u.step();
+  }
+
+  // What a failed attempt of `s` asks of the other rows.
+  void after_failure(const step_row& s, const task_row& t, failure_effect effect, millis now,
+                     effects& fx) {
+    if (effect == failure_effect::retry_now)
+      fx.work_ready = true;
+    else if (effect == failure_effect::failed)
+      park_task(s.task_id);
+    else if (effect == failure_effect::tolerated && task_active(t))
+      release_children(s, t, now, fx);
+  }
+
+  // A step is done (complete, or failed but tolerated): its children count it.
+  void release_children(const step_row& s, const task_row& t, millis now, effects& fx) {
+    for (int c : t.pipeline->steps[static_cast<std::size_t>(s.index)].children) {
+      step_row child;
+      if (!find_child(s.task_id, c, child))
+        fail(TK_STORE_ERROR,
+             "step " + std::to_string(c) + " of task " + std::to_string(s.task_id) + " is missing");
+      if (release_parent(child, t, now))
+        fx.work_ready = true;
+      save_step(child);
+    }
+  }
+
+  // A decision or batchable step succeeded (saved): applies its outcome to
+  // the whole task (transitions.hpp: expand).
+  void expand_task(task_row& t, std::int64_t step_id, millis now, effects& fx) {
+    auto rows = load_steps(t.id);
+    const auto before = rows;
+    std::size_t done = 0;
+    while (done < rows.size() && rows[done].id != step_id)
+      ++done;
+    if (done == rows.size())
+      fail(TK_STORE_ERROR, "step " + std::to_string(step_id) + " vanished");
+    const auto x = expand(t, rows, done, now);
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      if (i >= before.size())
+        insert_step(t, rows[i]);
+      else if (rows[i].state != before[i].state
+               || rows[i].pending_parents != before[i].pending_parents
+               || rows[i].last_error != before[i].last_error)
+        save_step(rows[i]);
+    }
+    if (x.refused)
+      park_task(t.id);
+    if (x.made_ready > 0)
+      fx.work_ready = true;
+  }
+
+  // A batch worker instance (expand).
+  void insert_step(const task_row& t, const step_row& s) {
+    auto& q = stmt(35, [&] {
+      return std::string(
+          "INSERT INTO tk_steps (task_id, idx, tmpl, namespace, priority, state, attempts, "
+          "pending_parents, claim_seq, due_at, created_at, started_at, finished_at, result, "
+          "name, inputs) VALUES (?, ?, ?, ?, ?, ?, 0, ?, 0, ?, ?, ?, ?, ?, ?, ?)");
+    });
+    q.bind(1, t.id);
+    q.bind(2, std::int64_t{s.slot});
+    q.bind(3, std::int64_t{s.index});
+    q.bind(4, t.pipeline->namespace_name);
+    q.bind(5, std::int64_t{t.priority});
+    q.bind(6, std::string_view{to_string(s.state)});
+    q.bind(7, std::int64_t{s.pending_parents});
+    q.bind(8, s.due_at);
+    q.bind(9, s.created_at);
+    q.bind_time(10, s.started_at);
+    q.bind_time(11, s.finished_at);
+    q.bind_opt(12, s.result);
+    q.bind(13, s.name);
+    q.bind_opt(14, s.inputs);
+    q.step();
   }
 
   // A failed task's ready and waiting steps go back to pending (park_unstarted).
@@ -842,12 +947,9 @@ private:
       const auto task_before = t.state;
       auto effect = k < leases ? expire_lease(s, t, now) : expire_wait(s, t, now, rng);
       save_step(s);
+      after_failure(s, t, effect, now, fx);
       save_task(t, task_before);
       fx.note(t, task_before);
-      if (effect == failure_effect::retry_now)
-        fx.work_ready = true;
-      else if (effect == failure_effect::failed)
-        park_task(s.task_id);
     }
   }
 };

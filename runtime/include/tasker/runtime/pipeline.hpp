@@ -70,6 +70,25 @@ struct retry_policy {
   bool retryable = true;                 ///< false: every failure is final
 };
 
+/// What a step does besides running its handler (Tasker's step `type`).
+enum class step_type {
+  standard,
+  /// Its result (tasker::decide / no_branches) names which of the steps that
+  /// depend on it are created; the others are skipped.
+  decision,
+  /// Waits for those of its dependencies that were created (a decision's
+  /// chosen branches, a batch's instances), and sees only their results.
+  deferred_convergence,
+  /// Its result (tasker::create_batches / no_batches) creates instances of
+  /// the batch_worker step that depends on it.
+  batchable,
+  /// A template: its instances run, one per cursor, never the step itself.
+  batch_worker
+};
+
+/// The name Tasker's templates use ("deferred_convergence"…).
+const char* to_string(step_type t);
+
 /// Everything about a step but its name and handler. Chainable:
 /// `tasker::after("a", "b").retry(policy).timeout(30s).with_config({{"rate", 3}})`.
 struct step_options {
@@ -77,6 +96,10 @@ struct step_options {
   json config = json::object();                ///< handed to the handler (Tasker's initialization)
   std::optional<retry_policy> retry_settings;  ///< empty: the core's default policy
   std::chrono::milliseconds time_limit{0};     ///< 0: the handler's default timeout
+  step_type type = step_type::standard;
+  /// batch_worker only: batch_size, parallelism, cursor_field,
+  /// worker_template, failure_strategy ("fail_fast" or "continue_on_failure").
+  json batch_config;
 
   step_options& with_config(json c) {
     config = std::move(c);
@@ -88,6 +111,16 @@ struct step_options {
   }
   step_options& timeout(std::chrono::milliseconds t) {
     time_limit = t;
+    return *this;
+  }
+  step_options& as(step_type t) {
+    type = t;
+    return *this;
+  }
+  /// A batch_worker step with this batch_config.
+  step_options& batch(json c) {
+    type = step_type::batch_worker;
+    batch_config = std::move(c);
     return *this;
   }
 };

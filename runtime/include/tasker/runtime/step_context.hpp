@@ -128,13 +128,25 @@ public:
     return convert<T>(*v, step, "the result of step");
   }
 
-  /// The results of ancestors whose name starts with `prefix`, keyed by name.
+  /// The results of ancestors whose name starts with `prefix`, keyed by name
+  /// (a batch's convergence step: `all_dependency_results("process_batch_")`
+  /// holds every worker instance's result).
   json all_dependency_results(std::string_view prefix = {}) const;
+
+  /// The step's own inputs, a JSON object ({} for most steps).
+  const json& step_inputs() const;
+  /// A batch worker instance's cursor: {"batch_id", "start_cursor",
+  /// "end_cursor", "batch_size"} as its batchable step gave it; throws
+  /// step_input_error for a step that is no batch worker instance.
+  const json& batch_cursor() const;
+  /// A batch worker's batch_config, as the pipeline declares it ({} if none).
+  json batch_config() const;
 
 private:
   const step_event& event_;
-  mutable json context_, config_, dependencies_;
-  mutable bool context_parsed_ = false, config_parsed_ = false, dependencies_parsed_ = false;
+  mutable json context_, config_, dependencies_, inputs_;
+  mutable bool context_parsed_ = false, config_parsed_ = false, dependencies_parsed_ = false,
+               inputs_parsed_ = false;
 
   /// The member `key` of an object, or null.
   static const json* find(const json& object, std::string_view key);

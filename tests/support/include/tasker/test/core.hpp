@@ -91,6 +91,8 @@ struct step_spec {
   json retry = nullptr;  ///< null: the default policy
   std::string handler = "noop";
   json config = nullptr;  ///< null: none
+  std::string type = {};  ///< empty: standard
+  json batch_config = nullptr;
 };
 
 inline json step_json(const step_spec& s) {
@@ -99,6 +101,10 @@ inline json step_json(const step_spec& s) {
     j["retry"] = s.retry;
   if (!s.config.is_null())
     j["config"] = s.config;
+  if (!s.type.empty())
+    j["type"] = s.type;
+  if (!s.batch_config.is_null())
+    j["batch_config"] = s.batch_config;
   return j;
 }
 
@@ -229,6 +235,7 @@ struct claimed_step {
   bool signalled = false;  ///< the event carries a signal
   std::string signal_name;
   json signal_payload;
+  json step_inputs;
 };
 
 inline json parse_event_json(const char* text, std::size_t len, const char* what) {
@@ -265,6 +272,7 @@ inline claimed_step copy_event(const tk_step_event& e) {
   REQUIRE(e.wait_token != nullptr);
   c.wait_token = e.wait_token;
   CHECK(c.wait_token.size() == e.wait_token_len);
+  c.step_inputs = parse_event_json(e.step_inputs, e.step_inputs_len, "step_inputs");
   c.signalled = e.signal_payload != nullptr;
   CHECK((e.signal_name != nullptr) == c.signalled);
   if (c.signalled) {
