@@ -20,6 +20,10 @@ const tk_step_result* completion_batch::build() {
         r.retryable = p.result.retryable ? 1 : 0;
         r.retry_after_ms = p.result.retry_after_ms;
         break;
+      case step_kind::checkpoint:
+        r.kind = TK_RESULT_CHECKPOINT;
+        r.result_json = p.result.result_json.c_str();
+        break;
       case step_kind::wait:
         r.kind = TK_RESULT_WAIT;
         r.wait_signal = p.result.wait_signal.c_str();

@@ -24,6 +24,7 @@ step_outcome outcome_of(step_kind kind, bool timed_out) {
   switch (kind) {
     case step_kind::success: return step_outcome::succeeded;
     case step_kind::wait: return step_outcome::waited;
+    case step_kind::checkpoint: return step_outcome::yielded;
     case step_kind::failure: break;
   }
   return timed_out ? step_outcome::timed_out : step_outcome::failed;

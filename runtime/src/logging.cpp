@@ -38,6 +38,11 @@ void step_logger::on_step_finished(const actors::step_finished_event& e) noexcep
                      e.task_id, e.step_id, e.step_name, e.handler, e.attempt, e.max_attempts,
                      r.wait_signal, r.wait_timeout_ms);
         return;
+      case step_kind::checkpoint:
+        spdlog::debug("task={} step={} name={} handler={} attempt={}/{} checkpoint in {} us",
+                      e.task_id, e.step_id, e.step_name, e.handler, e.attempt, e.max_attempts,
+                      run_us);
+        return;
       case step_kind::failure:
         spdlog::warn("task={} step={} name={} handler={} attempt={}/{} failed in {} us: {} ({}{})",
                      e.task_id, e.step_id, e.step_name, e.handler, e.attempt, e.max_attempts,

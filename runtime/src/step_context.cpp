@@ -124,6 +124,11 @@ const json& step_context::batch_cursor() const {
   return *cursor;
 }
 
+json step_context::checkpoint() const {
+  const json* c = find(step_inputs(), "checkpoint");
+  return c ? *c : json();
+}
+
 json step_context::batch_config() const {
   const json* c = find(step_inputs(), "batch_config");
   return c && c->is_object() ? *c : json::object();

@@ -10,6 +10,10 @@ step_result success(const json& value) {
   return success_raw(value.dump());
 }
 
+step_result checkpoint(const json& state) {
+  return checkpoint_raw(state.dump());
+}
+
 namespace {
 
 json object_or_empty(json fields) {

@@ -332,7 +332,13 @@ typedef enum tk_result_kind {
    *  step still runs is kept, and the wait then resumes at once. When the
    *  timeout passes first, the step fails as a retryable "timeout" under its
    *  retry policy; a retried attempt has a new token. */
-  TK_RESULT_WAIT = 2
+  TK_RESULT_WAIT = 2,
+  /** A checkpoint (Tasker's checkpoint yield): result_json (required, any
+   *  JSON) is saved as the step's checkpoint and the step is "ready" again at
+   *  once, handed out as the same attempt (not counted again). That run and
+   *  every later attempt of the step see it in step_inputs' "checkpoint", so
+   *  a long step resumes from its last checkpoint after a yield or a failure. */
+  TK_RESULT_CHECKPOINT = 3
 } tk_result_kind;
 
 /** One step's result. */

@@ -611,9 +611,13 @@ int* validate_results(tk_worker* worker, const tk_step_result* results, size_t c
           fail(TK_INVALID_ARGUMENT, "a wait needs a signal name of 1 to 255 bytes");
         if (r.wait_timeout_ms <= 0)
           fail(TK_INVALID_ARGUMENT, "a wait needs a wait_timeout_ms > 0");
+      } else if (r.kind == TK_RESULT_CHECKPOINT) {
+        if (!r.result_json)
+          fail(TK_INVALID_ARGUMENT, "a checkpoint needs its JSON in result_json");
+        require_json(r.result_json, core->max_json_bytes, "step checkpoint");
       } else {
-        fail(TK_INVALID_ARGUMENT,
-             "result kind must be TK_RESULT_SUCCESS, TK_RESULT_FAILURE or TK_RESULT_WAIT");
+        fail(TK_INVALID_ARGUMENT, "result kind must be TK_RESULT_SUCCESS, TK_RESULT_FAILURE, "
+                                  "TK_RESULT_WAIT or TK_RESULT_CHECKPOINT");
       }
     } catch (const core_error& e) {
       out[i] = e.code();

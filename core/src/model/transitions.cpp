@@ -153,6 +153,25 @@ bool apply_wait(step_row& s, task_row& t, std::string_view name, millis timeout_
   return false;
 }
 
+bool apply_checkpoint(step_row& s, task_row& t, std::string_view checkpoint_json, millis now) {
+  nlohmann::json inputs =
+      s.inputs.empty() ? nlohmann::json::object() : nlohmann::json::parse(s.inputs, nullptr, false);
+  if (!inputs.is_object())
+    inputs = nlohmann::json::object();
+  // The core checked the text already (validate_results).
+  inputs["checkpoint"] = nlohmann::json::parse(checkpoint_json.begin(), checkpoint_json.end());
+  s.inputs = inputs.dump();
+  t.updated_at = now;
+  if (!task_active(t)) {  // the task failed while the step ran
+    s.state = step_state::pending;
+    return false;
+  }
+  s.state = step_state::ready;
+  s.due_at = now;
+  s.resume = true;  // the same attempt goes on
+  return true;
+}
+
 bool apply_signal(step_row& s, const task_row& t, std::int64_t seq, std::string_view payload,
                   millis now) {
   const std::string step = "step " + std::to_string(s.id);

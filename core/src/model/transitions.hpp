@@ -104,6 +104,11 @@ failure_effect expire_lease(step_row& s, task_row& t, millis now);
 /// park_unstarted does for the others.
 bool apply_wait(step_row& s, task_row& t, std::string_view name, millis timeout_ms, millis now);
 
+/// The handler answered TK_RESULT_CHECKPOINT: the checkpoint is kept in the
+/// step's inputs ("checkpoint") and the step is ready again as the same
+/// attempt (returns true), or pending when its task failed meanwhile.
+bool apply_checkpoint(step_row& s, task_row& t, std::string_view checkpoint_json, millis now);
+
 /// tk_signal for claim `seq` of the step. Throws TK_CONFLICT when that claim
 /// is over (a later claim exists, the step ended or was parked) or was
 /// signalled already. A waiting step becomes ready (returns true); a running

@@ -197,7 +197,8 @@ void profiler::on_step_finished(const step_finished_event& e) noexcept {
                    detail::human_duration(static_cast<double>(run)),
                    detail::human_duration(static_cast<double>(s->slow_threshold_ns)));
   }
-  if (e.outcome != step_outcome::succeeded && e.outcome != step_outcome::waited)
+  if (e.outcome != step_outcome::succeeded && e.outcome != step_outcome::waited
+      && e.outcome != step_outcome::yielded)
     record_failure(*s, e.error_type.empty() ? std::string_view{"unknown"} : e.error_type);
   // Counted last, after the claim it pairs with (the snapshot reads outcomes
   // before claims, and clamps in-flight at zero in any case).

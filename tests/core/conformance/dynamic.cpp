@@ -455,3 +455,76 @@ TEST_CASE_TEMPLATE("step types are checked when a pipeline is registered" * doct
   CHECK(contains(rejected_message(env.core, pipeline_json("test", "flow", changed), TK_CONFLICT),
                  "already registered"));
 }
+
+// ---- checkpoints -------------------------------------------------------------------
+
+namespace {
+
+int checkpoint(tk_worker* w, const claimed_step& s, const char* state) {
+  tk_step_result r = success_result(s, state);
+  r.kind = TK_RESULT_CHECKPOINT;
+  return complete(w, {r}).front();
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("a checkpoint hands the step out again as the same attempt, and a retry "
+                   "resumes from the last one"
+                       * doctest::timeout(30),
+                   Store, TASKER_STORES) {
+  store_env<Store> env;
+  env.register_flow({{"long", {}, retry_policy(3)}, {"after", {"long"}}});
+  const auto id = create_task(env.core);
+  worker_handle w(env.core, "w1");
+  auto first = poll_one(w);
+  CHECK(first.step_inputs == json::object());
+  CHECK(checkpoint(w, first, R"({"cursor":25})") == TK_OK);
+  auto step = step_status(task_status(env.core, id), "long");
+  CHECK(step.at("state") == "ready");
+  CHECK(step.at("inputs").at("checkpoint") == json{{"cursor", 25}});
+
+  auto second = poll_one(w);
+  CHECK(second.step_id == first.step_id);
+  CHECK(second.attempt == 1);
+  CHECK(second.step_inputs.at("checkpoint") == json{{"cursor", 25}});
+  CHECK(succeed(w, first, "{}") == TK_STALE);  // the first run's claim is over
+  CHECK(checkpoint(w, second, R"({"cursor":50})") == TK_OK);
+  auto third = poll_one(w);
+  CHECK(third.attempt == 1);
+  CHECK(third.step_inputs.at("checkpoint") == json{{"cursor", 50}});
+  // A failure: the retry (a new attempt) starts from the last checkpoint.
+  CHECK(fail(w, third, true) == TK_OK);
+  env.clock.advance(1000);
+  auto retried = poll_one(w);
+  CHECK(retried.step_id == first.step_id);
+  CHECK(retried.attempt == 2);
+  CHECK(retried.step_inputs.at("checkpoint") == json{{"cursor", 50}});
+  CHECK(succeed(w, retried, R"({"items":100})") == TK_OK);
+  CHECK(poll_one(w).step_name == "after");
+
+  // A checkpoint must be JSON.
+  store_env<Store> env2;
+  env2.register_flow({{"long"}});
+  create_task(env2.core);
+  worker_handle w2(env2.core, "w2");
+  auto s = poll_one(w2);
+  CHECK(checkpoint(w2, s, "{not json") == TK_MALFORMED_JSON);
+  tk_step_result none = success_result(s, nullptr);
+  none.kind = TK_RESULT_CHECKPOINT;
+  CHECK(complete(w2, {none}).front() == TK_INVALID_ARGUMENT);
+}
+
+TEST_CASE_TEMPLATE("a batch worker's checkpoint keeps its cursor beside it" * doctest::timeout(30),
+                   Store, TASKER_STORES) {
+  store_env<Store> env;
+  env.register_flow(batch_steps());
+  create_task(env.core);
+  worker_handle w(env.core, "w1");
+  CHECK(succeed(w, poll_one(w), batches(1).c_str()) == TK_OK);
+  auto worker = poll_one(w);
+  CHECK(checkpoint(w, worker, R"({"done":1})") == TK_OK);
+  auto again = poll_one(w);
+  CHECK(again.step_name == "work_001");
+  CHECK(again.step_inputs.at("cursor") == worker.step_inputs.at("cursor"));
+  CHECK(again.step_inputs.at("checkpoint") == json{{"done", 1}});
+}

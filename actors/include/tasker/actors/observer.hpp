@@ -24,6 +24,7 @@ enum class step_outcome : std::uint8_t {
   failed,     ///< a failure: the handler's own, or the runtime's (threw, died, not found…)
   timed_out,  ///< the handler did not answer within its timeout (`handler_timeout`)
   waited,     ///< the handler answered tasker::wait_for: the step waits for a signal
+  yielded,    ///< the handler answered tasker::checkpoint: the step runs again at once
 };
 
 /// A call of the core's C ABI that the poller makes.

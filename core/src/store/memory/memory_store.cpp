@@ -261,6 +261,11 @@ public:
           continue;
         }
         release_children(s, t, now, fx);
+      } else if (r.kind == TK_RESULT_CHECKPOINT) {
+        if (apply_checkpoint(s, t, r.result_json, now)) {
+          queues_of(s.task_id).ready.push({t.priority, now, s.id});
+          fx.work_ready = true;
+        }
       } else if (r.kind == TK_RESULT_WAIT) {
         if (apply_wait(s, t, r.wait_signal, r.wait_timeout_ms, now)) {
           queues_of(s.task_id).ready.push({t.priority, now, s.id});

@@ -135,7 +135,7 @@ void pg_store::complete_in_transaction(const tk_step_result* results, std::size_
     // A success releases children; so may a failure of a batch worker
     // instance whose failures are tolerated.
     const bool known = p && index < p->steps.size();
-    if (results[i].kind == TK_RESULT_WAIT
+    if (results[i].kind == TK_RESULT_WAIT || results[i].kind == TK_RESULT_CHECKPOINT
         || (results[i].kind == TK_RESULT_FAILURE && !(known && p->steps[index].tolerates_failure)))
       continue;
     if (known) {
@@ -254,6 +254,11 @@ void pg_store::complete_in_transaction(const tk_step_result* results, std::size_
         continue;
       }
       release_children(pos);
+    } else if (res.kind == TK_RESULT_CHECKPOINT) {
+      if (apply_checkpoint(steps[pos], t, res.result_json, now)) {
+        ++made_ready;
+        made_ready_ns.push_back(&t.pipeline->namespace_name);
+      }
     } else if (res.kind == TK_RESULT_WAIT) {
       if (apply_wait(steps[pos], t, res.wait_signal, res.wait_timeout_ms, now)) {
         ++made_ready;

@@ -184,12 +184,12 @@ inline const std::string sql_save_steps =
     "pending_parents = v.parents, claim_seq = v.seq, due_at = v.due, "
     "started_at = v.started, finished_at = v.finished, result = v.result, "
     "last_error = v.error, claimed_by = v.worker, wait_name = v.wait_name, signal = v.signal, "
-    "signal_seq = v.signal_seq, resume = v.resume "
+    "signal_seq = v.signal_seq, resume = v.resume, inputs = v.inputs "
     "FROM unnest($1::bigint[], $2::text[], $3::int[], $4::int[], $5::bigint[], "
     "$6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::text[], $11::text[], "
-    "$12::text[], $13::text[], $14::bigint[], $15::int[]) "
+    "$12::text[], $13::text[], $14::bigint[], $15::int[], $16::text[]) "
     "AS v(id, state, attempts, parents, seq, due, started, finished, result, error, worker, "
-    "wait_name, signal, signal_seq, resume) "
+    "wait_name, signal, signal_seq, resume, inputs) "
     "WHERE s.id = v.id";
 inline const std::string sql_park =
     "UPDATE tk_steps s SET state = 'pending' FROM unnest($1::bigint[]) AS k(task) "

@@ -78,7 +78,7 @@ task_row read_task_columns(const pg_result& r, int row, int at) {
 pg_params save_steps_params(const std::vector<step_row>& steps) {
   std::string ids = "{", states = "{", attempts = "{", parents = "{", seqs = "{", due = "{",
               started = "{", finished = "{", results = "{", errors = "{", workers = "{",
-              wait_names = "{", signals = "{", signal_seqs = "{", resumes = "{";
+              wait_names = "{", signals = "{", signal_seqs = "{", resumes = "{", inputs = "{";
   for (const auto& s : steps) {
     append_array_int(ids, s.id, false);
     append_array_text(states, to_string(s.state), false);
@@ -95,10 +95,11 @@ pg_params save_steps_params(const std::vector<step_row>& steps) {
     append_array_text(signals, s.signal, s.signal.empty());
     append_array_int(signal_seqs, s.signal_seq, false);
     append_array_int(resumes, s.resume ? 1 : 0, false);
+    append_array_text(inputs, s.inputs, s.inputs.empty());
   }
   pg_params a;
   for (auto* arr : {&ids, &states, &attempts, &parents, &seqs, &due, &started, &finished, &results,
-                    &errors, &workers, &wait_names, &signals, &signal_seqs, &resumes}) {
+                    &errors, &workers, &wait_names, &signals, &signal_seqs, &resumes, &inputs}) {
     *arr += '}';
     a.add(*arr);
   }

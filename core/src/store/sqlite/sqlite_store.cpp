@@ -404,6 +404,10 @@ public:
           continue;
         }
         release_children(s, t, now, fx);
+      } else if (r.kind == TK_RESULT_CHECKPOINT) {
+        if (apply_checkpoint(s, t, r.result_json, now))
+          fx.work_ready = true;
+        save_step(s);
       } else if (r.kind == TK_RESULT_WAIT) {
         if (apply_wait(s, t, r.wait_signal, r.wait_timeout_ms, now))
           fx.work_ready = true;
@@ -777,7 +781,7 @@ private:
           "UPDATE tk_steps SET state = ?, attempts = ?, pending_parents = ?, claim_seq = ?, "
           "due_at = ?, started_at = ?, finished_at = ?, result = ?, last_error = ?, claimed_by = "
           "?, "
-          "wait_name = ?, signal = ?, signal_seq = ?, resume = ? WHERE id = ?");
+          "wait_name = ?, signal = ?, signal_seq = ?, resume = ?, inputs = ? WHERE id = ?");
     });
     u.bind(1, std::string_view{to_string(s.state)});
     u.bind(2, std::int64_t{s.attempts});
@@ -793,7 +797,8 @@ private:
     u.bind_opt(12, s.signal);
     u.bind(13, s.signal_seq);
     u.bind(14, std::int64_t{s.resume ? 1 : 0});
-    u.bind(15, s.id);
+    u.bind_opt(15, s.inputs);
+    u.bind(16, s.id);
     u.step();
   }
 

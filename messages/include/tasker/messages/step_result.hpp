@@ -17,6 +17,9 @@ enum class step_kind : std::uint8_t {
   success,  ///< result_json is the step's result
   failure,  ///< the error_* fields say why; the retry policy decides what follows
   wait,     ///< the step parks until a signal named wait_signal arrives
+  /// result_json is a checkpoint: the step runs again at once, as the same
+  /// attempt, and sees it (step_context::checkpoint())
+  checkpoint,
 };
 
 /// The name of `k` ("success", "failure", "wait"): for logs, and for CAF's
@@ -26,6 +29,7 @@ inline std::string to_string(step_kind k) {
     case step_kind::success: return "success";
     case step_kind::failure: return "failure";
     case step_kind::wait: return "wait";
+    case step_kind::checkpoint: return "checkpoint";
   }
   return "unknown";
 }
@@ -123,6 +127,19 @@ inline step_result wait_for(std::string signal_name, std::chrono::milliseconds t
   r.kind = step_kind::wait;
   r.wait_signal = std::move(signal_name);
   r.wait_timeout_ms = static_cast<std::int64_t>(timeout.count());
+  return r;
+}
+
+/// A checkpoint yield, from a serialised JSON text (any JSON; the core
+/// validates it): the core keeps it, and the step is handed to its handler
+/// again at once, as the same attempt; that run and every later attempt see
+/// the last checkpoint (step_context::checkpoint()), so a long step resumes
+/// where it was after a yield or a failure. tasker::checkpoint(json) of
+/// runtime/step_result.hpp takes a JSON value.
+inline step_result checkpoint_raw(std::string json_text) {
+  step_result r;
+  r.kind = step_kind::checkpoint;
+  r.result_json = std::move(json_text);
   return r;
 }
 

@@ -141,6 +141,9 @@ public:
   const json& batch_cursor() const;
   /// A batch worker's batch_config, as the pipeline declares it ({} if none).
   json batch_config() const;
+  /// The step's last checkpoint (tasker::checkpoint), null when it has none:
+  /// where a long step resumes after a yield or a failed attempt.
+  json checkpoint() const;
 
 private:
   const step_event& event_;

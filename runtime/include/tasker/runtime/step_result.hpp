@@ -17,6 +17,12 @@ using json = nlohmann::json;
 /// A success whose result is `value` (any JSON; an object by convention).
 step_result success(const json& value = json::object());
 
+/// A checkpoint yield: `state` (e.g. {"cursor": 250, "partial": …}) is kept
+/// and the step runs again at once as the same attempt, seeing it in
+/// step_context::checkpoint(); a later attempt after a failure sees the last
+/// one too.
+step_result checkpoint(const json& state);
+
 /// A decision step's answer: of the steps that depend on it, create those
 /// named in `steps` (the others are skipped). `fields` are kept in the result
 /// beside "decision_point_outcome", for the steps below to read.
