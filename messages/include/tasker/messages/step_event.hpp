@@ -29,6 +29,7 @@ struct step_event {
   bool signalled = false;       ///< a signal reached this step (see signal_payload)
   std::string signal_name;      ///< the wait the last signal answered
   std::string signal_payload;   ///< its JSON payload
+  std::string method = "call";  ///< the handler's entry point the step runs
 };
 
 template <class Inspector>
@@ -36,7 +37,7 @@ typename Inspector::result_type inspect(Inspector& f, step_event& x) {
   return f(caf::meta::type_name("tasker::step_event"), x.task_id, x.step_id, x.namespace_name,
            x.step_name, x.handler, x.handler_config, x.task_context, x.dependency_results,
            x.attempt, x.max_attempts, x.fencing_token, x.timeout_ms, x.wait_token, x.signalled,
-           x.signal_name, x.signal_payload);
+           x.signal_name, x.signal_payload, x.method);
 }
 
 }  // namespace tasker
