@@ -589,8 +589,12 @@ int run_retry(std::int64_t id, const common_options& common) {
 
 /// Loads each file (a directory: its *.yaml / *.yml files, as a worker's
 /// --templates) with the workers' loader, which has the core validate the
-/// pipeline too. The same pipeline version in two files rejects the later.
-int run_validate(const std::vector<std::string>& inputs, bool as_json) {
+/// pipeline too, in every environment it defines. The same pipeline version
+/// in two files rejects the later. With `environment`, each valid file says
+/// whether that environment changes it (a worker started with it would run
+/// its overrides) or not.
+int run_validate(const std::vector<std::string>& inputs, bool as_json,
+                 const std::string& environment) {
   std::vector<std::filesystem::path> files;
   std::vector<std::string> unlisted;  // directories that cannot be listed
   for (const auto& input : inputs) {
@@ -621,13 +625,28 @@ int run_validate(const std::vector<std::string>& inputs, bool as_json) {
     }
     const auto& p = *t.loaded;
     const auto label = p.namespace_name() + "/" + p.name() + "@" + p.version();
-    report.push_back({{"file", t.path.string()},
-                      {"valid", true},
-                      {"pipeline", label},
-                      {"steps", p.steps().size()}});
+    json entry = {{"file", t.path.string()},
+                  {"valid", true},
+                  {"pipeline", label},
+                  {"steps", p.steps().size()}};
+    std::string environments;
+    if (!p.environments().empty()) {
+      entry["environments"] = json::array();
+      for (const auto& [name, _] : p.environments()) {
+        entry["environments"].push_back(name);
+        environments += (environments.empty() ? "; environments: " : ", ") + name;
+      }
+    }
+    if (!environment.empty()) {
+      const bool applies = p.environments().count(environment) > 0;
+      entry["environment_applies"] = applies;
+      environments += applies ? "; environment " + environment + " applies"
+                              : "; no environment " + environment + ": runs as written";
+    }
+    report.push_back(std::move(entry));
     if (!as_json)
       std::cout << t.path.string() << ": valid: pipeline " << label << ", " << p.steps().size()
-                << (p.steps().size() == 1 ? " step" : " steps") << '\n';
+                << (p.steps().size() == 1 ? " step" : " steps") << environments << '\n';
   }
   for (const auto& problem : unlisted) {
     report.push_back({{"file", problem.substr(0, problem.find(": "))},
@@ -724,6 +743,7 @@ int run(int argc, char** argv) {
 
   std::vector<std::string> templates;
   bool validate_json = false;
+  std::string validate_environment;
   auto* sub_validate = app.add_subcommand(
       "validate",
       "Check task templates (YAML) as a worker loads them: print every problem, exit 0 when "
@@ -734,6 +754,9 @@ int run(int argc, char** argv) {
       ->required();
   sub_validate->add_flag("--json", validate_json,
                          "Machine-readable output: every file with its pipeline or problems");
+  sub_validate->add_option("--environment", validate_environment,
+                           "Also say whether each template has this environment's overrides "
+                           "(every environment is checked either way)");
 
   try {
     app.parse(argc, argv);
@@ -755,7 +778,7 @@ int run(int argc, char** argv) {
     if (chosen == sub_signal)
       return run_signal(sig, common);
     if (chosen == sub_validate)
-      return run_validate(templates, validate_json);
+      return run_validate(templates, validate_json, validate_environment);
     return run_retry(task_id, common);
   } catch (const command_error& e) {
     std::cerr << "tasker " << chosen->get_name() << ": " << one_line(e.what()) << '\n';

@@ -170,6 +170,8 @@ void poller_state::accept(const tk_step_event* events, std::size_t count, std::s
     ev.namespace_name = e.namespace_name;
     ev.step_name.assign(e.step_name, e.step_name_len);
     ev.handler.assign(e.handler, e.handler_len);
+    if (e.method)
+      ev.method.assign(e.method, e.method_len);
     ev.attempt = e.attempt;
     ev.max_attempts = e.max_attempts;
     ev.fencing_token = e.fencing_token;
@@ -182,6 +184,18 @@ void poller_state::accept(const tk_step_event* events, std::size_t count, std::s
                 failure(step_error::handler_not_found, "no handler named \"" + ev.handler
                                                            + "\" is registered with worker "
                                                            + config.worker_name));
+      continue;
+    }
+    if (const auto& methods = route->second.route.methods;
+        std::find(methods.begin(), methods.end(), ev.method) == methods.end()) {
+      std::string known;
+      for (const auto& m : methods)
+        known += (known.empty() ? "" : ", ") + m;
+      on_result(e.step_id, ev.fencing_token,
+                failure(step_error::handler_not_found,
+                        "handler \"" + ev.handler + "\" has no method \"" + ev.method
+                            + "\" registered with worker " + config.worker_name
+                            + " (it has: " + known + ")"));
       continue;
     }
     ev.handler_config.assign(e.handler_config, e.handler_config_len);
@@ -213,6 +227,7 @@ step_event take_for_handler(step_event& e) {
   out.namespace_name = e.namespace_name;
   out.step_name = e.step_name;
   out.handler = e.handler;
+  out.method = e.method;
   out.handler_config = std::move(e.handler_config);
   out.task_context = std::move(e.task_context);
   out.dependency_results = std::move(e.dependency_results);

@@ -1,5 +1,6 @@
 #include <tasker/runtime/pipeline.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <string_view>
 #include <utility>
@@ -36,6 +37,8 @@ std::string core_json_of(const pipeline& p, json::error_handler_t on_bad_utf8) {
       j["type"] = to_string(o.type);
     if (!o.batch_config.is_null())
       j["batch_config"] = o.batch_config;
+    if (o.entry_point != "call")
+      j["method"] = o.entry_point;
     if (const auto& r = o.retry_settings)
       j["retry"] = {
           {"max_attempts", r->max_attempts},
@@ -122,8 +125,56 @@ const step_spec* pipeline::find(std::string_view name) const {
   return nullptr;
 }
 
+pipeline& pipeline::override_in(std::string environment, step_override change) {
+  environments_[std::move(environment)].push_back(std::move(change));
+  return *this;
+}
+
+namespace {
+
+void apply(const step_override& o, step_options& s) {
+  if (!o.initialization.empty() && o.initialization.is_object()) {
+    if (!s.config.is_object())
+      s.config = json::object();
+    for (const auto& [key, value] : o.initialization.items())
+      s.config[key] = value;
+  }
+  if (o.timeout)
+    s.time_limit = *o.timeout;
+  if (o.retry)
+    s.retry_settings = o.retry;
+}
+
+}  // namespace
+
+pipeline pipeline::for_environment(std::string_view environment) const {
+  pipeline out = *this;
+  const auto it = environments_.find(std::string(environment));
+  if (it == environments_.end())
+    return out;
+  for (const auto& o : it->second)
+    for (auto& s : out.steps_)
+      if (o.step == "ALL" || o.step == s.name)
+        apply(o, s.options);
+  return out;
+}
+
 std::vector<std::string> pipeline::validate() const {
-  return core_problems(core_json_of(*this, json::error_handler_t::replace));
+  auto problems = core_problems(core_json_of(*this, json::error_handler_t::replace));
+  const std::string label = "pipeline " + namespace_ + "/" + name_ + "@" + version_;
+  for (const auto& [environment, overrides] : environments_) {
+    const std::string where = label + " environment \"" + environment + "\"";
+    for (const auto& o : overrides)
+      if (o.step != "ALL" && !find(o.step))
+        problems.push_back(where + ": overrides step \"" + o.step
+                           + "\", which the pipeline does not have");
+    const auto base = problems;
+    for (auto& p :
+         core_problems(core_json_of(for_environment(environment), json::error_handler_t::replace)))
+      if (std::find(base.begin(), base.end(), p) == base.end())
+        problems.push_back(std::move(p) + " (in environment \"" + environment + "\")");
+  }
+  return problems;
 }
 
 void pipeline::check() const {

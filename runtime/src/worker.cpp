@@ -75,6 +75,13 @@ struct worker::impl {
     actors::step_function fn;  // set for function handlers
     actor_factory factory;     // set for actor handlers
     handler_options options;
+    std::vector<std::string> methods{"call"};  // the entry points it answers
+  };
+
+  /// A step of a registered pipeline that runs a method other than "call",
+  /// to warn when its handler is registered without it.
+  struct method_use {
+    std::string pipeline, step, handler, method;
   };
 
   worker_config& cfg;
@@ -84,6 +91,7 @@ struct worker::impl {
   signals_blocked no_signals_in_caf_threads;
   caf::actor_system sys;
   std::vector<handler_entry> handlers;
+  std::vector<method_use> method_uses;  // of the pipelines registered
   std::vector<step_handler_actor> instances;
   std::shared_ptr<tasker::profiler> prof;  // when cfg.profile
   actors::poller_actor poller;
@@ -110,8 +118,12 @@ struct worker::impl {
     return std::max<std::size_t>(16, 4 * sys.scheduler().num_workers());
   }
 
-  /// Registers `p` with the core; the core's refusal as its error.
+  /// Registers `p` with the core, in the config's environment; the core's
+  /// refusal as its error.
   caf::error register_in_core(const pipeline& p);
+  /// Logs a warning for each step of `uses` whose handler is registered here
+  /// without the method it runs: this worker would fail it.
+  void warn_unregistered_methods(const std::vector<method_use>& uses) const;
   /// Loads the templates of `dir` and registers what loaded (see start()).
   void serve_templates(const std::filesystem::path& dir, bool skip_invalid);
 };
@@ -163,10 +175,36 @@ void require_new_handler(const std::vector<worker::impl::handler_entry>& handler
 }  // namespace
 
 worker& worker::handle(std::string name, handler_fn fn, handler_options options) {
+  handler_methods methods;
+  methods.emplace("call", std::move(fn));
+  return handle(std::move(name), std::move(methods), options);
+}
+
+namespace {
+
+void require_methods(const std::string& name, const std::vector<std::string>& methods) {
+  if (methods.empty())
+    throw std::logic_error("worker: handler \"" + name + "\" has no method");
+  for (const auto& m : methods)
+    if (m.empty())
+      throw std::logic_error("worker: handler \"" + name + "\" has a method with an empty name");
+}
+
+}  // namespace
+
+worker& worker::handle(std::string name, handler_methods methods, handler_options options) {
   if (impl_->started)
     throw std::logic_error("worker: handle(\"" + name + "\") after start()");
   require_new_handler(impl_->handlers, name);
-  auto wrapped = [fn = std::move(fn)](const step_event& event) -> step_result {
+  std::vector<std::string> names;
+  for (const auto& [method, fn] : methods) {
+    names.push_back(method);
+    if (!fn)
+      throw std::logic_error("worker: handler \"" + name + "\" method \"" + method
+                             + "\" has no function");
+  }
+  require_methods(name, names);
+  auto run = [](const handler_fn& fn, const step_event& event) -> step_result {
     step_context ctx{event};
     try {
       return fn(ctx);
@@ -174,27 +212,72 @@ worker& worker::handle(std::string name, handler_fn fn, handler_options options)
       return failure(step_error::validation_error, e.what());
     }
   };
-  impl_->handlers.push_back({std::move(name), std::move(wrapped), nullptr, options});
+  actors::step_function wrapped;
+  if (methods.size() == 1 && methods.count("call")) {  // the usual case: no lookup per step
+    wrapped = [run, fn = std::move(methods.begin()->second)](const step_event& event) {
+      return run(fn, event);
+    };
+  } else {
+    // The poller sends only the methods registered; the lookup cannot miss.
+    wrapped = [run, methods = std::move(methods)](const step_event& event) -> step_result {
+      const auto it = methods.find(event.method);
+      if (it == methods.end())
+        return failure(step_error::handler_not_found,
+                       "handler \"" + event.handler + "\" has no method \"" + event.method + "\"");
+      return run(it->second, event);
+    };
+  }
+  impl_->handlers.push_back({std::move(name), std::move(wrapped), nullptr, options, names});
   return *this;
 }
 
 worker& worker::handle_actor(std::string name, actor_factory factory, handler_options options) {
+  return handle_actor(std::move(name), {"call"}, std::move(factory), options);
+}
+
+worker& worker::handle_actor(std::string name, std::vector<std::string> methods,
+                             actor_factory factory, handler_options options) {
   if (impl_->started)
     throw std::logic_error("worker: handle_actor(\"" + name + "\") after start()");
   require_new_handler(impl_->handlers, name);
-  impl_->handlers.push_back({std::move(name), nullptr, std::move(factory), options});
+  require_methods(name, methods);
+  impl_->handlers.push_back(
+      {std::move(name), nullptr, std::move(factory), options, std::move(methods)});
   return *this;
 }
 
 caf::error worker::impl::register_in_core(const pipeline& p) {
-  const auto text = p.to_core_json();  // validates
+  const auto text = p.for_environment(cfg.environment).to_core_json();  // validates
   if (stopped)
     throw pipeline_error("worker: register_pipeline after stop()");
   if (auto failed = tasks.register_pipeline(text))
     return failed;
-  spdlog::info("registered pipeline {}/{}@{} ({} steps)", p.namespace_name(), p.name(), p.version(),
-               p.steps().size());
+  std::string environment;
+  if (!cfg.environment.empty() && !p.environments().empty())
+    environment = p.environments().count(cfg.environment)
+                      ? ", environment " + cfg.environment
+                      : ", which has no environment " + cfg.environment + ": no overrides";
+  spdlog::info("registered pipeline {}/{}@{} ({} steps{})", p.namespace_name(), p.name(),
+               p.version(), p.steps().size(), environment);
+  std::vector<method_use> uses;
+  for (const auto& s : p.steps())
+    if (s.options.entry_point != "call")
+      uses.push_back({p.namespace_name() + "/" + p.name() + "@" + p.version(), s.name, s.handler,
+                      s.options.entry_point});
+  if (started)
+    warn_unregistered_methods(uses);
+  method_uses.insert(method_uses.end(), uses.begin(), uses.end());
   return {};
+}
+
+void worker::impl::warn_unregistered_methods(const std::vector<method_use>& uses) const {
+  for (const auto& use : uses)
+    for (const auto& h : handlers)
+      if (h.name == use.handler
+          && std::find(h.methods.begin(), h.methods.end(), use.method) == h.methods.end())
+        spdlog::warn("pipeline {} step \"{}\" runs method \"{}\" of handler \"{}\", which this "
+                     "worker registered without it: such steps fail here as handler_not_found",
+                     use.pipeline, use.step, use.method, use.handler);
 }
 
 void worker::impl::serve_templates(const std::filesystem::path& dir, bool skip_invalid) {
@@ -279,6 +362,7 @@ void worker::start() {
   for (auto& h : d.handlers) {
     auto& route = routes[h.name];  // one per name: handle() refused a second
     route.timeout = h.options.timeout;
+    route.methods = h.methods;
     route.respawn = [sys = &d.sys, h, measure_cpu]() {
       return spawn_instance(*sys, h, measure_cpu);
     };
@@ -326,6 +410,7 @@ void worker::start() {
     }
   }
   d.started = true;
+  d.warn_unregistered_methods(d.method_uses);
   spdlog::info("worker {} started: store {}, {} handler(s), up to {} steps in flight", d.cfg.name,
                d.cfg.store, d.handlers.size(), d.cfg.max_in_flight);
 }

@@ -36,6 +36,9 @@ worker_config::worker_config() {
       .add(fallback_poll_ms, "fallback-poll-ms", "safety-net poll interval, in ms")
       .add(drain_ms, "drain-ms", "at shutdown, how long running steps may finish, in ms")
       .add(templates, "templates", "directory of Tasker YAML templates to load")
+      .add(environment, "environment",
+           "apply this environment's step overrides (a template's environments: NAME); empty: "
+           "none (env TASKER_ENV)")
       .add(skip_invalid_templates, "skip-invalid-templates",
            "log the templates that do not load and serve the others; without it every problem "
            "is printed and the worker exits with 2 (env TASKER_SKIP_INVALID_TEMPLATES)")
@@ -128,6 +131,10 @@ bool worker_config::parse_args(int argc, char** argv, int* exit_code) {
     from_env(fallback_poll_ms, "fallback-poll-ms", 0, argc, argv);
     from_env(drain_ms, "drain-ms", 0, argc, argv);
     from_env(templates, "templates", 0, argc, argv);
+    // Tasker's own variable, not TASKER_ENVIRONMENT: its templates' users set it already.
+    if (const char* env = std::getenv("TASKER_ENV");
+        env && !given_on_command_line(argc, argv, "environment", 0))
+      environment = env;
     from_env(skip_invalid_templates, "skip-invalid-templates", 0, argc, argv);
     from_env(http_port, "http-port", 0, argc, argv);
     from_env(http_bind, "http-bind", 0, argc, argv);

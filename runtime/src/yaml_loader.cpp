@@ -6,6 +6,7 @@
 // is bounded (template_limits).
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -162,8 +163,65 @@ void check_events(const mapping::entry& e, const location& at) {
     });
 }
 
+/// true or false (or nothing).
+void optional_flag(const YAML::Node& value, const location& at, const std::string& field) {
+  if (value.IsNull())
+    return;
+  const json v = value.IsScalar() ? scalar_to_json(value, at, field) : json();
+  if (!v.is_boolean())
+    at.fail(value, field, "must be true or false");
+}
+
+/// lifecycle: Tasker's per-template staleness thresholds (minutes) and what
+/// to do past them. Accepted with its shape checked, not enforced yet.
+void check_lifecycle(const YAML::Node& node, const location& at) {
+  if (node.IsNull())
+    return;
+  if (!node.IsMap())
+    at.fail(node, "lifecycle", "must be a mapping");
+  const mapping fields(node, at, "lifecycle");
+  for_each_entry(fields, [&](const mapping::entry& e) {
+    const std::string field = "lifecycle." + e.key;
+    const bool duration = e.key == "max_duration_minutes";
+    if (duration || e.key == "max_waiting_for_dependencies_minutes"
+        || e.key == "max_waiting_for_retry_minutes" || e.key == "max_steps_in_process_minutes") {
+      if (e.value.IsNull())
+        return;
+      const auto n = integer(e.value, at, field);
+      const std::int64_t max = duration ? 43200 : 10080;  // 30 days, 7 days
+      if (n < 1 || n > max)
+        at.fail(e.value, field,
+                "is " + std::to_string(n) + ", must be 1 to " + std::to_string(max) + " minutes");
+    } else if (e.key == "staleness_action") {
+      one_of(e.value, at, field, {"dlq", "error", "none"});
+    } else if (e.key == "auto_fail_on_timeout" || e.key == "auto_dlq_on_timeout") {
+      optional_flag(e.value, at, field);
+    } else {
+      unknown(e, at, field);
+    }
+  });
+}
+
 // ---- steps ------------------------------------------------------------------------------
 
+/// A number of seconds, 0 to `max`, as milliseconds (fractions allowed).
+std::chrono::milliseconds read_seconds(const YAML::Node& value, const location& at,
+                                       std::string_view field, double max, const char* range) {
+  const json v = value.IsScalar() ? scalar_to_json(value, at, field) : json();
+  if (!v.is_number())
+    at.fail(value, field, "must be a number of seconds");
+  const double s = v.get<double>();
+  if (!(s >= 0 && s <= max))
+    at.fail(value, field, "is " + v.dump() + ", must be " + range);
+  return std::chrono::milliseconds(std::llround(s * 1000));
+}
+
+constexpr std::int64_t max_base_ms = 86'400'000;       // the core's bounds: a day…
+constexpr std::int64_t max_cap_ms = 7 * 86'400'000LL;  // …and a week
+
+/// retry: Tasker's fields. initial_delay and max_delay are seconds, another
+/// spelling of backoff_base_ms and max_backoff_ms: both spellings of one
+/// value may be given only when they agree.
 retry_policy parse_retry(const YAML::Node& node, const location& at) {
   retry_policy p;  // Tasker's defaults: 3 attempts, exponential, 1 s base, 30 s cap, ±15 %
   if (node.IsNull())
@@ -171,6 +229,8 @@ retry_policy parse_retry(const YAML::Node& node, const location& at) {
   if (!node.IsMap())
     at.fail(node, "retry", "must be a mapping");
   const mapping fields(node, at, "retry");
+  // Each delay as given under either spelling, to refuse the two disagreeing.
+  std::optional<std::chrono::milliseconds> base_ms, initial_delay, cap_ms, max_delay;
   for_each_entry(fields, [&](const mapping::entry& e) {
     const std::string field = "retry." + e.key;
     if (e.key == "retryable") {
@@ -187,23 +247,50 @@ retry_policy parse_retry(const YAML::Node& node, const location& at) {
       p.max_attempts = n == 0 ? 1 : static_cast<int>(n);
     } else if (e.key == "backoff") {
       const std::string b = e.value.IsScalar() ? e.value.Scalar() : "";
-      if (b == "fibonacci")
-        at.fail(e.value, field, "backoff \"fibonacci\" is not supported yet");
-      if (b != "none" && b != "linear" && b != "exponential")
-        at.fail(e.value, field, "must be none, linear or exponential");
+      if (b != "none" && b != "linear" && b != "exponential" && b != "fibonacci")
+        at.fail(e.value, field, "must be none, linear, exponential or fibonacci");
       p.backoff = b;
     } else if (e.key == "backoff_base_ms" || e.key == "max_backoff_ms") {
+      const bool base = e.key == "backoff_base_ms";
       const auto ms = integer(e.value, at, field);
-      if (ms < 0)
-        at.fail(e.value, field, "is " + std::to_string(ms) + ", must not be negative");
-      (e.key == "backoff_base_ms" ? p.base : p.cap) = std::chrono::milliseconds(ms);
-    } else if (e.key == "initial_delay" || e.key == "max_delay") {
-      not_supported(e, at, field, " (backoff_base_ms and max_backoff_ms are)");
+      if (ms < 0 || ms > (base ? max_base_ms : max_cap_ms))
+        at.fail(e.value, field,
+                "is " + std::to_string(ms) + ", must be 0 to "
+                    + std::to_string(base ? max_base_ms : max_cap_ms)
+                    + (base ? " (a day)" : " (a week)"));
+      (base ? base_ms : cap_ms) = std::chrono::milliseconds(ms);
+    } else if (e.key == "initial_delay") {
+      initial_delay = read_seconds(e.value, at, field, max_base_ms / 1000.0, "0 to 86400 (a day)");
+    } else if (e.key == "max_delay") {
+      max_delay = read_seconds(e.value, at, field, max_cap_ms / 1000.0, "0 to 604800 (a week)");
     } else {
       unknown(e, at, field);
     }
   });
+  const auto settle = [&](const auto& ms, const auto& secs, const char* ms_key,
+                          const char* secs_key, std::chrono::milliseconds& out) {
+    if (ms && secs && *ms != *secs)
+      at.note(fields.find(secs_key)->key_node, "",
+              std::string("retry.") + secs_key + " (" + std::to_string(secs->count())
+                  + " ms) and retry." + ms_key + " (" + std::to_string(ms->count())
+                  + " ms) disagree; give one of them");
+    if (ms)
+      out = *ms;
+    else if (secs)
+      out = *secs;
+  };
+  settle(base_ms, initial_delay, "backoff_base_ms", "initial_delay", p.base);
+  settle(cap_ms, max_delay, "max_backoff_ms", "max_delay", p.cap);
   return p;
+}
+
+/// handler.initialization: a mapping, as JSON (null: none).
+json initialization(const YAML::Node& value, const location& at) {
+  if (value.IsNull())
+    return json::object();
+  if (!value.IsMap())
+    at.fail(value, "handler.initialization", "must be a mapping");
+  return detail::to_json(value, at, "handler.initialization");
 }
 
 void parse_handler(const YAML::Node& node, const location& at, step_spec& out) {
@@ -216,18 +303,19 @@ void parse_handler(const YAML::Node& node, const location& at, step_spec& out) {
     if (e.key == "callable")
       return;
     if (e.key == "method") {
-      if (!e.value.IsNull() && !(e.value.IsScalar() && e.value.Scalar() == "call"))
-        at.fail(e.value, "handler.method",
-                (e.value.IsScalar() ? "method " + in_quotes(e.value.Scalar()) : std::string("it"))
-                    + " is not supported yet (only \"call\")");
+      // The handler's entry point: one of the methods its worker registered.
+      if (!e.value.IsNull())
+        out.options.entry_point = required_text(&e, node, at, "handler.method");
     } else if (e.key == "initialization") {
-      if (e.value.IsNull())
-        return;
-      if (!e.value.IsMap())
-        at.fail(e.value, "handler.initialization", "must be a mapping");
-      out.options.config = detail::to_json(e.value, at, "handler.initialization");
+      out.options.config = initialization(e.value, at);
     } else if (e.key == "resolver") {
-      not_supported(e, at, "handler.resolver");
+      // Handlers are registered by name (worker::handle): Tasker's explicit
+      // mapping is the only resolver; class lookups need reflection.
+      if (!e.value.IsNull() && !(e.value.IsScalar() && e.value.Scalar() == "explicit_mapping"))
+        at.fail(e.value, "handler.resolver",
+                (e.value.IsScalar() ? "resolver " + in_quotes(e.value.Scalar()) : std::string("it"))
+                    + " is not available: handlers are registered by name, so the only resolver "
+                      "is \"explicit_mapping\" (the callable is the registered name)");
     } else {
       unknown(e, at, "handler." + e.key);
     }
@@ -246,6 +334,11 @@ std::vector<std::string> parse_dependencies(const mapping::entry& e, const locat
     names.push_back(item.Scalar());
   }
   return names;
+}
+
+/// timeout_seconds, of a step or of an override.
+std::chrono::milliseconds step_timeout(const YAML::Node& value, const location& at) {
+  return read_seconds(value, at, "timeout_seconds", max_timeout_seconds, "0 to 604800 (7 days)");
 }
 
 /// A step as read, with its place in the file.
@@ -292,13 +385,7 @@ parsed_step parse_step(const YAML::Node& node, std::size_t number, location at) 
     } else if (e.key == "retry") {
       s.options.retry_settings = parse_retry(e.value, at);
     } else if (e.key == "timeout_seconds") {
-      const json v = e.value.IsScalar() ? scalar_to_json(e.value, at, e.key) : json();
-      if (!v.is_number())
-        at.fail(e.value, e.key, "must be a number of seconds");
-      const double seconds = v.get<double>();
-      if (seconds < 0 || seconds > max_timeout_seconds)
-        at.fail(e.value, e.key, "is " + v.dump() + ", must be 0 to 604800 (7 days)");
-      s.options.time_limit = std::chrono::milliseconds(std::llround(seconds * 1000));
+      s.options.time_limit = step_timeout(e.value, at);
     } else if (e.key == "type") {
       const std::string type = e.value.IsScalar() ? e.value.Scalar() : "";
       for (auto t : {step_type::standard, step_type::decision, step_type::deferred_convergence,
@@ -324,6 +411,89 @@ parsed_step parse_step(const YAML::Node& node, std::size_t number, location at) 
     }
   });
   out.complete = !s.name.empty() && !s.handler.empty() && dependencies_read;
+  return out;
+}
+
+// ---- environments -----------------------------------------------------------------------
+
+/// A step override as read, with the place of its step name, checked once
+/// the steps are known.
+struct parsed_override {
+  std::string environment;
+  step_override change;
+  YAML::Node name;
+};
+
+step_override parse_override(const YAML::Node& node, const location& at, YAML::Node& name) {
+  step_override o;
+  if (!node.IsMap())
+    at.fail(node, "", "must be a mapping with the name of the step it overrides");
+  const mapping fields(node, at, "");
+  o.step = required_text(fields.find("name"), node, at, "name");
+  name = fields.find("name")->value;
+  for_each_entry(fields, [&](const mapping::entry& e) {
+    if (e.key == "name")
+      return;
+    if (e.key == "timeout_seconds") {
+      o.timeout = step_timeout(e.value, at);
+    } else if (e.key == "retry") {
+      o.retry = parse_retry(e.value, at);
+    } else if (e.key == "handler") {
+      if (e.value.IsNull())
+        return;
+      if (!e.value.IsMap())
+        at.fail(e.value, "handler", "must be a mapping (initialization)");
+      const mapping handler(e.value, at, "handler");
+      for_each_entry(handler, [&](const mapping::entry& h) {
+        if (h.key != "initialization")
+          at.fail(h.key_node, "",
+                  "an environment overrides handler.initialization only, not handler." + h.key);
+        o.initialization = initialization(h.value, at);
+      });
+    } else {
+      unknown(e, at, e.key);
+    }
+  });
+  return o;
+}
+
+/// environments: {NAME: {steps: [override…]}}, every environment read.
+std::vector<parsed_override> parse_environments(const YAML::Node& node, location at) {
+  std::vector<parsed_override> out;
+  if (node.IsNull())
+    return out;
+  if (!node.IsMap())
+    at.fail(node, "environments", "must be a mapping of environment names to their overrides");
+  const mapping environments(node, at, "environments");
+  for_each_entry(environments, [&](const mapping::entry& env) {
+    const std::string where = "environments." + env.key;
+    if (env.value.IsNull())
+      return;
+    if (!env.value.IsMap())
+      at.fail(env.value, where, "must be a mapping (steps)");
+    const mapping fields(env.value, at, where);
+    for_each_entry(fields, [&](const mapping::entry& e) {
+      if (e.key != "steps")
+        unknown(e, at, where + "." + e.key);
+      if (e.value.IsNull())
+        return;
+      if (!e.value.IsSequence())
+        at.fail(e.value, where + ".steps", "must be a list of step overrides");
+      std::size_t number = 0;
+      for (const auto& item : e.value) {
+        location in = at;
+        in.step = "environment " + in_quotes(env.key) + " override #" + std::to_string(++number);
+        if (item.IsMap())
+          if (const YAML::Node n = item["name"]; n.IsDefined() && n.IsScalar())
+            in.step = "environment " + in_quotes(env.key) + " override of " + in_quotes(n.Scalar());
+        attempt([&] {
+          parsed_override o{env.key, {}, {}};
+          o.change = parse_override(item, in, o.name);
+          out.push_back(std::move(o));
+        });
+      }
+    });
+  });
   return out;
 }
 
@@ -382,6 +552,7 @@ std::optional<pipeline> read_template(const YAML::Node& root, location at) {
   if (named)
     at.pipeline = "pipeline " + label;
 
+  std::vector<parsed_override> overrides;
   for_each_entry(fields, [&](const mapping::entry& e) {
     if (e.key == "name" || e.key == "namespace_name" || e.key == "version" || e.key == "steps"
         || e.key == "metadata")  // documentation only
@@ -392,7 +563,11 @@ std::optional<pipeline> read_template(const YAML::Node& root, location at) {
       check_system_dependencies(e.value, at);
     else if (e.key == "domain_events")
       check_events(e, at);
-    else if (e.key == "input_schema" || e.key == "environments" || e.key == "lifecycle")
+    else if (e.key == "environments")
+      overrides = parse_environments(e.value, at);
+    else if (e.key == "lifecycle")
+      check_lifecycle(e.value, at);
+    else if (e.key == "input_schema")
       not_supported(e, at, e.key);
     else
       unknown(e, at, e.key);
@@ -419,12 +594,33 @@ std::optional<pipeline> read_template(const YAML::Node& root, location at) {
       complete = complete && steps.back().complete;
     }
   }
+  // An override names a step of the template (Tasker skips the others
+  // silently; a misspelt name here is a problem).
+  const auto is_step = [&](const std::string& n) {
+    return std::any_of(steps.begin(), steps.end(),
+                       [&](const parsed_step& s) { return s.spec.name == n; });
+  };
+  const auto unknown_step = [&](const parsed_override& o) {
+    if (o.change.step == "ALL" || is_step(o.change.step))
+      return false;
+    location in = at;
+    in.step = "environment " + in_quotes(o.environment);
+    in.note(o.name, "",
+            "overrides step " + in_quotes(o.change.step)
+                + ", which the template does not have (name one of its steps, or ALL)");
+    return true;
+  };
+  if (!steps.empty())  // without steps every name would be unknown
+    overrides.erase(std::remove_if(overrides.begin(), overrides.end(), unknown_step),
+                    overrides.end());
   if (!complete)
     return std::nullopt;
 
   pipeline p(ns, name, version);
   for (const auto& s : steps)
     p.step(s.spec.name, s.spec.handler, s.spec.options);
+  for (auto& o : overrides)
+    p.override_in(o.environment, std::move(o.change));
   std::map<std::string, std::size_t> duplicates;
   for (const auto& problem : p.validate())
     at.record(place_of(problem, label, steps, list->value.Mark(), duplicates), problem);

@@ -164,6 +164,21 @@ TEST_CASE("linear backoff grows by the base and stops at the cap" * doctest::tim
   CHECK(backoff_delay(p, 5) == 3000);
 }
 
+TEST_CASE("fibonacci backoff multiplies the base by fib(n) and stops at the cap"
+          * doctest::timeout(10)) {
+  const auto p = policy(backoff_kind::fibonacci, 500, 10000);
+  const millis expected[] = {500, 500, 1000, 1500, 2500, 4000, 6500, 10000, 10000};
+  for (int n = 1; n <= 9; ++n) {
+    INFO("after failed attempt ", n);
+    CHECK(backoff_delay(p, n) == expected[n - 1]);
+  }
+  CHECK(backoff_delay(p, 0) == 500);  // counted as the first
+  CHECK(backoff_delay(p, 1'000'000) == 10000);
+  const auto uncapped = policy(backoff_kind::fibonacci, 1, 7 * 86'400'000LL);
+  CHECK(backoff_delay(uncapped, 20) == 6765);
+  CHECK(backoff_delay(uncapped, 200) == 7 * 86'400'000LL);
+}
+
 TEST_CASE("no backoff means no delay" * doctest::timeout(10)) {
   const auto p = policy(backoff_kind::none, 700, 3000);
   CHECK(backoff_delay(p, 1) == 0);
@@ -281,6 +296,25 @@ TEST_CASE("defaults spelled out or left out give the same canonical pipeline"
   CHECK(terse->canonical_json != different->canonical_json);
 }
 
+TEST_CASE("a step's method defaults to call and counts in the canonical form only otherwise"
+          * doctest::timeout(10)) {
+  auto plain = parse_pipeline(
+      R"({"namespace":"ns","name":"p","version":"1","steps":[{"name":"a","handler":"h"}]})");
+  auto call = parse_pipeline(R"({"namespace":"ns","name":"p","version":"1",
+      "steps":[{"name":"a","handler":"h","method":"call"}]})");
+  auto refund = parse_pipeline(R"({"namespace":"ns","name":"p","version":"1",
+      "steps":[{"name":"a","handler":"h","method":"refund",
+                "retry":{"backoff":"fibonacci","base_ms":250}}]})");
+  CHECK(plain->steps[0].method == "call");
+  CHECK(call->steps[0].method == "call");
+  CHECK(refund->steps[0].method == "refund");
+  CHECK(refund->steps[0].retry.backoff == backoff_kind::fibonacci);
+  CHECK(plain->canonical_json == call->canonical_json);
+  CHECK(plain->canonical_json.find("method") == std::string::npos);  // as stored before methods
+  CHECK(refund->canonical_json.find(R"("method":"refund")") != std::string::npos);
+  CHECK(refund->canonical_json.find(R"("backoff":"fibonacci")") != std::string::npos);
+}
+
 TEST_CASE("parsing a cyclic pipeline fails naming a step on the cycle" * doctest::timeout(10)) {
   auto [code, message] = error_of([] {
     parse_pipeline(R"({"namespace":"ns","name":"p","version":"1","steps":[
@@ -316,7 +350,13 @@ TEST_CASE("parsing rejects bad pipelines with the right code" * doctest::timeout
       {R"({"name":"p","version":"1","steps":[{"name":"a","handler":"h"}]})", TK_VALIDATION},
       {R"({"namespace":"ns","name":"p","version":"1","steps":[{"name":"a"}]})", TK_VALIDATION},
       {R"({"namespace":"ns","name":"p","version":"1","steps":[{"name":"a","handler":"h",
-          "retry":{"backoff":"fibonacci"}}]})",
+          "retry":{"backoff":"golden"}}]})",
+       TK_VALIDATION},
+      {R"({"namespace":"ns","name":"p","version":"1","steps":[{"name":"a","handler":"h",
+          "method":""}]})",
+       TK_VALIDATION},
+      {R"({"namespace":"ns","name":"p","version":"1","steps":[{"name":"a","handler":"h",
+          "method":7}]})",
        TK_VALIDATION},
       {R"({"namespace":"ns","name":"p","version":"1","steps":[{"name":"a","handler":"h",
           "retry":{"max_attempts":0}}]})",

@@ -275,10 +275,11 @@ TEST_CASE("out-of-range retry and timeout values are reported, each naming the s
                  at + "retry max_attempts is 0, must be 1 to 1000"));
   CHECK(contains(with([](auto& r) { r.max_attempts = 1001; }), at + "retry max_attempts is 1001"));
   CHECK(with([](auto& r) { r.max_attempts = 1000; }).empty());
-  CHECK(contains(with([](auto& r) { r.backoff = "fibonacci"; }),
+  CHECK(with([](auto& r) { r.backoff = "fibonacci"; }).empty());
+  CHECK(contains(with([](auto& r) { r.backoff = "golden"; }),
                  at
-                     + "retry backoff is \"fibonacci\", must be \"none\", \"linear\" or "
-                       "\"exponential\""));
+                     + "retry backoff is \"golden\", must be \"none\", \"linear\", "
+                       "\"exponential\" or \"fibonacci\""));
   CHECK(contains(with([](auto& r) { r.base = -1ms; }), at + "retry base is -1 ms"));
   CHECK(contains(with([](auto& r) { r.cap = -1ms; }), at + "retry cap is -1 ms"));
   CHECK(contains(with([](auto& r) { r.jitter = 1.5; }), at + "retry jitter is 1.5"));
@@ -769,30 +770,26 @@ TEST_CASE("every unsupported or unknown field is rejected with a message" * doct
   const std::vector<example> examples = {
       {head + "input_schema: {type: object}\n" + steps,
        "t.yaml:4:1: pipeline ns/p@1: \"input_schema\" is not supported yet"},
-      {head + "environments: {test: {}}\n" + steps,
-       "t.yaml:4:1: pipeline ns/p@1: \"environments\" is not supported yet"},
       {head + "colour: blue\n" + steps, "t.yaml:4:1: pipeline ns/p@1: unknown field \"colour\""},
       {one_step("    colour: blue\n"),
        "t.yaml:7:5: pipeline ns/p@1 step \"s\": unknown field \"colour\""},
-      {one_handler("{callable: h, method: process}"),
-       "step \"s\": handler.method: method \"process\" is not supported yet (only \"call\")"},
+      {one_handler("{callable: h, method: ''}"), "step \"s\": handler.method: is empty"},
       {one_handler("{callable: h, class: X}"), "step \"s\": unknown field \"handler.class\""},
       {one_handler("{initialization: {}}"), "step \"s\": handler.callable: is required"},
       {one_handler("h"), "step \"s\": handler: must be a mapping with a callable"},
       {one_handler("{callable: h, initialization: [1]}"),
        "step \"s\": handler.initialization: must be a mapping"},
-      {one_step("    retry: {backoff: fibonacci}\n"),
-       "t.yaml:7:22: pipeline ns/p@1 step \"s\": retry.backoff: backoff \"fibonacci\" is not "
-       "supported yet"},
       {one_step("    retry: {backoff: quadratic}\n"),
-       "retry.backoff: must be none, linear or exponential"},
+       "t.yaml:7:22: pipeline ns/p@1 step \"s\": retry.backoff: must be none, linear, "
+       "exponential or fibonacci"},
       {one_step("    retry: {max_attempts: -1}\n"), "retry.max_attempts: is -1, must be 0 to 1000"},
       {one_step("    retry: {max_attempts: 1001}\n"),
        "retry.max_attempts: is 1001, must be 0 to 1000"},
       {one_step("    retry: {max_attempts: 2.5}\n"), "retry.max_attempts: must be an integer"},
       {one_step("    retry: {max_attempts: '3'}\n"), "retry.max_attempts: must be an integer"},
       {one_step("    retry: {retryable: yes}\n"), "retry.retryable: must be true or false"},
-      {one_step("    retry: {backoff_base_ms: -1}\n"), "retry.backoff_base_ms: is -1, must not be"},
+      {one_step("    retry: {backoff_base_ms: -1}\n"),
+       "retry.backoff_base_ms: is -1, must be 0 to 86400000 (a day)"},
       {one_step("    retry: {max_backoff_ms: x}\n"), "retry.max_backoff_ms: must be an integer"},
       {one_step("    retry: {jitter: 0.1}\n"), "step \"s\": unknown field \"retry.jitter\""},
       {one_step("    retry: 3\n"), "step \"s\": retry: must be a mapping"},

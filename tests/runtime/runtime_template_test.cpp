@@ -162,24 +162,8 @@ TEST_CASE("the fields that need the core stay errors naming the field and its pl
   const std::vector<example> examples = {
       {head + "input_schema: {type: object}\n" + steps,
        "t.yaml:4:1: pipeline ns/p@1: \"input_schema\" is not supported yet"},
-      {head + "environments: {test: {}}\n" + steps,
-       "t.yaml:4:1: pipeline ns/p@1: \"environments\" is not supported yet"},
-      {head + "lifecycle: {max_duration_minutes: 5}\n" + steps,
-       "t.yaml:4:1: pipeline ns/p@1: \"lifecycle\" is not supported yet"},
-      {head + "steps:\n  - name: s\n    handler: {callable: h, resolver: explicit_mapping}\n",
-       "t.yaml:6:28: pipeline ns/p@1 step \"s\": \"handler.resolver\" is not supported yet"},
-      {head + "steps:\n  - name: s\n    handler: {callable: h, method: refund}\n",
-       "t.yaml:6:36: pipeline ns/p@1 step \"s\": handler.method: method \"refund\" is not "
-       "supported yet"},
-      {one_step("    retry: {initial_delay: 100}\n"),
-       "t.yaml:7:13: pipeline ns/p@1 step \"s\": \"retry.initial_delay\" is not supported yet"},
-      {one_step("    retry: {max_delay: 100}\n"),
-       "t.yaml:7:13: pipeline ns/p@1 step \"s\": \"retry.max_delay\" is not supported yet"},
       {one_step("    retry: {max_attempts: -1}\n"),
        "t.yaml:7:27: pipeline ns/p@1 step \"s\": retry.max_attempts: is -1, must be 0 to 1000"},
-      {one_step("    retry: {backoff: fibonacci}\n"),
-       "t.yaml:7:22: pipeline ns/p@1 step \"s\": retry.backoff: backoff \"fibonacci\" is not "
-       "supported yet"},
       {one_step("    step_types: decision\n"),
        "t.yaml:7:5: pipeline ns/p@1 step \"s\": unknown field \"step_types\""},
   };
@@ -198,26 +182,29 @@ input_schema: {type: object}
 steps:
   - name: a
     handler: {callable: h, resolver: x}
-    retry: {max_attempts: 0, backoff: fibonacci}
+    retry: {max_attempts: 0, backoff: golden}
   - name: b
     type: batchable
     handler: {callable: h, initialization: {x: .inf, y: !custom 1}}
-environments: {test: {}}
+environments: {test: {steps: [{name: ghost}]}}
 )";
   const auto problems = problems_of(yaml, "many.yaml");
   const std::vector<std::string> expected = {
       "many.yaml:4:1: pipeline ns/p@1: unknown field \"colour\"",
       "many.yaml:5:1: pipeline ns/p@1: \"input_schema\" is not supported yet",
-      "many.yaml:8:28: pipeline ns/p@1 step \"a\": \"handler.resolver\" is not supported yet",
-      "many.yaml:9:39: pipeline ns/p@1 step \"a\": retry.backoff: backoff \"fibonacci\" is not "
-      "supported yet",
+      "many.yaml:8:38: pipeline ns/p@1 step \"a\": handler.resolver: resolver \"x\" is not "
+      "available: handlers are registered by name, so the only resolver is \"explicit_mapping\" "
+      "(the callable is the registered name)",
+      "many.yaml:9:39: pipeline ns/p@1 step \"a\": retry.backoff: must be none, linear, "
+      "exponential or fibonacci",
       "many.yaml:10:5: pipeline ns/p@1 step \"b\": a batchable step needs a batch_worker step "
       "that depends on it",
       "many.yaml:12:48: pipeline ns/p@1 step \"b\": handler.initialization.x: .inf cannot be "
       "represented in JSON",
       "many.yaml:12:57: pipeline ns/p@1 step \"b\": handler.initialization.y: the tag "
       "\"!custom\" is not supported",
-      "many.yaml:13:1: pipeline ns/p@1: \"environments\" is not supported yet",
+      "many.yaml:13:38: pipeline ns/p@1 environment \"test\": overrides step \"ghost\", which the "
+      "template does not have (name one of its steps, or ALL)",
   };
   CHECK(problems == expected);
 

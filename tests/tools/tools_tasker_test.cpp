@@ -563,7 +563,7 @@ TEST_CASE("tasker validate lists every problem of every template and exits 2 unl
                          "  - {name: a, handler: {callable: h}, publishes_events: []}\n"
                          "  - {name: b, handler: {callable: h}, dependencies: [a]}\n");
   dir.write("bad.yaml", "name: bad\nnamespace_name: shop\nversion: 1.0.0\n"
-                        "lifecycle: {max_duration_minutes: 5}\n"
+                        "lifecycle: {max_duration_minutes: 0}\n"
                         "steps:\n"
                         "  - {name: a, handler: {callable: h}, dependencies: [ghost]}\n");
   const auto good = dir.file("good.yaml"), bad = dir.file("bad.yaml");
@@ -582,8 +582,10 @@ TEST_CASE("tasker validate lists every problem of every template and exits 2 unl
   CHECK(mixed.code == 2);
   CHECK(mixed.out == good + ": valid: pipeline shop/good@1.0.0, 2 steps\n");
   CHECK(mixed.err
-        == bad + ":4:1: pipeline shop/bad@1.0.0: \"lifecycle\" is not supported yet\n" + bad
-               + ":6:5: pipeline shop/bad@1.0.0 step \"a\": unknown dependency \"ghost\"\n"
+        == bad
+               + ":4:35: pipeline shop/bad@1.0.0: lifecycle.max_duration_minutes: is 0, must be 1 "
+                 "to 43200 minutes\n"
+               + bad + ":6:5: pipeline shop/bad@1.0.0 step \"a\": unknown dependency \"ghost\"\n"
                + "tasker validate: 1 of 2 templates are invalid\n");
 
   // A directory stands for its templates; the same version twice rejects the later.
@@ -620,4 +622,44 @@ TEST_CASE("tasker validate lists every problem of every template and exits 2 unl
 
   auto none = tasker_process(dir, {"validate"}, {}).finish();
   CHECK(none.code == 2);
+}
+
+TEST_CASE("tasker validate checks every environment and says which one a worker would apply"
+          * doctest::timeout(60)) {
+  temp_dir dir;
+  dir.write("envs.yaml", "name: envs\nnamespace_name: shop\nversion: 1.0.0\n"
+                         "steps:\n  - {name: a, handler: {callable: h}}\n"
+                         "environments:\n"
+                         "  test: {steps: [{name: a, timeout_seconds: 5}]}\n"
+                         "  development: {steps: [{name: ALL, retry: {max_attempts: 1}}]}\n");
+  dir.write("typo.yaml", "name: typo\nnamespace_name: shop\nversion: 1.0.0\n"
+                         "steps:\n  - {name: a, handler: {callable: h}}\n"
+                         "environments:\n  test: {steps: [{name: b, timeout_seconds: 5}]}\n");
+  const auto envs = dir.file("envs.yaml"), typo = dir.file("typo.yaml");
+
+  auto plain = tasker_process(dir, {"validate", envs}, {}).finish();
+  INFO(describe(plain));
+  CHECK(plain.code == 0);
+  CHECK(plain.out
+        == envs + ": valid: pipeline shop/envs@1.0.0, 1 step; environments: development, test\n");
+
+  auto test = tasker_process(dir, {"validate", "--environment", "test", envs}, {}).finish();
+  INFO(describe(test));
+  CHECK(test.out
+        == envs
+               + ": valid: pipeline shop/envs@1.0.0, 1 step; environments: development, test; "
+                 "environment test applies\n");
+  auto prod =
+      tasker_process(dir, {"validate", "--environment=production", "--json", envs}, {}).finish();
+  INFO(describe(prod));
+  const auto report = json::parse(prod.out);
+  CHECK(report["files"][0].at("environments") == json{"development", "test"});
+  CHECK(report["files"][0].at("environment_applies") == false);
+
+  auto bad = tasker_process(dir, {"validate", typo}, {}).finish();
+  INFO(describe(bad));
+  CHECK(bad.code == 2);
+  CHECK(contains(bad.err, typo
+                              + ":7:25: pipeline shop/typo@1.0.0 environment \"test\": overrides "
+                                "step \"b\", which the template does not have"));
 }

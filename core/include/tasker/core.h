@@ -164,9 +164,10 @@ TK_API tk_status tk_set_task_listener(tk_core* core, tk_task_listener_fn fn, voi
 
 /** Registers a pipeline (task template). JSON:
  *  {"namespace": "...", "name": "...", "version": "...",
- *   "steps": [{"name": "...", "handler": "...", "config": {...},
+ *   "steps": [{"name": "...", "handler": "...", "method": "call", "config": {...},
  *              "dependencies": ["..."],
- *              "retry": {"max_attempts": 3, "backoff": "none|linear|exponential",
+ *              "retry": {"max_attempts": 3,
+ *                        "backoff": "none|linear|exponential|fibonacci",
  *                        "base_ms": 1000, "cap_ms": 30000, "jitter": 0.15,
  *                        "retryable": true},
  *              "timeout_ms": 0}]}
@@ -281,6 +282,11 @@ typedef struct tk_step_event {
    *  "is_no_op": false}. */
   const char* step_inputs;
   size_t step_inputs_len;
+  /** The handler's entry point the step runs (its pipeline step's "method"):
+   *  "call" when the step names none, never NULL. A worker that registered
+   *  the handler without that method fails the step as handler_not_found. */
+  const char* method;
+  size_t method_len;
 } tk_step_event;
 
 /** What a worker claims and for how long: given once, when it opens; the

@@ -125,9 +125,11 @@ retry_policy parse_retry(const json& step, const std::string& at, problem_list& 
       p.backoff = backoff_kind::linear;
     else if (backoff == "none")
       p.backoff = backoff_kind::none;
+    else if (backoff == "fibonacci")
+      p.backoff = backoff_kind::fibonacci;
     else
       problems.add(at + ": retry backoff is " + b->dump()
-                   + ", must be \"none\", \"linear\" or \"exponential\"");
+                   + ", must be \"none\", \"linear\", \"exponential\" or \"fibonacci\"");
   }
   if (auto j = r.find("jitter"); j != r.end() && !j->is_null()) {
     if (!j->is_number() || !(j->get<double>() >= 0 && j->get<double>() <= 1))
@@ -149,6 +151,7 @@ const char* backoff_name(backoff_kind k) {
     case backoff_kind::none: return "none";
     case backoff_kind::linear: return "linear";
     case backoff_kind::exponential: return "exponential";
+    case backoff_kind::fibonacci: return "fibonacci";
   }
   return "exponential";
 }
@@ -324,8 +327,9 @@ step_def parse_step(const json& s, std::size_t i, const std::string& where,
   d.name = get_string(s, "name", where + " step #" + std::to_string(i + 1), problems);
   const std::string at = d.name.empty() ? where + " step #" + std::to_string(i + 1)
                                         : where + " step " + in_quotes(d.name);
-  static const char* const known[] = {"name",  "handler",    "config", "dependencies",
-                                      "retry", "timeout_ms", "type",   "batch_config"};
+  static const char* const known[] = {"name",       "handler",      "method",
+                                      "config",     "dependencies", "retry",
+                                      "timeout_ms", "type",         "batch_config"};
   check_fields(s, known, at, problems);
   if (d.name.empty())
     problems.add(at + ": name is empty");
@@ -334,6 +338,13 @@ step_def parse_step(const json& s, std::size_t i, const std::string& where,
   d.handler = get_string(s, "handler", at, problems);
   if (d.handler.empty())
     problems.add(at + ": handler is empty");
+  if (auto m = s.find("method"); m != s.end() && !m->is_null()) {
+    d.method = get_string(s, "method", at, problems);
+    if (m->is_string() && d.method.empty())
+      problems.add(at + ": method is empty (leave it out for \"call\")");
+    if (d.method.empty())
+      d.method = "call";
+  }
   if (auto c = s.find("config"); c != s.end() && !c->is_null()) {
     if (!c->is_object())
       problems.add(at + ": config must be a JSON object, not " + c->type_name());
@@ -538,6 +549,8 @@ std::shared_ptr<pipeline_def> parse_pipeline(std::string_view text) {
     json s = json::object();
     s["name"] = d.name;
     s["handler"] = d.handler;
+    if (d.method != "call")  // absent for "call": definitions stored before methods compare equal
+      s["method"] = d.method;
     s["config"] = json::parse(d.config);
     s["dependencies"] = d.dependencies;
     s["retry"] = {{"max_attempts", d.retry.max_attempts},

@@ -26,6 +26,8 @@ const char* to_string(step_kind k);
 struct step_def {
   std::string name;
   std::string handler;
+  /// The handler's entry point (Tasker's handler.method).
+  std::string method = "call";
   std::string config = "{}";  ///< handler config, compact JSON object
   std::vector<std::string> dependencies;
   retry_policy retry;

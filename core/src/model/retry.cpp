@@ -15,6 +15,17 @@ millis backoff_delay(const retry_policy& policy, int attempts) {
       // 2^62 already exceeds any sane cap: clamp the exponent, not the result.
       delay = static_cast<double>(policy.base_ms) * std::ldexp(1.0, std::min(n - 1, 62));
       break;
+    case backoff_kind::fibonacci: {
+      // fib(1) = fib(2) = 1; past fib(90) (2.9e18) any sane cap is long reached.
+      double previous = 0, current = 1;
+      for (int i = 1; i < std::min(n, 90); ++i) {
+        const double next = previous + current;
+        previous = current;
+        current = next;
+      }
+      delay = static_cast<double>(policy.base_ms) * current;
+      break;
+    }
   }
   return static_cast<millis>(std::min(delay, static_cast<double>(policy.cap_ms)));
 }

@@ -10,9 +10,10 @@ using millis = std::int64_t;
 
 /// How the delay grows between attempts.
 enum class backoff_kind {
-  none,        ///< retry as soon as possible
-  linear,      ///< base * n after the n-th failed attempt
-  exponential  ///< base * 2^(n-1) after the n-th failed attempt
+  none,         ///< retry as soon as possible
+  linear,       ///< base * n after the n-th failed attempt
+  exponential,  ///< base * 2^(n-1) after the n-th failed attempt
+  fibonacci     ///< base * fib(n) after the n-th failed attempt (1, 1, 2, 3, 5, 8…)
 };
 
 /// Per-step retry policy; defaults follow Tasker's.

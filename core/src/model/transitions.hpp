@@ -188,6 +188,8 @@ void add_event(event_buffer& out, const step_row& s, const task_row& t, millis l
   e.step_name_len = d.name.size();
   e.handler = d.handler.c_str();
   e.handler_len = d.handler.size();
+  e.method = d.method.c_str();
+  e.method_len = d.method.size();
   e.handler_config = d.config.c_str();
   e.handler_config_len = d.config.size();
   e.attempt = s.attempts;

@@ -165,6 +165,24 @@ TEST_CASE_TEMPLATE("the results of all ancestors reach a grandchild keyed by ste
   CHECK(c.dependency_results == json::parse(R"({"a":{"x":1,"s":"é"},"b":[1,2.5,null]})"));
 }
 
+TEST_CASE_TEMPLATE("a step's event names its handler's method, call when it names none"
+                       * doctest::timeout(30),
+                   Store, TASKER_STORES) {
+  store_env<Store> env;
+  register_pipeline(env.core, R"({"namespace":"test","name":"flow","version":"1","steps":[
+      {"name":"charge","handler":"payments"},
+      {"name":"refund","handler":"payments","method":"refund","dependencies":["charge"]}]})");
+  create_task(env.core);
+  worker_handle w(env.core, "w1");
+  auto charge = poll_one(w);
+  CHECK(charge.handler == "payments");
+  CHECK(charge.method == "call");
+  CHECK(succeed(w, charge) == TK_OK);
+  auto refund = poll_one(w);
+  CHECK(refund.handler == "payments");
+  CHECK(refund.method == "refund");
+}
+
 TEST_CASE_TEMPLATE("a null or scalar result is stored and passed on as is" * doctest::timeout(30),
                    Store, TASKER_STORES) {
   store_env<Store> env;

@@ -76,6 +76,10 @@ TEST_CASE_TEMPLATE("backoff delays follow the step's policy" * doctest::timeout(
     retry = retry_policy(4, "linear", 700, 30000);
     expected = {700, 1400, 2100};
   }
+  SUBCASE("fibonacci up to its cap") {
+    retry = retry_policy(7, "fibonacci", 500, 2000);
+    expected = {500, 500, 1000, 1500, 2000, 2000};
+  }
   SUBCASE("none") {
     retry = retry_policy(3, "none", 1000, 30000);
     expected = {0, 0};

@@ -62,6 +62,9 @@ struct handler_route {
   /// Makes a replacement for an instance that died (empty: none is made, and
   /// steps sent to the dead instance fail until the worker restarts).
   std::function<step_handler_actor()> respawn = nullptr;
+  /// The entry points its actors answer (step_event::method); a step naming
+  /// another fails as a permanent handler_not_found, never dispatched.
+  std::vector<std::string> methods{"call"};
 };
 
 struct poller_config {

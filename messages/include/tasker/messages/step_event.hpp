@@ -32,6 +32,7 @@ struct step_event {
   /// The step's own inputs, a JSON object: a batch worker instance's cursor
   /// (tk_step_event::step_inputs).
   std::string step_inputs = "{}";
+  std::string method = "call";  ///< the handler's entry point the step runs
 };
 
 template <class Inspector>
@@ -39,7 +40,7 @@ typename Inspector::result_type inspect(Inspector& f, step_event& x) {
   return f(caf::meta::type_name("tasker::step_event"), x.task_id, x.step_id, x.namespace_name,
            x.step_name, x.handler, x.handler_config, x.task_context, x.dependency_results,
            x.attempt, x.max_attempts, x.fencing_token, x.timeout_ms, x.wait_token, x.signalled,
-           x.signal_name, x.signal_payload, x.step_inputs);
+           x.signal_name, x.signal_payload, x.step_inputs, x.method);
 }
 
 }  // namespace tasker

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <filesystem>
 #include <initializer_list>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -62,8 +63,10 @@ struct template_limits {
 
 /// How a step is retried. Defaults follow Tasker.
 struct retry_policy {
-  int max_attempts = 3;                  ///< executions in all, the first included
-  std::string backoff = "exponential";   ///< "none" | "linear" | "exponential"
+  int max_attempts = 3;  ///< executions in all, the first included
+  /// "none" | "linear" (base x n after the n-th failure) | "exponential"
+  /// (base x 2^(n-1)) | "fibonacci" (base x fib(n): base, base, 2 base, 3 base, 5 base…)
+  std::string backoff = "exponential";
   std::chrono::milliseconds base{1000};  ///< first delay
   std::chrono::milliseconds cap{30000};  ///< no delay exceeds it (before jitter)
   double jitter = 0.15;                  ///< delay scaled by a factor in [1-j, 1+j]
@@ -100,6 +103,9 @@ struct step_options {
   /// batch_worker only: batch_size, parallelism, cursor_field,
   /// worker_template, failure_strategy ("fail_fast" or "continue_on_failure").
   json batch_config;
+  /// The handler's entry point the step runs (Tasker's handler.method):
+  /// one of the methods its handler registered (worker::handle).
+  std::string entry_point = "call";
 
   step_options& with_config(json c) {
     config = std::move(c);
@@ -123,6 +129,11 @@ struct step_options {
     batch_config = std::move(c);
     return *this;
   }
+  /// Runs the handler's method `m` instead of "call".
+  step_options& method(std::string m) {
+    entry_point = std::move(m);
+    return *this;
+  }
 };
 
 /// Options with the given dependencies: `after("left", "right")`.
@@ -140,6 +151,19 @@ struct step_spec {
   step_options options;
 };
 
+/// What one environment changes in a step (Tasker's `environments: NAME:
+/// steps:` entries); pipeline::for_environment applies it as Tasker does.
+struct step_override {
+  std::string step;  ///< the step's name, or "ALL" for every step
+  /// Merged into the step's config key by key: a key given here replaces
+  /// the step's value of it (whole, not merged deeper); other keys stay.
+  json initialization = json::object();
+  std::optional<std::chrono::milliseconds> timeout;  ///< replaces the step's timeout
+  /// Replaces the step's whole retry policy: a field the override does not
+  /// give takes its default, not the step's value.
+  std::optional<retry_policy> retry;
+};
+
 /// A pipeline: namespace, name, version and its steps, in declaration order.
 class pipeline {
 public:
@@ -147,6 +171,19 @@ public:
 
   /// Appends a step; chainable. Validation happens in validate()/check().
   pipeline& step(std::string name, std::string handler, step_options options = {});
+
+  /// Adds an override to `environment` (its overrides apply in the order
+  /// added); chainable. A worker started with that environment runs the
+  /// pipeline with its overrides (for_environment).
+  pipeline& override_in(std::string environment, step_override change);
+  /// Every environment's overrides, by environment name.
+  const std::map<std::string, std::vector<step_override>>& environments() const {
+    return environments_;
+  }
+  /// The pipeline as it runs in `environment`: that environment's overrides
+  /// applied to its steps. An environment it does not define (and "") leaves
+  /// it as it is, as in Tasker.
+  pipeline for_environment(std::string_view environment) const;
 
   const std::string& namespace_name() const { return namespace_; }
   const std::string& name() const { return name_; }
@@ -159,7 +196,9 @@ public:
   /// handlers, duplicate names, unknown dependencies, cycles, out-of-range
   /// retry values), each naming the pipeline and the step; empty when the
   /// pipeline is valid. As many as fit in one core message, the last line
-  /// then counting the rest.
+  /// then counting the rest. Each environment is checked too: an override
+  /// of a step the pipeline lacks, and what the core finds in the pipeline
+  /// with that environment's overrides and not without.
   std::vector<std::string> validate() const;
   /// Throws pipeline_error listing every problem, if any.
   void check() const;
@@ -172,6 +211,7 @@ private:
   std::string name_;
   std::string version_;
   std::vector<step_spec> steps_;
+  std::map<std::string, std::vector<step_override>> environments_;
 };
 
 /// Parses one Tasker-format task template (YAML). `origin` names the source

@@ -42,6 +42,8 @@ public:
   std::int64_t step_id() const { return event_.step_id; }
   const std::string& step_name() const { return event_.step_name; }
   const std::string& handler_name() const { return event_.handler; }
+  /// The handler's entry point this step runs ("call" unless its pipeline names another).
+  const std::string& method() const { return event_.method; }
   const std::string& namespace_name() const { return event_.namespace_name; }
   const step_event& event() const { return event_; }
 

@@ -13,8 +13,10 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <caf/fwd.hpp>
 
@@ -56,6 +58,10 @@ struct handler_options {
 /// A function handler.
 using handler_fn = std::function<step_result(step_context&)>;
 
+/// The entry points of one handler, by method name (Tasker's handler.method):
+/// a step runs the one its pipeline names, "call" when it names none.
+using handler_methods = std::map<std::string, handler_fn>;
+
 /// The handler protocol (step_event → step_result) as a typed actor; a
 /// behavior that answers anything else does not compile.
 using step_handler_actor = actors::step_handler_actor;
@@ -77,14 +83,29 @@ public:
   worker(const worker&) = delete;
   worker& operator=(const worker&) = delete;
 
-  /// Registers a function handler under `name`. Before start() only; a name
-  /// already registered throws std::logic_error.
+  /// Registers a function handler under `name`, as its method "call".
+  /// Before start() only; a name already registered throws std::logic_error.
   worker& handle(std::string name, handler_fn fn, handler_options options = {});
-  /// Registers an actor handler under `name`. Before start() only; a name
-  /// already registered throws std::logic_error.
+  /// Registers a handler with several entry points under `name`
+  /// (`{{"call", charge}, {"refund", refund}}`): a step runs the method its
+  /// pipeline names (step_options::method, YAML handler.method), and a step
+  /// naming a method not given here fails as a permanent handler_not_found.
+  /// The methods share the handler's actors and options. Throws
+  /// std::logic_error as handle() does, and for no method or an empty name.
+  worker& handle(std::string name, handler_methods methods, handler_options options = {});
+  /// Registers an actor handler under `name`, for steps that run its method
+  /// "call". Before start() only; a name already registered throws
+  /// std::logic_error.
   worker& handle_actor(std::string name, actor_factory factory, handler_options options = {});
+  /// Registers an actor handler that answers the steps of each of `methods`
+  /// (it reads step_event::method to tell them apart); steps naming another
+  /// method fail as a permanent handler_not_found.
+  worker& handle_actor(std::string name, std::vector<std::string> methods, actor_factory factory,
+                       handler_options options = {});
 
-  /// Validates and registers a pipeline (any time). Throws pipeline_error.
+  /// Validates and registers a pipeline (any time), with the overrides of
+  /// the config's `environment` applied (pipeline::for_environment). Throws
+  /// pipeline_error.
   worker& register_pipeline(const pipeline& p);
   /// Loads and registers every YAML template of a directory. When any file
   /// does not load, registers none of them and throws template_error listing

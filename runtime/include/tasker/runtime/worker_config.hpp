@@ -25,6 +25,10 @@ struct worker_config : caf::actor_system_config {
   std::int64_t fallback_poll_ms = 1000;    ///< safety-net poll interval
   std::int64_t drain_ms = 10000;           ///< shutdown: how long running steps may finish
   std::string templates;                   ///< a directory of YAML templates to load at start
+  /// The environment whose overrides pipelines run with (Tasker's
+  /// `environments`; env TASKER_ENV, as in Tasker). Empty: none. A pipeline
+  /// that does not define it runs as written.
+  std::string environment;
   /// A template of `templates` that does not load is logged and left out, and
   /// the worker serves the others; without it, the worker does not start.
   bool skip_invalid_templates = false;

@@ -224,7 +224,7 @@ inline std::int64_t next_due(tk_core* core, const std::vector<const char*>& name
 struct claimed_step {
   std::int64_t task_id = 0;
   std::int64_t step_id = 0;
-  std::string ns, step_name, handler;
+  std::string ns, step_name, handler, method;
   json config, context, dependency_results;
   std::int32_t attempt = 0;
   std::int32_t max_attempts = 0;
@@ -260,6 +260,9 @@ inline claimed_step copy_event(const tk_step_event& e) {
   c.handler = e.handler;
   CHECK(c.step_name.size() == e.step_name_len);
   CHECK(c.handler.size() == e.handler_len);
+  REQUIRE(e.method != nullptr);
+  c.method.assign(e.method, e.method_len);
+  CHECK(std::strlen(e.method) == e.method_len);
   c.config = parse_event_json(e.handler_config, e.handler_config_len, "handler_config");
   c.context = parse_event_json(e.task_context, e.task_context_len, "task_context");
   c.dependency_results =
