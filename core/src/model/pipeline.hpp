@@ -11,6 +11,8 @@
 
 namespace tasker::core {
 
+class json_schema;
+
 /// One step of a pipeline, with its edges precomputed as step indexes.
 struct step_def {
   std::string name;
@@ -34,6 +36,8 @@ struct pipeline_def {
   std::vector<step_def> steps;
   std::string canonical_json;  ///< normalised definition: stored, and compared on re-registration
   std::int64_t id = 0;         ///< assigned by the store
+  /// The task context's schema (input_schema); null: any JSON object.
+  std::shared_ptr<const json_schema> input_schema;
 
   /// "namespace/name@version", for messages.
   std::string label() const;
@@ -46,7 +50,7 @@ using pipeline_ptr = std::shared_ptr<const pipeline_def>;
 /// Parses and validates a pipeline definition. Throws core_error:
 /// TK_MALFORMED_JSON for bad JSON, TK_VALIDATION (naming the step) for empty
 /// or duplicate names, empty handlers, unknown dependencies, cycles and bad
-/// retry values.
+/// retry values, and for an input_schema it refuses (naming the schema path).
 std::shared_ptr<pipeline_def> parse_pipeline(std::string_view json);
 
 }  // namespace tasker::core
