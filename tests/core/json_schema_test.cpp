@@ -50,7 +50,7 @@ std::string refusal(const json& schema) {
 
 TEST_CASE("type accepts one name or a list and integer accepts 1.0" * doctest::timeout(10)) {
   CHECK(valid({{"type", "string"}}, "x"));
-  CHECK(failures({{"type", "string"}}, 5) == "$: must be string (is integer)");
+  CHECK(failures({{"type", "string"}}, 5) == "$: must be a string (is integer)");
   CHECK(valid({{"type", "integer"}}, 1.0));
   CHECK_FALSE(valid({{"type", "integer"}}, 1.5));
   CHECK(valid({{"type", "number"}}, 7));
@@ -75,10 +75,10 @@ TEST_CASE("properties and required name the failing path" * doctest::timeout(10)
   CHECK(failures(schema, {{"amount", -5}})
         == "$.customer: is required\n$.amount: must be at least 0 (is -5)");
   CHECK(failures(schema, {{"amount", 1}, {"customer", {{"email", 1}, {"first name", 2}}}})
-        == "$.customer.email: must be string (is integer)\n"
-           "$.customer[\"first name\"]: must be string (is integer)");
+        == "$.customer.email: must be a string (is integer)\n"
+           "$.customer[\"first name\"]: must be a string (is integer)");
   CHECK(failures(schema, {{"amount", 1}, {"customer", json::object()}, {"lines", {1, 2, "x"}}})
-        == "$.lines[2]: must be integer (is string)");
+        == "$.lines[2]: must be an integer (is string)");
 }
 
 TEST_CASE("enum and const compare JSON values, 1 equal to 1.0" * doctest::timeout(10)) {
@@ -140,7 +140,7 @@ TEST_CASE("objects: additionalProperties, patternProperties, sizes, dependencies
                       {"additionalProperties", {{"type", "string"}}}};
   CHECK(valid(typed, {{"x_1", 1}, {"other", "s"}}));
   CHECK(failures(typed, {{"x_1", "s"}, {"other", 1}})
-        == "$.other: must be string (is integer)\n$.x_1: must be integer (is string)");
+        == "$.other: must be a string (is integer)\n$.x_1: must be an integer (is string)");
   CHECK(failures({{"minProperties", 1}}, json::object())
         == "$: must have at least 1 properties (has 0)");
   CHECK_FALSE(valid({{"maxProperties", 0}}, {{"a", 1}}));

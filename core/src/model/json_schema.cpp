@@ -472,6 +472,12 @@ private:
         n.types |= t->bit;
         n.type_text += (n.type_text.empty() ? "" : ", ") + name;
       }
+      if (names.size() > 1)
+        n.type_text = "one of " + n.type_text;
+      else if (names.size() == 1 && names[0] != "null")
+        n.type_text =
+            (names[0] == "integer" || names[0] == "object" || names[0] == "array" ? "an " : "a ")
+            + names[0];
       if (names.empty()) {  // an empty list allows nothing
         n.types = t_none;
         n.type_text = "nothing";
@@ -647,10 +653,8 @@ public:
                                             : t_number;
       const bool match =
           (n.types & bit) != 0 || (bit == t_number && (n.types & t_integer) && is_integral(v));
-      if (!match && bad(at, [&] {
-            return "must be " + std::string(n.types & (n.types - 1) ? "one of " : "") + n.type_text
-                   + " (is " + type_name_of(v) + ")";
-          }))
+      if (!match
+          && bad(at, [&] { return "must be " + n.type_text + " (is " + type_name_of(v) + ")"; }))
         return false;
     }
     if (n.const_value && !(v == *n.const_value)
