@@ -49,10 +49,12 @@ std::string core_json_of(const pipeline& p, json::error_handler_t on_bad_utf8) {
           {"retryable", r->retryable}};
     steps.push_back(std::move(j));
   }
-  const json doc = {{"namespace", p.namespace_name()},
-                    {"name", p.name()},
-                    {"version", p.version()},
-                    {"steps", std::move(steps)}};
+  json doc = {{"namespace", p.namespace_name()},
+              {"name", p.name()},
+              {"version", p.version()},
+              {"steps", std::move(steps)}};
+  if (!p.input_schema().is_null())
+    doc["input_schema"] = p.input_schema();
   return doc.dump(-1, ' ', false, on_bad_utf8);
 }
 
@@ -116,6 +118,19 @@ pipeline::pipeline(std::string namespace_name, std::string name, std::string ver
 pipeline& pipeline::step(std::string name, std::string handler, step_options options) {
   steps_.push_back(step_spec{std::move(name), std::move(handler), std::move(options)});
   return *this;
+}
+
+pipeline& pipeline::input_schema(json schema) {
+  input_schema_ = std::move(schema);
+  return *this;
+}
+
+pipeline& pipeline::input_schema_text(std::string_view schema_json) {
+  json schema = json::parse(schema_json.begin(), schema_json.end(), nullptr, false);
+  if (schema.is_discarded())
+    throw pipeline_error("pipeline " + namespace_ + "/" + name_ + "@" + version_
+                         + ": input_schema is not valid JSON");
+  return input_schema(std::move(schema));
 }
 
 const step_spec* pipeline::find(std::string_view name) const {

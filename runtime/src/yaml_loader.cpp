@@ -79,11 +79,6 @@ std::int64_t integer(const YAML::Node& node, const location& at, std::string_vie
   return v.get<std::int64_t>();
 }
 
-[[noreturn]] void not_supported(const mapping::entry& e, const location& at,
-                                const std::string& field, const std::string& why = "") {
-  at.fail(e.key_node, "", in_quotes(field) + " is not supported yet" + why);
-}
-
 [[noreturn]] void unknown(const mapping::entry& e, const location& at, const std::string& field) {
   at.fail(e.key_node, "", "unknown field " + in_quotes(field));
 }
@@ -533,6 +528,71 @@ YAML::Mark place_of(const std::string& problem, const std::string& label,
   return named->mark;
 }
 
+/// input_schema: a JSON Schema written in YAML (a mapping, true or false);
+/// the core checks it when the pipeline is validated.
+json read_input_schema(const YAML::Node& value, const location& at) {
+  check_schema(value, at, "input_schema");
+  return value.IsNull() ? json() : detail::to_json(value, at, "input_schema");
+}
+
+/// Where a problem the core found in the input_schema belongs: the node its
+/// schema path names ("pipeline L: input_schema.properties.amount.minimum:
+/// …", segments ".name", "[3]" and ["any key"]), as deep as the path leads.
+YAML::Mark schema_place(const std::string& problem, const std::string& label,
+                        const YAML::Node& schema) {
+  const std::string head = "pipeline " + label + ": input_schema";
+  std::string_view rest = std::string_view(problem).substr(head.size());
+  YAML::Node node = schema;
+  auto child = [&](const std::string& key, std::size_t index,
+                   bool by_index) -> std::optional<YAML::Node> {
+    if (by_index && node.IsSequence() && index < node.size())
+      return node[index];
+    if (!by_index && node.IsMap())
+      for (const auto& kv : node)
+        if (kv.first.IsScalar() && kv.first.Scalar() == key)
+          return kv.second;
+    return std::nullopt;
+  };
+  while (!rest.empty()) {
+    std::string key;
+    std::size_t index = 0;
+    bool by_index = false;
+    if (rest[0] == '.') {
+      std::size_t end = 1;
+      while (end < rest.size() && rest[end] != '.' && rest[end] != '[' && rest[end] != ':')
+        ++end;
+      key = std::string(rest.substr(1, end - 1));
+      rest.remove_prefix(end);
+    } else if (rest.size() > 1 && rest[0] == '[' && rest[1] == '"') {
+      std::size_t end = 2;
+      while (end < rest.size() && rest[end] != '"')
+        end += rest[end] == '\\' ? 2 : 1;
+      if (end + 1 >= rest.size() || rest[end + 1] != ']')
+        break;
+      const json parsed = json::parse(rest.substr(1, end), nullptr, false);
+      if (!parsed.is_string())
+        break;
+      key = parsed.get<std::string>();
+      rest.remove_prefix(end + 2);
+    } else if (rest[0] == '[') {
+      const auto end = rest.find(']');
+      if (end == std::string_view::npos)
+        break;
+      by_index = true;
+      for (char c : rest.substr(1, end - 1))
+        index = index * 10 + static_cast<std::size_t>(c - '0');
+      rest.remove_prefix(end + 1);
+    } else {
+      break;
+    }
+    const auto next = child(key, index, by_index);
+    if (!next)
+      break;
+    node.reset(*next);
+  }
+  return node.Mark();
+}
+
 std::optional<pipeline> read_template(const YAML::Node& root, location at) {
   if (!root.IsMap()) {
     at.note(root, "", "a task template must be a mapping (name, namespace_name, version, steps)");
@@ -551,6 +611,8 @@ std::optional<pipeline> read_template(const YAML::Node& root, location at) {
   const bool named = !ns.empty() && !name.empty() && !version.empty();
   if (named)
     at.pipeline = "pipeline " + label;
+  const mapping::entry* schema_entry = fields.find("input_schema");
+  json input_schema;  // null: none
 
   std::vector<parsed_override> overrides;
   for_each_entry(fields, [&](const mapping::entry& e) {
@@ -568,7 +630,7 @@ std::optional<pipeline> read_template(const YAML::Node& root, location at) {
     else if (e.key == "lifecycle")
       check_lifecycle(e.value, at);
     else if (e.key == "input_schema")
-      not_supported(e, at, e.key);
+      input_schema = read_input_schema(e.value, at);
     else
       unknown(e, at, e.key);
   });
@@ -621,9 +683,13 @@ std::optional<pipeline> read_template(const YAML::Node& root, location at) {
     p.step(s.spec.name, s.spec.handler, s.spec.options);
   for (auto& o : overrides)
     p.override_in(o.environment, std::move(o.change));
+  p.input_schema(input_schema);
   std::map<std::string, std::size_t> duplicates;
   for (const auto& problem : p.validate())
-    at.record(place_of(problem, label, steps, list->value.Mark(), duplicates), problem);
+    at.record(schema_entry && problem.rfind("pipeline " + label + ": input_schema", 0) == 0
+                  ? schema_place(problem, label, schema_entry->value)
+                  : place_of(problem, label, steps, list->value.Mark(), duplicates),
+              problem);
   if (!at.problems->empty())
     return std::nullopt;
   return p;

@@ -768,8 +768,6 @@ TEST_CASE("every unsupported or unknown field is rejected with a message" * doct
   const std::string head = "name: p\nnamespace_name: ns\nversion: '1'\n";
   const std::string steps = "steps:\n  - {name: s, handler: {callable: h}}\n";
   const std::vector<example> examples = {
-      {head + "input_schema: {type: object}\n" + steps,
-       "t.yaml:4:1: pipeline ns/p@1: \"input_schema\" is not supported yet"},
       {head + "colour: blue\n" + steps, "t.yaml:4:1: pipeline ns/p@1: unknown field \"colour\""},
       {one_step("    colour: blue\n"),
        "t.yaml:7:5: pipeline ns/p@1 step \"s\": unknown field \"colour\""},

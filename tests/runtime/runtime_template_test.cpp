@@ -160,8 +160,6 @@ TEST_CASE("the fields that need the core stay errors naming the field and its pl
     std::string yaml, message;
   };
   const std::vector<example> examples = {
-      {head + "input_schema: {type: object}\n" + steps,
-       "t.yaml:4:1: pipeline ns/p@1: \"input_schema\" is not supported yet"},
       {one_step("    retry: {max_attempts: -1}\n"),
        "t.yaml:7:27: pipeline ns/p@1 step \"s\": retry.max_attempts: is -1, must be 0 to 1000"},
       {one_step("    step_types: decision\n"),
@@ -178,7 +176,7 @@ TEST_CASE("the fields that need the core stay errors naming the field and its pl
 TEST_CASE("every problem of a template is listed, in the order of the file, each with its line"
           * doctest::timeout(10)) {
   const std::string yaml = head + R"(colour: blue
-input_schema: {type: object}
+input_schema: [object]
 steps:
   - name: a
     handler: {callable: h, resolver: x}
@@ -191,7 +189,8 @@ environments: {test: {steps: [{name: ghost}]}}
   const auto problems = problems_of(yaml, "many.yaml");
   const std::vector<std::string> expected = {
       "many.yaml:4:1: pipeline ns/p@1: unknown field \"colour\"",
-      "many.yaml:5:1: pipeline ns/p@1: \"input_schema\" is not supported yet",
+      "many.yaml:5:15: pipeline ns/p@1: input_schema: must be a JSON Schema (a mapping, true or "
+      "false)",
       "many.yaml:8:38: pipeline ns/p@1 step \"a\": handler.resolver: resolver \"x\" is not "
       "available: handlers are registered by name, so the only resolver is \"explicit_mapping\" "
       "(the callable is the registered name)",
@@ -282,7 +281,7 @@ TEST_CASE("a directory with a bad and a good template: each file loads or lists 
           * doctest::timeout(10)) {
   temp_dir dir;
   dir.write("a_bad.yaml", head
-                              + "input_schema: {}\nsteps:\n  - {name: s, handler: {callable: h}, "
+                              + "input_schema: []\nsteps:\n  - {name: s, handler: {callable: h}, "
                                 "colour: red}\n");
   dir.write("b_good.yaml", "name: good\nnamespace_name: ns\nversion: '1'\n"
                            "steps:\n  - {name: s, handler: {callable: h}}\n");
@@ -297,8 +296,8 @@ TEST_CASE("a directory with a bad and a good template: each file loads or lists 
   CHECK_FALSE(scan[0].loaded);
   CHECK(scan[0].problems
         == std::vector<std::string>{bad
-                                        + ":4:1: pipeline ns/p@1: \"input_schema\" is not "
-                                          "supported yet",
+                                        + ":4:15: pipeline ns/p@1: input_schema: must be a "
+                                          "JSON Schema (a mapping, true or false)",
                                     bad
                                         + ":6:39: pipeline ns/p@1 step \"s\": unknown field "
                                           "\"colour\""});
@@ -328,4 +327,78 @@ TEST_CASE("retry.max_attempts: 0 is Tasker's 'the first execution runs, no retry
   const auto core_zero = nlohmann::json::parse(zero.to_core_json());
   CHECK(core_zero.at("steps")[0].at("retry").at("max_attempts") == 1);
   CHECK(zero.to_core_json() == one.to_core_json());
+}
+
+TEST_CASE("input_schema loads into the pipeline and reaches the core's JSON"
+          * doctest::timeout(10)) {
+  const auto p = tasker::parse_pipeline_yaml(head + R"(input_schema:
+  type: object
+  required: [customer]
+  properties:
+    customer: {type: string, format: email}
+    amount: {type: number, minimum: 0, default: 10}
+steps:
+  - {name: s, handler: {callable: h}}
+)",
+                                             "t.yaml");
+  const nlohmann::json expected = {
+      {"type", "object"},
+      {"required", {"customer"}},
+      {"properties",
+       {{"customer", {{"type", "string"}, {"format", "email"}}},
+        {"amount", {{"type", "number"}, {"minimum", 0}, {"default", 10}}}}}};
+  CHECK(p.input_schema() == expected);
+  CHECK(nlohmann::json::parse(p.to_core_json()).at("input_schema") == expected);
+
+  CHECK(problems_of(head + "input_schema: true\nsteps:\n  - {name: s, handler: {callable: h}}\n")
+            .empty());
+  CHECK(
+      problems_of(head + "input_schema:\nsteps:\n  - {name: s, handler: {callable: h}}\n").empty());
+  CHECK(error_of(head + "input_schema: object\nsteps:\n  - {name: s, handler: {callable: h}}\n")
+        == "t.yaml:4:15: pipeline ns/p@1: input_schema: must be a JSON Schema (a mapping, true or "
+           "false)\n");
+}
+
+TEST_CASE("a schema the core refuses is a template problem at the line of the offending value"
+          * doctest::timeout(10)) {
+  const auto problems = problems_of(head + R"(input_schema:
+  type: object
+  properties:
+    amount:
+      type: number
+      minimum: ten
+    "odd key":
+      items:
+        - {type: string}
+        - {$ref: '#/definitions/x'}
+steps:
+  - {name: s, handler: {callable: h}}
+)");
+  const std::vector<std::string> expected = {
+      "t.yaml:9:16: pipeline ns/p@1: input_schema.properties.amount.minimum: must be a number, "
+      "not string",
+      "t.yaml:13:18: pipeline ns/p@1: input_schema.properties[\"odd key\"].items[1].$ref: "
+      "\"$ref\" is not supported: write the schema it refers to in its place",
+  };
+  CHECK(problems == expected);
+}
+
+TEST_CASE("the pipeline builder sets an input_schema from JSON or from text"
+          * doctest::timeout(10)) {
+  tasker::pipeline p{"shop", "order", "1"};
+  p.step("s", "h").input_schema({{"type", "object"}, {"required", {"customer"}}});
+  CHECK(nlohmann::json::parse(p.to_core_json()).at("input_schema").at("required")[0] == "customer");
+  p.input_schema_text(R"({"type": "object", "properties": {"n": {"type": "integer"}}})");
+  CHECK(p.input_schema().at("properties").at("n").at("type") == "integer");
+  CHECK_THROWS_AS(p.input_schema_text("{not json"), tasker::pipeline_error);
+
+  p.input_schema({{"properties", {{"n", {{"pattern", "("}}}}}});
+  const auto problems = p.validate();
+  REQUIRE(problems.size() == 1);
+  CHECK(contains(problems[0], "pipeline shop/order@1: input_schema.properties.n.pattern: the "
+                              "pattern \"(\" is not a valid ECMAScript regular expression"));
+  CHECK_THROWS_AS(p.to_core_json(), tasker::pipeline_error);
+
+  p.input_schema(nullptr);
+  CHECK_FALSE(nlohmann::json::parse(p.to_core_json()).contains("input_schema"));
 }

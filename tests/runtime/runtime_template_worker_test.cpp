@@ -96,7 +96,7 @@ struct templates {
     std::ofstream(path / "bad.yaml") << "name: bad\n"
                                         "namespace_name: tests\n"
                                         "version: '1'\n"
-                                        "input_schema: {type: object}\n"
+                                        "input_schema: 5\n"
                                         "steps:\n"
                                         "  - name: a\n"
                                         "    colour: red\n"
@@ -126,8 +126,8 @@ TEST_CASE("a worker whose templates include a bad file lists every problem and e
   INFO(describe(r));
   CHECK(r.code == 2);
   CHECK(contains(r.err, t.bad
-                            + ":4:1: pipeline tests/bad@1: \"input_schema\" is not supported "
-                              "yet\n"));
+                            + ":4:15: pipeline tests/bad@1: input_schema: must be a JSON Schema "
+                              "(a mapping, true or false)\n"));
   CHECK(contains(r.err, t.bad
                             + ":7:5: pipeline tests/bad@1 step \"a\": unknown field "
                               "\"colour\"\n"));
@@ -152,7 +152,7 @@ TEST_CASE("with --skip-invalid-templates a worker logs the bad template and runs
   CHECK(r.code == 0);
   CHECK(r.out == "tests/good@1: complete\n");
   CHECK(contains(r.err, "template " + t.bad + " is not served (--skip-invalid-templates)"));
-  CHECK(contains(r.err, t.bad + ":4:1: pipeline tests/bad@1: \"input_schema\" is not supported"));
+  CHECK(contains(r.err, t.bad + ":4:15: pipeline tests/bad@1: input_schema: must be a JSON"));
   CHECK(contains(r.err, t.bad + ":7:5: pipeline tests/bad@1 step \"a\": unknown field"));
   CHECK(contains(r.err, "1 of 2 templates in " + t.path.string() + " are not served"));
 

@@ -170,7 +170,14 @@ TK_API tk_status tk_set_task_listener(tk_core* core, tk_task_listener_fn fn, voi
  *                        "backoff": "none|linear|exponential|fibonacci",
  *                        "base_ms": 1000, "cap_ms": 30000, "jitter": 0.15,
  *                        "retryable": true},
- *              "timeout_ms": 0}]}
+ *              "timeout_ms": 0}],
+ *   "input_schema": {...}}
+ *  input_schema (optional) is a JSON Schema (draft 7; an object, true or
+ *  false) every task's context must match: see tk_create_task. A schema using
+ *  $ref (or another keyword that is not implemented and would change its
+ *  meaning), an invalid one and one past the bounds are TK_VALIDATION naming
+ *  the schema path ("pipeline ns/p@1: input_schema.properties.amount.minimum:
+ *  must be a number, not string"). docs/guide.md lists the keywords.
  *  Registering the same namespace/name/version again with the same steps is a
  *  no-op; with different steps it is TK_CONFLICT (publish a new version).
  *  An invalid definition is TK_VALIDATION, as for tk_validate_pipeline. */
@@ -197,7 +204,12 @@ typedef struct tk_task_spec {
 } tk_task_spec;
 
 /** Creates a task; `*task_id` receives its id and `*created` (if not NULL) 1,
- *  or 0 when the idempotency key named an existing task, which is returned. */
+ *  or 0 when the idempotency key named an existing task, which is returned.
+ *  A context that does not match the pipeline's input_schema is TK_VALIDATION
+ *  and no task is created; the message names the path of each failing value,
+ *  as many as fit ("pipeline ns/p@1: input_schema: $.amount: must be at least
+ *  0 (is -5); $.customer: is required"). A context too large to check against
+ *  its schema within the core's bound is TK_TOO_LARGE. */
 TK_API tk_status tk_create_task(tk_core* core, const tk_task_spec* spec, int64_t* task_id,
                                 int* created, tk_error* err);
 

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "abi/error.hpp"
+#include "model/json_schema.hpp"
 #include "util/json.hpp"
 
 namespace tasker::core {
@@ -484,8 +485,17 @@ std::shared_ptr<pipeline_def> parse_pipeline(std::string_view text) {
   if (p->version.empty())
     problems.add(where + ": version is empty");
   // "description" is documentation only: accepted, not stored in the canonical form.
-  static const char* const known[] = {"namespace", "name", "version", "steps", "description"};
+  static const char* const known[] = {"namespace", "name",        "version",
+                                      "steps",     "description", "input_schema"};
   check_fields(doc, known, where, problems);
+  const json* input_schema = nullptr;  // null or absent: none
+  if (auto s = doc.find("input_schema"); s != doc.end() && !s->is_null()) {
+    std::vector<std::string> schema_problems;
+    p->input_schema = json_schema::compile(*s, schema_problems);
+    for (auto& problem : schema_problems)
+      problems.add(where + ": " + problem);
+    input_schema = &*s;
+  }
 
   auto steps = doc.find("steps");
   if (steps == doc.end() || steps->is_null() || (steps->is_array() && steps->empty()))
@@ -567,6 +577,8 @@ std::shared_ptr<pipeline_def> parse_pipeline(std::string_view text) {
     arr.push_back(std::move(s));
   }
   canon["steps"] = std::move(arr);
+  if (input_schema)
+    canon["input_schema"] = *input_schema;
   p->canonical_json = canon.dump();
   return p;
 }

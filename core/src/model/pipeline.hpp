@@ -22,6 +22,8 @@ enum class step_kind {
 
 const char* to_string(step_kind k);
 
+class json_schema;
+
 /// One step of a pipeline, with its edges precomputed as step indexes.
 struct step_def {
   std::string name;
@@ -61,6 +63,8 @@ struct pipeline_def {
   int initial_steps = 0;  ///< steps created with a task (initially_created)
   std::vector<int> topo;  ///< step indexes, parents before children
   std::int64_t id = 0;    ///< assigned by the store
+  /// The task context's schema (input_schema); null: any JSON object.
+  std::shared_ptr<const json_schema> input_schema;
 
   /// "namespace/name@version", for messages.
   std::string label() const;
@@ -73,7 +77,7 @@ using pipeline_ptr = std::shared_ptr<const pipeline_def>;
 /// Parses and validates a pipeline definition. Throws core_error:
 /// TK_MALFORMED_JSON for bad JSON, TK_VALIDATION (naming the step) for empty
 /// or duplicate names, empty handlers, unknown dependencies, cycles and bad
-/// retry values.
+/// retry values, and for an input_schema it refuses (naming the schema path).
 std::shared_ptr<pipeline_def> parse_pipeline(std::string_view json);
 
 }  // namespace tasker::core

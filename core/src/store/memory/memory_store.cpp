@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "abi/error.hpp"
+#include "model/json_schema.hpp"
 #include "model/transitions.hpp"
 #include "util/json.hpp"
 
@@ -63,12 +64,18 @@ public:
   }
 
   create_outcome create_task(const task_request& r, millis now, effects& fx) override {
+    return create(r, now, fx, true);
+  }
+
+  create_outcome create(const task_request& r, millis now, effects& fx, bool check_context) {
     auto it = pipelines_.find(std::make_tuple(std::string(r.namespace_name), std::string(r.name),
                                               std::string(r.version)));
     if (it == pipelines_.end())
       fail(TK_NOT_FOUND, "no pipeline " + std::string(r.namespace_name) + "/" + std::string(r.name)
                              + "@" + std::string(r.version) + " is registered");
     const auto& p = it->second;
+    if (check_context)
+      check_task_context(*p, r.context);
     if (!r.idempotency_key.empty()) {
       auto found = idempotency_.find(std::string(r.idempotency_key));
       if (found != idempotency_.end()) {
@@ -116,6 +123,11 @@ public:
         fail(TK_NOT_FOUND, where + "no pipeline " + std::string(r[i].namespace_name) + "/"
                                + std::string(r[i].name) + "@" + std::string(r[i].version)
                                + " is registered");
+      try {
+        check_task_context(*it->second, r[i].context);
+      } catch (const core_error& e) {
+        fail(e.code(), where + e.what());
+      }
       if (r[i].idempotency_key.empty())
         continue;
       const std::string key{r[i].idempotency_key};
@@ -130,7 +142,7 @@ public:
       keys_in_batch.emplace(key, it->second);
     }
     for (std::size_t i = 0; i < n; ++i)
-      out[i] = create_task(r[i], now, fx);
+      out[i] = create(r[i], now, fx, false);  // checked above
   }
 
   std::string task_status(std::int64_t task_id) override {

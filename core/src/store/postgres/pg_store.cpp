@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "abi/error.hpp"
+#include "model/json_schema.hpp"
 #include "model/transitions.hpp"
 #include "store/encodings.hpp"
 #include "store/postgres/migrations.hpp"
@@ -87,6 +88,7 @@ void pg_store::create_tasks(const task_request* r, std::size_t n, millis now, cr
     for (std::size_t i = 0; i < n; ++i) {  // first: lookups may run statements
       try {
         pipelines[i] = pipeline_by_id(pipeline_id(r[i]));
+        check_task_context(*pipelines[i], r[i].context);
       } catch (const pg_conflict&) {
         throw;
       } catch (const core_error& e) {

@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "abi/error.hpp"
+#include "model/json_schema.hpp"
 #include "model/transitions.hpp"
 #include "store/sqlite/sqlite_connection.hpp"
 #include "util/json.hpp"
@@ -119,6 +120,7 @@ public:
                              + "@" + std::string(r.version) + " is registered");
     auto p = pipeline_by_id(find.get_int(0));
     find.reset();
+    check_task_context(*p, r.context);
     if (!r.idempotency_key.empty()) {
       auto& idem = stmt(3, [&] {
         return std::string("SELECT id, pipeline_id FROM tk_tasks WHERE idempotency_key = ?");

@@ -184,6 +184,16 @@ public:
   /// applied to its steps. An environment it does not define (and "") leaves
   /// it as it is, as in Tasker.
   pipeline for_environment(std::string_view environment) const;
+  /// Sets the JSON Schema (draft 7) every task's context must match; chainable.
+  /// A task whose context does not match is refused at creation, naming the
+  /// path of each failing value. The schema itself is checked by
+  /// validate()/check() ($ref and invalid schemas are refused); null removes
+  /// it. docs/guide.md (section 5) lists the supported keywords.
+  pipeline& input_schema(json schema);
+  /// The same from JSON text; throws pipeline_error when it does not parse.
+  pipeline& input_schema_text(std::string_view schema_json);
+  /// The input schema; null when there is none.
+  const json& input_schema() const { return input_schema_; }
 
   const std::string& namespace_name() const { return namespace_; }
   const std::string& name() const { return name_; }
@@ -212,6 +222,7 @@ private:
   std::string version_;
   std::vector<step_spec> steps_;
   std::map<std::string, std::vector<step_override>> environments_;
+  json input_schema_;  ///< null: none
 };
 
 /// Parses one Tasker-format task template (YAML). `origin` names the source
