@@ -528,3 +528,30 @@ TEST_CASE_TEMPLATE("a batch worker's checkpoint keeps its cursor beside it" * do
   CHECK(again.step_inputs.at("cursor") == worker.step_inputs.at("cursor"));
   CHECK(again.step_inputs.at("checkpoint") == json{{"done", 1}});
 }
+
+TEST_CASE_TEMPLATE("a checkpoint answered in the call that also claims comes back as the same "
+                   "attempt with its checkpoint"
+                       * doctest::timeout(30),
+                   Store, TASKER_STORES) {
+  // tk_complete_and_poll: on PostgreSQL the step made ready goes straight to
+  // the claim in the same transaction (a hand-off); it must keep its checkpoint.
+  store_env<Store> env;
+  env.register_flow({{"long", {}, retry_policy(3)}});
+  create_task(env.core);
+  worker_handle w(env.core, "w1");
+  auto s = poll_one(w);
+  for (int k = 1; k <= 3; ++k) {
+    tk_step_result r = success_result(s, json{{"next", k * 10}}.dump().c_str());
+    const std::string state = json{{"next", k * 10}}.dump();
+    r.result_json = state.c_str();
+    r.kind = TK_RESULT_CHECKPOINT;
+    std::vector<int> outcomes;
+    auto got = complete_and_poll(w, {r}, outcomes, 5);
+    CHECK(outcomes.front() == TK_OK);
+    REQUIRE(got.size() == 1);
+    CHECK(got[0].step_id == s.step_id);
+    CHECK(got[0].attempt == 1);
+    CHECK(got[0].step_inputs.at("checkpoint") == json{{"next", k * 10}});
+    s = got[0];
+  }
+}

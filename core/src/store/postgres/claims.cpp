@@ -287,7 +287,10 @@ void pg_store::complete_in_transaction(const tk_step_result* results, std::size_
   for (std::size_t k = 0; k < steps.size(); ++k) {
     if (!dirty[k])
       continue;
-    if (steps[k].state == step_state::ready && handoffs_.size() < handoff_max) {
+    // A step resumed as the same attempt (a checkpoint, a signalled wait)
+    // is saved as it is: the claim statement counts the attempt from the
+    // saved row, and a checkpoint lives in the row's inputs.
+    if (steps[k].state == step_state::ready && !steps[k].resume && handoffs_.size() < handoff_max) {
       const auto& t = tasks[task_at.at(steps[k].task_id)];
       if (t.state == task_state::running) {  // (sql_claim_ids leaves tasks' states alone)
         // Not saved: the claim's statement writes it (pending -> running).
