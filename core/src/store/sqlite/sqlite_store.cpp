@@ -209,9 +209,7 @@ public:
     auto steps = load_steps(task_id);
     auto before = steps;
     cancel(t, steps.data(), steps.size(), now);
-    for (std::size_t i = 0; i < steps.size(); ++i)
-      if (steps[i].state != before[i].state)
-        save_step(steps[i]);
+    save_changed(steps, before);
     save_task(t, task_before);
     tx.commit();
   }
@@ -224,10 +222,7 @@ public:
     auto steps = load_steps(task_id);
     auto before = steps;
     const bool made_ready = retry(t, steps.data(), steps.size(), now) > 0;
-    for (std::size_t i = 0; i < steps.size(); ++i)
-      if (steps[i].state != before[i].state
-          || steps[i].pending_parents != before[i].pending_parents)
-        save_step(steps[i]);
+    save_changed(steps, before);
     save_task(t, task_before);
     tx.commit();
     fx.work_ready = made_ready;
@@ -866,18 +861,25 @@ private:
     if (done == rows.size())
       fail(TK_STORE_ERROR, "step " + std::to_string(step_id) + " vanished");
     const auto x = expand(t, rows, done, now);
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-      if (i >= before.size())
-        insert_step(t, rows[i]);
-      else if (rows[i].state != before[i].state
-               || rows[i].pending_parents != before[i].pending_parents
-               || rows[i].last_error != before[i].last_error)
-        save_step(rows[i]);
-    }
+    for (std::size_t i = before.size(); i < rows.size(); ++i)
+      insert_step(t, rows[i]);
+    save_changed(rows, before);
     if (x.refused)
       park_task(t.id);
     if (x.made_ready > 0)
       fx.work_ready = true;
+  }
+
+  // Saves the rows a whole-task transition (cancel, retry, expand) changed;
+  // `before` holds them as loaded, rows after its end are new (not saved here).
+  void save_changed(const std::vector<step_row>& rows, const std::vector<step_row>& before) {
+    for (std::size_t i = 0; i < before.size(); ++i) {
+      const auto& a = rows[i];
+      const auto& b = before[i];
+      if (a.state != b.state || a.pending_parents != b.pending_parents || a.attempts != b.attempts
+          || a.finished_at != b.finished_at || a.last_error != b.last_error)
+        save_step(a);
+    }
   }
 
   // A batch worker instance (expand).
